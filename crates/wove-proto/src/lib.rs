@@ -1,0 +1,19 @@
+//! The wire contract between Wove and `wove-worker`, without any I/O.
+//!
+//! - [`payload`]: what a Job carries (`WOVE_BACKEND_PAYLOAD`), decoded strictly.
+//! - [`task`]: the task description that rides beside Wove's v1 keys.
+//! - [`event`]: the events a worker posts back to Wove's callback server.
+//! - [`sign`]: the two signature schemes a receiver may verify.
+//!
+//! Both the worker and the submitter depend on this crate, so it must never
+//! pull in an async runtime, an HTTP client or a WebAssembly engine.
+#![deny(missing_docs)]
+
+pub mod event;
+pub mod payload;
+pub mod sign;
+pub mod task;
+
+pub use event::{ErrorInfo, Event, EventKind, EventMeta};
+pub use payload::{Delivery, Payload, PayloadError};
+pub use task::TaskSpec;

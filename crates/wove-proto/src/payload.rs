@@ -1,0 +1,273 @@
+//! The backend payload: Wove's version 1 keys plus our optional `task`.
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::task::TaskSpec;
+
+/// The only payload version Wove 2.0.3 writes, and the only one we accept.
+pub const PAYLOAD_VERSION: u64 = 1;
+
+/// A decoded backend payload.
+///
+/// Keys we do not know are ignored, as Wove's own receiver does, so newer
+/// submitters can add keys without breaking older workers.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct Payload {
+    /// Always [`PAYLOAD_VERSION`].
+    pub version: u64,
+    /// Which Wove adapter submitted the job (`kubernetes_jobs`, `aws_batch`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<String>,
+    /// Where events go. Its last path segment is a secret token.
+    pub callback_url: String,
+    /// Wove's id for this run of the task, e.g. `compute:<32 hex>`.
+    pub run_id: String,
+    /// The task's name in the weave.
+    pub task_id: String,
+    /// Wove writes this key, usually `null`.
+    #[serde(default)]
+    pub task_name: Option<String>,
+    /// Base64 cloudpickle of the Python callable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callable_pickle: Option<String>,
+    /// Base64 cloudpickle of the keyword-argument dict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args_pickle: Option<String>,
+    /// The delivery options that were set in the weave.
+    #[serde(default)]
+    pub delivery: Delivery,
+    /// A task that is not a pickled Python callable (our extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskSpec>,
+}
+
+impl std::fmt::Debug for Payload {
+    // The callback URL carries a secret token and the pickles can be megabytes:
+    // neither belongs in a debug print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Payload")
+            .field("version", &self.version)
+            .field("adapter", &self.adapter)
+            .field("callback_url", &"[redacted]")
+            .field("run_id", &self.run_id)
+            .field("task_id", &self.task_id)
+            .field("callable_pickle", &self.callable_pickle.as_ref().map(String::len))
+            .field("args_pickle", &self.args_pickle.as_ref().map(String::len))
+            .field("delivery", &self.delivery)
+            .field("task", &self.task.as_ref().map(|t| &t.runner))
+            .finish()
+    }
+}
+
+/// Wove's per-task delivery options; only the keys that were set are present.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Seconds Wove waits for the whole task before failing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_timeout: Option<f64>,
+    /// A key the user chose to make the task idempotent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_idempotency_key: Option<String>,
+    /// `best_effort` or `require_ack`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_cancel_mode: Option<String>,
+    /// Wove fails the task when no event arrives for this many seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_heartbeat_seconds: Option<f64>,
+    /// What Wove does with a task whose weave went away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_orphan_policy: Option<String>,
+}
+
+/// Why a payload could not be decoded. Each message names the field.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PayloadError {
+    /// The text is neither a JSON object nor valid base64.
+    #[error("payload is not valid base64: {0}")]
+    Base64(String),
+    /// The bytes are not UTF-8.
+    #[error("payload is not UTF-8 text")]
+    Utf8,
+    /// The JSON does not parse at all.
+    #[error("payload is not valid JSON: {0}")]
+    Json(String),
+    /// A key is missing, mistyped or out of range.
+    #[error("payload field `{field}`: {problem}")]
+    Field {
+        /// Dotted path of the offending key (`delivery.delivery_timeout`).
+        field: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The payload was empty.
+    #[error("payload is empty")]
+    Empty,
+}
+
+impl PayloadError {
+    pub(crate) fn field(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self::Field { field: field.into(), problem: problem.into() }
+    }
+}
+
+impl Payload {
+    /// Decode a payload as Wove writes it: standard base64 of UTF-8 JSON.
+    /// Whitespace (line breaks from `base64 -w76`, a trailing newline) is ignored.
+    pub fn from_base64(text: &str) -> Result<Self, PayloadError> {
+        let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        if compact.is_empty() {
+            return Err(PayloadError::Empty);
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(compact.as_bytes())
+            .map_err(|e| PayloadError::Base64(e.to_string()))?;
+        Self::from_json(&bytes)
+    }
+
+    /// Decode either form: JSON when the text starts with `{`, base64 otherwise.
+    pub fn from_text(text: &str) -> Result<Self, PayloadError> {
+        match text.trim_start().as_bytes().first() {
+            None => Err(PayloadError::Empty),
+            Some(b'{') => Self::from_json(text.as_bytes()),
+            Some(_) => Self::from_base64(text),
+        }
+    }
+
+    /// Decode JSON bytes, naming the offending field on failure.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, PayloadError> {
+        let text = std::str::from_utf8(bytes).map_err(|_| PayloadError::Utf8)?;
+        // Parse to a value first so that syntax errors and field errors read differently.
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| PayloadError::Json(e.to_string()))?;
+        if !value.is_object() {
+            return Err(PayloadError::field("(root)", "expected a JSON object"));
+        }
+        let payload: Payload = serde_path_to_error::deserialize(&value).map_err(|e| {
+            let field = e.path().to_string();
+            PayloadError::field(if field == "." { "(root)".into() } else { field }, e.into_inner().to_string())
+        })?;
+        payload.validate()?;
+        Ok(payload)
+    }
+
+    /// Encode as Wove does: compact JSON, standard base64.
+    pub fn to_base64(&self) -> String {
+        // Serializing plain strings, numbers and maps cannot fail.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        base64::engine::general_purpose::STANDARD.encode(json)
+    }
+
+    fn validate(&self) -> Result<(), PayloadError> {
+        if self.version != PAYLOAD_VERSION {
+            return Err(PayloadError::field(
+                "version",
+                format!("unsupported version {} (this worker reads version {PAYLOAD_VERSION})", self.version),
+            ));
+        }
+        for (name, value) in [("callback_url", &self.callback_url), ("run_id", &self.run_id), ("task_id", &self.task_id)] {
+            if value.is_empty() {
+                return Err(PayloadError::field(name, "must not be empty"));
+            }
+        }
+        if !(self.callback_url.starts_with("http://") || self.callback_url.starts_with("https://")) {
+            return Err(PayloadError::field("callback_url", "must be an http:// or https:// URL"));
+        }
+        if let Some(h) = self.delivery.delivery_heartbeat_seconds {
+            if !(h.is_finite() && h > 0.0) {
+                return Err(PayloadError::field("delivery.delivery_heartbeat_seconds", "must be a positive number"));
+            }
+        }
+        match (&self.task, &self.callable_pickle, &self.args_pickle) {
+            (Some(_), _, _) => Ok(()),
+            (None, Some(_), Some(_)) => Ok(()),
+            (None, Some(_), None) => Err(PayloadError::field("args_pickle", "missing (required with `callable_pickle`)")),
+            (None, None, _) => Err(PayloadError::field("task", "missing: the payload needs `task` or `callable_pickle`")),
+        }
+    }
+
+    /// The runner that should run this payload: `task.runner`, or `python`
+    /// for a plain Wove payload.
+    pub fn runner_name(&self) -> &str {
+        match &self.task {
+            Some(task) => &task.runner,
+            None => crate::task::PYTHON_RUNNER,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wove_json() -> serde_json::Value {
+        serde_json::json!({
+            "version": 1, "adapter": "kubernetes_jobs",
+            "callback_url": "http://127.0.0.1:9/wove/events/tok",
+            "run_id": "t:abc", "task_id": "t", "task_name": null,
+            "callable_pickle": "gAU=", "args_pickle": "gAU=",
+            "delivery": {"delivery_cancel_mode": "best_effort"}
+        })
+    }
+
+    fn decode(v: &serde_json::Value) -> Result<Payload, PayloadError> {
+        Payload::from_json(v.to_string().as_bytes())
+    }
+
+    #[test]
+    fn wove_payload_round_trips_through_base64() {
+        let p = decode(&wove_json()).unwrap();
+        assert_eq!(p.runner_name(), "python");
+        let again = Payload::from_base64(&p.to_base64()).unwrap();
+        assert_eq!(p, again);
+        assert_eq!(Payload::from_text(&format!("  {}\n", p.to_base64())).unwrap(), p);
+    }
+
+    #[test]
+    fn unknown_keys_are_ignored() {
+        let mut v = wove_json();
+        v["future_key"] = serde_json::json!([1, 2]);
+        v["delivery"]["delivery_new_thing"] = serde_json::json!(true);
+        assert!(decode(&v).is_ok());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let mut v = wove_json();
+        v["version"] = serde_json::json!(2);
+        assert!(matches!(decode(&v), Err(PayloadError::Field { field, .. }) if field == "version"));
+
+        let mut v = wove_json();
+        v.as_object_mut().unwrap().remove("run_id");
+        let e = decode(&v).unwrap_err();
+        assert!(e.to_string().contains("run_id"), "{e}");
+
+        let mut v = wove_json();
+        v["delivery"]["delivery_heartbeat_seconds"] = serde_json::json!("often");
+        let e = decode(&v).unwrap_err();
+        assert!(matches!(&e, PayloadError::Field { field, .. } if field == "delivery.delivery_heartbeat_seconds"), "{e}");
+
+        let mut v = wove_json();
+        v.as_object_mut().unwrap().remove("args_pickle");
+        assert!(decode(&v).unwrap_err().to_string().contains("args_pickle"));
+
+        let mut v = wove_json();
+        v["callback_url"] = serde_json::json!("ftp://x/y");
+        assert!(decode(&v).unwrap_err().to_string().contains("callback_url"));
+    }
+
+    #[test]
+    fn malformed_text_is_classified() {
+        assert!(matches!(Payload::from_text("not base64!"), Err(PayloadError::Base64(_))));
+        assert!(matches!(Payload::from_text("{\"version\":"), Err(PayloadError::Json(_))));
+        assert!(matches!(Payload::from_text("   "), Err(PayloadError::Empty)));
+        assert!(matches!(Payload::from_base64("//79"), Err(PayloadError::Utf8)));
+        assert!(matches!(Payload::from_text("WzFd"), Err(PayloadError::Field { .. }))); // "[1]"
+    }
+
+    #[test]
+    fn debug_hides_the_callback_token() {
+        let p = decode(&wove_json()).unwrap();
+        assert!(!format!("{p:?}").contains("tok"));
+    }
+}

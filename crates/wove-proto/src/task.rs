@@ -1,0 +1,145 @@
+//! Task descriptions: which runner runs the task, and that runner's fields.
+//!
+//! On the wire a task is one object, `{"runner": "<name>", ...fields}`. The
+//! fields belong to the runner, so a runner added by a user needs no change
+//! here; the built-in runners' field types live here so a submitter can build
+//! them with the compiler's help.
+
+use std::collections::BTreeMap;
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::payload::PayloadError;
+
+/// The runner for a payload that carries `callable_pickle` and no `task`.
+pub const PYTHON_RUNNER: &str = "python";
+/// The runner for [`SubprocessTask`].
+pub const SUBPROCESS_RUNNER: &str = "subprocess";
+
+/// A task description as it travels: the runner's name and its own fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// Registered name of the runner (`subprocess`, `python`, `wasm`, or a user's).
+    pub runner: String,
+    /// Everything else in the object, for the runner to decode.
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl TaskSpec {
+    /// Build a task description from a runner's typed fields.
+    pub fn new<T: Serialize>(runner: impl Into<String>, fields: &T) -> Result<Self, serde_json::Error> {
+        let value = serde_json::to_value(fields)?;
+        let fields = match value {
+            serde_json::Value::Object(map) => map,
+            _ => return Err(serde::ser::Error::custom("task fields must serialize to a JSON object")),
+        };
+        Ok(Self { runner: runner.into(), fields })
+    }
+
+    /// Decode the fields into a runner's own type. Errors name the field as
+    /// `task.<path>`, like every other payload error.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, PayloadError> {
+        let value = serde_json::Value::Object(self.fields.clone());
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." { "task".to_string() } else { format!("task.{path}") };
+            PayloadError::field(field, e.into_inner().to_string())
+        })
+    }
+}
+
+/// A program run as a child process (`"runner": "subprocess"`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubprocessTask {
+    /// The program: a path, or a name looked up in `PATH`.
+    pub program: String,
+    /// Arguments after the program name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Variables set for the program, on top of the worker's environment
+    /// (minus the payload and signing secrets, which a task never sees).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Start from an empty environment instead of the worker's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub clear_env: bool,
+    /// Working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// JSON written to the program's stdin, which is then closed. Without it
+    /// stdin is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<serde_json::Value>,
+    /// Seconds before the program is stopped (TERM, grace, KILL) and the task fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<f64>,
+}
+
+impl SubprocessTask {
+    /// Check what serde cannot: values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), PayloadError> {
+        if self.program.is_empty() {
+            return Err(PayloadError::field("task.program", "must not be empty"));
+        }
+        if let Some(t) = self.timeout_seconds {
+            if !(t.is_finite() && t > 0.0) {
+                return Err(PayloadError::field("task.timeout_seconds", "must be a positive number"));
+            }
+        }
+        for key in self.env.keys() {
+            if key.is_empty() || key.contains('=') || key.contains('\0') {
+                return Err(PayloadError::field(format!("task.env.{key}"), "is not a valid variable name"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Options of the Python runner (`"runner": "python"`); a plain Wove payload
+/// uses the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PythonTask {
+    /// Interpreter for this task, overriding the worker's configured one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpreter: Option<String>,
+    /// Seconds before the interpreter is stopped and the task fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subprocess_task_round_trips_through_spec() {
+        let task = SubprocessTask { program: "echo".into(), args: vec!["hi".into()], ..Default::default() };
+        let spec = TaskSpec::new(SUBPROCESS_RUNNER, &task).unwrap();
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(json, serde_json::json!({"runner": "subprocess", "program": "echo", "args": ["hi"]}));
+        assert_eq!(spec.decode::<SubprocessTask>().unwrap(), task);
+    }
+
+    #[test]
+    fn field_errors_are_prefixed_with_task() {
+        let spec: TaskSpec =
+            serde_json::from_value(serde_json::json!({"runner": "subprocess", "program": "x", "args": "no"})).unwrap();
+        let err = spec.decode::<SubprocessTask>().unwrap_err();
+        assert!(matches!(&err, PayloadError::Field { field, .. } if field == "task.args"), "{err}");
+
+        let spec: TaskSpec =
+            serde_json::from_value(serde_json::json!({"runner": "subprocess", "program": "x", "colour": 1})).unwrap();
+        assert!(spec.decode::<SubprocessTask>().unwrap_err().to_string().contains("colour"));
+    }
+
+    #[test]
+    fn validation_rejects_nonsense() {
+        let t = SubprocessTask { program: "x".into(), timeout_seconds: Some(-1.0), ..Default::default() };
+        assert!(t.validate().unwrap_err().to_string().contains("timeout_seconds"));
+        let t = SubprocessTask::default();
+        assert!(t.validate().unwrap_err().to_string().contains("task.program"));
+    }
+}

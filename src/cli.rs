@@ -1,0 +1,265 @@
+//! Command-line flags, each with an environment variable, turned into a [`Config`].
+//!
+//! Parsing does no I/O beyond reading the secret file; everything is
+//! validated here so the worker starts only with a configuration that makes sense.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use wove_proto::sign::{Scheme, Secret};
+
+use crate::config::{Config, DeliveryConfig, PayloadSource, RunnerSettings, SigningConfig};
+use crate::logging::LogFormat;
+
+/// Environment variables that hold secrets; never passed on to a task.
+pub const SECRET_ENV_VARS: &[&str] =
+    &["WOVE_BACKEND_PAYLOAD", "WOVE_WORKER_SIGNING_SECRET", "WOVE_WORKER_SIGNING_SECRET_FILE"];
+
+const PAYLOAD_HELP: &str = "\
+Payload sources (first found wins):
+  --payload-file PATH / WOVE_BACKEND_PAYLOAD_FILE   JSON or base64, detected
+  PAYLOAD argument                                  base64, as Wove's own worker takes it
+  WOVE_BACKEND_PAYLOAD                              base64, as Wove's adapters set it
+
+Signing (secrets never come from the payload):
+  WOVE_WORKER_SIGNING_SECRET        secrets separated by whitespace, current first
+  WOVE_WORKER_SIGNING_SECRET_FILE   a file with one secret per line
+  With no secret, events go unsigned (see --require-signing).";
+
+/// Runs one Wove task from a backend payload and posts its events back.
+#[derive(Debug, Parser)]
+#[command(name = "wove-worker", version, about, after_long_help = after_help())]
+pub struct Cli {
+    /// The base64 payload (otherwise read from WOVE_BACKEND_PAYLOAD).
+    #[arg(value_name = "PAYLOAD")]
+    pub payload: Option<String>,
+
+    /// Read the payload from a file (JSON or base64), e.g. one mounted from a Secret.
+    #[arg(long, env = "WOVE_BACKEND_PAYLOAD_FILE", value_name = "PATH")]
+    pub payload_file: Option<PathBuf>,
+
+    /// Print each event (headers and body, signed, exactly as it would be sent)
+    /// to stdout as a JSON line instead of posting it.
+    #[arg(long, env = "WOVE_WORKER_PRINT_EVENTS")]
+    pub print_events: bool,
+
+    /// Signature scheme for events.
+    #[arg(long, env = "WOVE_WORKER_SIGNING_SCHEME", value_enum, default_value_t = SchemeArg::WoveV1)]
+    pub signing_scheme: SchemeArg,
+
+    /// Key id sent as X-Wove-Key (wove-v1).
+    #[arg(long, env = "WOVE_WORKER_SIGNING_KEY_ID", default_value = "default", value_name = "ID")]
+    pub signing_key_id: String,
+
+    /// File with one signing secret per line (current first).
+    #[arg(long, env = "WOVE_WORKER_SIGNING_SECRET_FILE", value_name = "PATH")]
+    pub signing_secret_file: Option<PathBuf>,
+
+    /// Treat a missing signing secret as a configuration error.
+    #[arg(long, env = "WOVE_WORKER_REQUIRE_SIGNING")]
+    pub require_signing: bool,
+
+    /// Python interpreter for Wove callables.
+    #[arg(long, env = "WOVE_WORKER_PYTHON", default_value = "python3", value_name = "PATH")]
+    pub python: String,
+
+    /// Seconds one delivery attempt may take.
+    #[arg(long, env = "WOVE_WORKER_ATTEMPT_TIMEOUT", default_value = "10", value_name = "SECS", value_parser = seconds)]
+    pub attempt_timeout: Duration,
+
+    /// Seconds the final event may take, all retries included.
+    #[arg(long, env = "WOVE_WORKER_DELIVERY_BUDGET", default_value = "300", value_name = "SECS", value_parser = seconds)]
+    pub delivery_budget: Duration,
+
+    /// Seconds task_started may take (it never delays the task).
+    #[arg(long, env = "WOVE_WORKER_STARTED_BUDGET", default_value = "30", value_name = "SECS", value_parser = seconds)]
+    pub started_budget: Duration,
+
+    /// First retry delay ceiling in seconds (doubles per retry, full jitter).
+    #[arg(long, env = "WOVE_WORKER_BACKOFF_BASE", default_value = "0.5", value_name = "SECS", value_parser = seconds)]
+    pub backoff_base: Duration,
+
+    /// Largest retry delay ceiling in seconds.
+    #[arg(long, env = "WOVE_WORKER_BACKOFF_CAP", default_value = "30", value_name = "SECS", value_parser = seconds)]
+    pub backoff_cap: Duration,
+
+    /// Heartbeat period in seconds [default: a third of the payload's
+    /// delivery_heartbeat_seconds; none when that is unset].
+    #[arg(long, env = "WOVE_WORKER_HEARTBEAT_INTERVAL", value_name = "SECS", value_parser = seconds)]
+    pub heartbeat_interval: Option<Duration>,
+
+    /// Seconds between TERM and KILL when a task is stopped.
+    #[arg(long, env = "WOVE_WORKER_KILL_GRACE", default_value = "10", value_name = "SECS", value_parser = seconds)]
+    pub kill_grace: Duration,
+
+    /// Bytes kept from the start and from the end of each output stream for error reports.
+    #[arg(long, env = "WOVE_WORKER_OUTPUT_KEEP", default_value_t = 8192, value_name = "BYTES")]
+    pub output_keep: usize,
+
+    /// Directory for per-task scratch files [default: $TMPDIR or /tmp].
+    #[arg(long, env = "WOVE_WORKER_WORK_DIR", value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+
+    /// Log format on stderr.
+    #[arg(long, env = "WOVE_WORKER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives.
+    #[arg(long, env = "WOVE_WORKER_LOG", default_value = "info", value_name = "FILTER")]
+    pub log: String,
+}
+
+/// The signing scheme as spelled on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemeArg {
+    /// Wove's X-Wove-* headers, verified by NetworkExecutorSecurity.
+    WoveV1,
+    /// Standard Webhooks' webhook-* headers.
+    StandardWebhooks,
+}
+
+impl From<SchemeArg> for Scheme {
+    fn from(s: SchemeArg) -> Self {
+        match s {
+            SchemeArg::WoveV1 => Scheme::WoveV1,
+            SchemeArg::StandardWebhooks => Scheme::StandardWebhooks,
+        }
+    }
+}
+
+fn after_help() -> String {
+    format!("{PAYLOAD_HELP}\n\n{}", crate::exit::EXIT_CODES_HELP)
+}
+
+fn seconds(text: &str) -> Result<Duration, String> {
+    let value: f64 = text.trim().parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !value.is_finite() || value <= 0.0 || value > 1e9 {
+        return Err(format!("`{text}` must be a positive number of seconds"));
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+/// A configuration that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The secret file could not be read.
+    #[error("cannot read signing secret file {path}")]
+    SecretFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A secret is not valid for the scheme.
+    #[error(transparent)]
+    Secret(#[from] wove_proto::sign::SignError),
+    /// `--require-signing` without any secret.
+    #[error("signing is required (--require-signing) but no secret is set: set WOVE_WORKER_SIGNING_SECRET or WOVE_WORKER_SIGNING_SECRET_FILE")]
+    MissingSecret,
+    /// Two settings contradict each other.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Cli {
+    /// Validate flags and read secrets. `env_secret` and `env_payload` are
+    /// `WOVE_WORKER_SIGNING_SECRET` and `WOVE_BACKEND_PAYLOAD`, passed in so
+    /// this function does not read the process environment itself.
+    pub fn into_config(self, env_secret: Option<String>, env_payload: Option<String>) -> Result<Config, ConfigError> {
+        let scheme: Scheme = self.signing_scheme.into();
+        let mut texts: Vec<String> = Vec::new();
+        if let Some(all) = env_secret {
+            texts.extend(all.split_whitespace().map(str::to_string));
+        }
+        if let Some(path) = &self.signing_secret_file {
+            let content = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::SecretFile { path: path.clone(), source })?;
+            texts.extend(content.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string));
+        }
+        let secrets = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Secret::parse(scheme, t, i + 1))
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.require_signing && secrets.is_empty() {
+            return Err(ConfigError::MissingSecret);
+        }
+        if self.backoff_base > self.backoff_cap {
+            return Err(ConfigError::Invalid("--backoff-base must not exceed --backoff-cap".into()));
+        }
+
+        let payload = match (self.payload_file, self.payload, env_payload) {
+            (Some(path), _, _) => PayloadSource::File(path),
+            (None, Some(arg), _) => PayloadSource::Argument(arg),
+            (None, None, Some(env)) if !env.is_empty() => PayloadSource::Env(env),
+            _ => PayloadSource::Missing,
+        };
+
+        let defaults = RunnerSettings::default();
+        Ok(Config {
+            payload,
+            delivery: DeliveryConfig {
+                attempt_timeout: self.attempt_timeout,
+                budget: self.delivery_budget,
+                started_budget: self.started_budget,
+                backoff_base: self.backoff_base,
+                backoff_cap: self.backoff_cap,
+                heartbeat_interval: self.heartbeat_interval,
+            },
+            signing: SigningConfig { scheme, key_id: self.signing_key_id, secrets },
+            runner: RunnerSettings {
+                python: self.python,
+                kill_grace: self.kill_grace,
+                output_keep: self.output_keep,
+                work_dir: self.work_dir.unwrap_or(defaults.work_dir),
+                scrub_env: defaults.scrub_env,
+            },
+            print_events: self.print_events,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seconds_are_positive_numbers() {
+        assert_eq!(seconds("2.5"), Ok(Duration::from_millis(2500)));
+        assert!(seconds("0").is_err());
+        assert!(seconds("-1").is_err());
+        assert!(seconds("soon").is_err());
+        assert!(seconds("inf").is_err());
+    }
+
+    #[test]
+    fn payload_sources_in_order() {
+        let cli = |args: &[&str]| Cli::try_parse_from(std::iter::once("wove-worker").chain(args.iter().copied())).unwrap();
+        let cfg = cli(&["--payload-file", "p.json", "ARG"]).into_config(None, Some("ENV".into())).unwrap();
+        assert_eq!(cfg.payload, PayloadSource::File("p.json".into()));
+        let cfg = cli(&["ARG"]).into_config(None, Some("ENV".into())).unwrap();
+        assert_eq!(cfg.payload, PayloadSource::Argument("ARG".into()));
+        let cfg = cli(&[]).into_config(None, Some("ENV".into())).unwrap();
+        assert_eq!(cfg.payload, PayloadSource::Env("ENV".into()));
+        let cfg = cli(&[]).into_config(None, None).unwrap();
+        assert_eq!(cfg.payload, PayloadSource::Missing);
+    }
+
+    #[test]
+    fn secrets_are_split_and_checked() {
+        let cli = |args: &[&str]| Cli::try_parse_from(std::iter::once("wove-worker").chain(args.iter().copied())).unwrap();
+        let cfg = cli(&[]).into_config(Some("a  b\nc".into()), None).unwrap();
+        assert_eq!(cfg.signing.secrets.len(), 3);
+        let err = cli(&["--signing-scheme", "standard-webhooks"]).into_config(Some("whsec_!!".into()), None).unwrap_err();
+        assert!(err.to_string().contains("#1"), "{err}");
+        assert!(matches!(cli(&["--require-signing"]).into_config(None, None), Err(ConfigError::MissingSecret)));
+    }
+}

@@ -1,0 +1,112 @@
+//! Validated configuration: what the worker needs, with defaults written once.
+//!
+//! [`crate::cli`] builds a [`Config`] from flags and environment; code that
+//! embeds the worker as a library builds one directly.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use wove_proto::sign::{Scheme, Secret};
+
+/// Where the payload comes from, in the order the CLI prefers them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadSource {
+    /// A file holding JSON or base64 (`--payload-file`, `WOVE_BACKEND_PAYLOAD_FILE`).
+    File(PathBuf),
+    /// Base64 text given as the first argument, as Wove's own worker accepts.
+    Argument(String),
+    /// Base64 text from `WOVE_BACKEND_PAYLOAD`.
+    Env(String),
+    /// Nothing was given.
+    Missing,
+}
+
+/// Everything the worker needs to run one payload.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the payload comes from.
+    pub payload: PayloadSource,
+    /// How events are delivered.
+    pub delivery: DeliveryConfig,
+    /// How events are signed.
+    pub signing: SigningConfig,
+    /// How tasks are run.
+    pub runner: RunnerSettings,
+    /// Print events to stdout instead of posting them.
+    pub print_events: bool,
+}
+
+/// Delivery timing. Defaults fit Wove's receiver on a cluster network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryConfig {
+    /// Limit on one HTTP attempt (connect, send, response). Default 10 s.
+    pub attempt_timeout: Duration,
+    /// Total time the final event may take, retries included. Default 300 s.
+    pub budget: Duration,
+    /// Total time `task_started` may take; it never holds up the task. Default 30 s.
+    pub started_budget: Duration,
+    /// First backoff ceiling; doubles each retry. Default 0.5 s.
+    pub backoff_base: Duration,
+    /// Largest backoff ceiling. Default 30 s.
+    pub backoff_cap: Duration,
+    /// Heartbeat period. `None`: a third of the payload's
+    /// `delivery_heartbeat_seconds`, and no heartbeats when that is unset.
+    pub heartbeat_interval: Option<Duration>,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            attempt_timeout: Duration::from_secs(10),
+            budget: Duration::from_secs(300),
+            started_budget: Duration::from_secs(30),
+            backoff_base: Duration::from_millis(500),
+            backoff_cap: Duration::from_secs(30),
+            heartbeat_interval: None,
+        }
+    }
+}
+
+/// Signing keys. With no secrets, events go unsigned.
+#[derive(Debug, Clone)]
+pub struct SigningConfig {
+    /// Which headers to add.
+    pub scheme: Scheme,
+    /// Wove v1's `X-Wove-Key`. Default `default`.
+    pub key_id: String,
+    /// Current secret first; older ones follow during a rotation.
+    pub secrets: Vec<Secret>,
+}
+
+impl Default for SigningConfig {
+    fn default() -> Self {
+        Self { scheme: Scheme::WoveV1, key_id: "default".into(), secrets: Vec::new() }
+    }
+}
+
+/// Settings shared by the built-in runners.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunnerSettings {
+    /// Interpreter for Wove Python callables. Default `python3`.
+    pub python: String,
+    /// Time between TERM and KILL when a task is stopped. Default 10 s.
+    pub kill_grace: Duration,
+    /// Bytes of the start and of the end of each output stream kept for error reports. Default 8 KiB.
+    pub output_keep: usize,
+    /// Where per-task scratch files go. Default the system temp dir.
+    pub work_dir: PathBuf,
+    /// Environment variables a task never inherits (payload, secrets).
+    pub scrub_env: Vec<String>,
+}
+
+impl Default for RunnerSettings {
+    fn default() -> Self {
+        Self {
+            python: "python3".into(),
+            kill_grace: Duration::from_secs(10),
+            output_keep: 8 * 1024,
+            work_dir: std::env::temp_dir(),
+            scrub_env: crate::cli::SECRET_ENV_VARS.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}

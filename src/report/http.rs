@@ -1,0 +1,162 @@
+//! Posting one event with retries until it is delivered, refused, or out of time.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::retry::{classify_status, parse_retry_after, Backoff, Verdict};
+use super::signer::Signer;
+use crate::config::DeliveryConfig;
+use crate::redact::redact_url;
+
+/// How a delivery went when it worked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    /// Attempts made, from 1.
+    pub attempts: u32,
+    /// The accepting status (0 when printed instead of posted).
+    pub status: u16,
+}
+
+/// Why an event was not delivered.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DeliveryError {
+    /// The receiver answered with a status retrying cannot fix.
+    #[error("receiver refused the event with HTTP {status} after {attempts} attempt(s)")]
+    Rejected {
+        /// The status.
+        status: u16,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The budget ran out.
+    #[error("delivery budget exhausted after {attempts} attempt(s); last error: {last}")]
+    Exhausted {
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure, without the URL.
+        last: String,
+    },
+}
+
+/// Posts events to the callback URL.
+#[derive(Debug, Clone)]
+pub struct HttpSink {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    target: String,
+    redacted: String,
+    attempt_timeout: Duration,
+    backoff: Backoff,
+}
+
+/// The client could not be built or the URL is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The callback URL does not parse.
+    #[error("callback_url is not a valid URL")]
+    Url,
+    /// The HTTP client failed to initialise (TLS roots, …).
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+impl HttpSink {
+    /// A sink for `callback_url`.
+    pub fn new(callback_url: &str, config: &DeliveryConfig) -> Result<Self, SinkError> {
+        let url = reqwest::Url::parse(callback_url).map_err(|_| SinkError::Url)?;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("wove-worker/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(config.attempt_timeout.min(Duration::from_secs(5)))
+            .pool_max_idle_per_host(1)
+            .build()
+            .map_err(|e| SinkError::Client(e.without_url().to_string()))?;
+        Ok(Self {
+            client,
+            target: wove_proto::sign::wove_v1::target_of(callback_url),
+            redacted: redact_url(callback_url),
+            url,
+            attempt_timeout: config.attempt_timeout,
+            backoff: Backoff { base: config.backoff_base, cap: config.backoff_cap },
+        })
+    }
+
+    /// The URL's path and query, which Wove's signature covers.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The URL with its token hidden, for logs.
+    pub fn redacted_url(&self) -> &str {
+        &self.redacted
+    }
+
+    /// Post `body` until delivered, refused, or `deadline` passes.
+    pub async fn deliver(
+        &self,
+        kind: &str,
+        event_id: &str,
+        body: Bytes,
+        signer: &Signer,
+        deadline: Instant,
+    ) -> Result<Delivered, DeliveryError> {
+        let mut attempts = 0u32;
+        let mut last = String::from("no attempt made");
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(DeliveryError::Exhausted { attempts, last });
+            }
+            attempts += 1;
+            let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let mut request = self
+                .client
+                .post(self.url.clone())
+                .timeout(self.attempt_timeout.min(deadline - now))
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header("Idempotency-Key", event_id);
+            for (name, value) in signer.headers(event_id, &self.target, &body, unix) {
+                request = request.header(name, value);
+            }
+            // A Bytes body has a known length, so it goes with Content-Length, never chunked.
+            let retry_after = match request.body(body.clone()).send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let retry_after = response
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                    // Drain the body so the connection can be reused; its content is not ours to read.
+                    let _ = response.bytes().await;
+                    match classify_status(status) {
+                        Verdict::Delivered => return Ok(Delivered { attempts, status }),
+                        Verdict::Permanent => {
+                            tracing::error!(event = kind, event_id, status, url = %self.redacted, "receiver refused the event; not retrying");
+                            return Err(DeliveryError::Rejected { status, attempts });
+                        }
+                        Verdict::Retry => {
+                            last = format!("HTTP {status}");
+                            retry_after
+                        }
+                    }
+                }
+                Err(e) => {
+                    // reqwest puts the URL (and so the token) in its errors: strip it.
+                    last = crate::logging::chain(&e.without_url());
+                    None
+                }
+            };
+            let delay = retry_after.unwrap_or_else(|| self.backoff.delay(attempts));
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let delay = delay.min(remaining);
+            tracing::warn!(
+                event = kind, event_id, attempt = attempts, error = %last, retry_in = ?delay, url = %self.redacted,
+                "delivery attempt failed"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+}

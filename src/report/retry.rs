@@ -1,0 +1,100 @@
+//! The retry policy: what to retry, and how long to wait before the next try.
+
+use std::time::{Duration, SystemTime};
+
+use rand::Rng as _;
+
+/// What to do after one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The receiver took it.
+    Delivered,
+    /// Try again later.
+    Retry,
+    /// Trying again cannot help.
+    Permanent,
+}
+
+/// Classify an HTTP status. Redirects are never followed, and so are permanent:
+/// a callback URL that redirects is a misconfiguration, and following it would
+/// send a signed event somewhere it was not addressed.
+pub fn classify_status(status: u16) -> Verdict {
+    match status {
+        200..=299 => Verdict::Delivered,
+        408 | 425 | 429 | 500..=599 => Verdict::Retry,
+        _ => Verdict::Permanent,
+    }
+}
+
+/// Exponential backoff with full jitter: before retry `n` (from 1), wait a
+/// uniformly random time in `[0, min(cap, base * 2^(n-1))]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backoff {
+    /// Ceiling for the first retry.
+    pub base: Duration,
+    /// Largest ceiling.
+    pub cap: Duration,
+}
+
+impl Backoff {
+    /// The ceiling before retry `n`.
+    pub fn ceiling(&self, retry: u32) -> Duration {
+        let factor = 2u32.saturating_pow(retry.saturating_sub(1).min(30));
+        self.base.saturating_mul(factor).min(self.cap)
+    }
+
+    /// A jittered delay before retry `n`.
+    pub fn delay(&self, retry: u32) -> Duration {
+        let ceiling = self.ceiling(retry);
+        Duration::from_secs_f64(rand::rng().random_range(0.0..=ceiling.as_secs_f64()))
+    }
+}
+
+/// Parse `Retry-After`: delay-seconds or an HTTP-date (relative to `now`).
+/// A date in the past means "now"; anything unparseable is ignored.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses() {
+        assert_eq!(classify_status(204), Verdict::Delivered);
+        for s in [408, 425, 429, 500, 502, 503, 504] {
+            assert_eq!(classify_status(s), Verdict::Retry, "{s}");
+        }
+        for s in [301, 302, 307, 400, 401, 403, 404, 410, 422] {
+            assert_eq!(classify_status(s), Verdict::Permanent, "{s}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_to_the_cap_and_jitters_below_it() {
+        let b = Backoff { base: Duration::from_millis(500), cap: Duration::from_secs(4) };
+        assert_eq!(b.ceiling(1), Duration::from_millis(500));
+        assert_eq!(b.ceiling(2), Duration::from_secs(1));
+        assert_eq!(b.ceiling(4), Duration::from_secs(4));
+        assert_eq!(b.ceiling(40), Duration::from_secs(4));
+        for n in 1..10 {
+            assert!(b.delay(n) <= b.ceiling(n));
+        }
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let now = httpdate::parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:40 GMT", now), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-3", now), None);
+    }
+}

@@ -1,0 +1,136 @@
+//! The `python` runner: a Wove callable, run the way Wove's own worker runs it.
+//!
+//! A small helper script embedded in this binary is run by the image's
+//! interpreter. It unpickles the callable and its arguments with cloudpickle,
+//! runs it (awaiting a coroutine), and writes the pickled result, or the
+//! pickled exception with Wove's error dict, to a file — not to stdout, which
+//! the task may print to. The events are then what `python -m
+//! wove.backend_worker` would have sent.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde::Deserialize;
+use wove_proto::task::PythonTask;
+use wove_proto::{ErrorInfo, Payload, PayloadError};
+
+use super::subprocess::{kind_of, process_error, scratch_dir, stopped_outcome};
+use super::{BoxFuture, Context, Outcome, Prepared, Runner, TaskValue};
+use crate::config::RunnerSettings;
+use crate::supervise;
+
+/// The helper's source, run with `python3 -c`.
+pub const HELPER: &str = include_str!("python_helper.py");
+
+/// Runs Wove callables (`callable_pickle` + `args_pickle`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PythonRunner;
+
+impl Runner for PythonRunner {
+    fn name(&self) -> &str {
+        wove_proto::task::PYTHON_RUNNER
+    }
+
+    fn prepare(&self, payload: &Payload, settings: &RunnerSettings) -> Result<Box<dyn Prepared>, PayloadError> {
+        let options: PythonTask = match &payload.task {
+            Some(spec) => spec.decode()?,
+            None => PythonTask::default(),
+        };
+        let missing = |field: &str| PayloadError::Field {
+            field: field.into(),
+            problem: "missing (required by the python runner)".into(),
+        };
+        let callable_pickle = payload.callable_pickle.clone().ok_or_else(|| missing("callable_pickle"))?;
+        let args_pickle = payload.args_pickle.clone().ok_or_else(|| missing("args_pickle"))?;
+        if let Some(t) = options.timeout_seconds {
+            if !(t.is_finite() && t > 0.0) {
+                return Err(PayloadError::Field {
+                    field: "task.timeout_seconds".into(),
+                    problem: "must be a positive number".into(),
+                });
+            }
+        }
+        Ok(Box::new(PreparedPython {
+            interpreter: options.interpreter.unwrap_or_else(|| settings.python.clone()),
+            timeout_seconds: options.timeout_seconds,
+            input: serde_json::json!({"callable_pickle": callable_pickle, "args_pickle": args_pickle}),
+        }))
+    }
+}
+
+struct PreparedPython {
+    interpreter: String,
+    timeout_seconds: Option<f64>,
+    input: serde_json::Value,
+}
+
+/// What the helper writes back.
+#[derive(Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum HelperOutcome {
+    Ok { result_pickle: String },
+    Error { error: ErrorInfo, exception_pickle: Option<String> },
+    Cancelled,
+    SetupError { kind: String, message: String },
+}
+
+impl Prepared for PreparedPython {
+    fn run(self: Box<Self>, ctx: Context) -> BoxFuture<'static, Outcome> {
+        Box::pin(async move { self.execute(ctx).await })
+    }
+}
+
+impl PreparedPython {
+    async fn execute(self, ctx: Context) -> Outcome {
+        let scratch = match scratch_dir(&ctx.settings) {
+            Ok(dir) => dir,
+            Err(outcome) => return outcome,
+        };
+        let in_path = scratch.path().join("input.json");
+        let out_path = scratch.path().join("outcome.json");
+        if let Err(e) = std::fs::write(&in_path, self.input.to_string()) {
+            return Outcome::failed(ErrorInfo::worker("WorkDirUnavailable", format!("cannot write the task input: {e}")));
+        }
+
+        let mut command = Command::new(&self.interpreter);
+        command.arg("-c").arg(HELPER).arg(&in_path).arg(&out_path);
+        for name in &ctx.settings.scrub_env {
+            command.env_remove(name);
+        }
+        let job = supervise::Job {
+            command,
+            stdin: None,
+            timeout: self.timeout_seconds.map(Duration::from_secs_f64),
+            grace: ctx.settings.kill_grace,
+            keep: ctx.settings.output_keep,
+        };
+        let report = match supervise::run(&ctx.reaper, &ctx.signals, job).await {
+            Ok(report) => report,
+            Err(e) => {
+                return Outcome::failed(ErrorInfo::worker(
+                    "InterpreterNotFound",
+                    format!("cannot start the Python interpreter `{}`: {e}", self.interpreter),
+                ))
+            }
+        };
+        if let Some(outcome) = stopped_outcome(&report, self.timeout_seconds) {
+            return outcome;
+        }
+        let written = std::fs::read(&out_path).ok().and_then(|b| serde_json::from_slice::<HelperOutcome>(&b).ok());
+        match written {
+            Some(HelperOutcome::Ok { result_pickle }) => Outcome::Succeeded(TaskValue::Pickle(result_pickle)),
+            Some(HelperOutcome::Error { error, exception_pickle }) => Outcome::Failed { error, exception_pickle },
+            // Wove's worker answers a task's own CancelledError with task_cancelled.
+            Some(HelperOutcome::Cancelled) => Outcome::Cancelled(None),
+            Some(HelperOutcome::SetupError { kind, message }) => Outcome::failed(ErrorInfo::worker(kind, message)),
+            None => {
+                // The interpreter died before reporting: a crash, os._exit, or the OOM killer.
+                let message = format!(
+                    "the Python process ended with {} before reporting an outcome",
+                    report.termination.describe()
+                );
+                Outcome::failed(process_error(kind_of(report.termination), message, &report))
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The `subprocess` runner: any program in the image.
+//!
+//! Contract with the program (documented in the README):
+//! - its JSON `input` arrives on stdin (stdin is empty without one);
+//! - it returns a result by writing JSON to the file named by
+//!   `WOVE_RESULT_FILE`; no file (or an empty one) means `null`;
+//! - exit code 0 is success; anything else is a `task_error` carrying the
+//!   exit code and the tail of stderr;
+//! - its stdout and stderr stream to the container's own.
+
+use std::process::Command;
+use std::time::Duration;
+
+use wove_proto::task::SubprocessTask;
+use wove_proto::{ErrorInfo, Payload, PayloadError};
+
+use super::{BoxFuture, Context, Outcome, Prepared, Runner, TaskValue};
+use crate::config::RunnerSettings;
+use crate::supervise::{self, Report, Stop, Termination};
+
+/// Variable naming the file a program writes its JSON result to.
+pub const RESULT_FILE_ENV: &str = "WOVE_RESULT_FILE";
+/// Largest result file read back; larger ones fail the task rather than the worker.
+pub const MAX_RESULT_FILE: u64 = 512 * 1024 * 1024;
+
+/// Runs `{"runner": "subprocess", "program": ..., ...}` tasks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SubprocessRunner;
+
+impl Runner for SubprocessRunner {
+    fn name(&self) -> &str {
+        wove_proto::task::SUBPROCESS_RUNNER
+    }
+
+    fn prepare(&self, payload: &Payload, _settings: &RunnerSettings) -> Result<Box<dyn Prepared>, PayloadError> {
+        let spec = payload.task.as_ref().ok_or_else(|| PayloadError::Field {
+            field: "task".into(),
+            problem: "the subprocess runner needs a `task` object".into(),
+        })?;
+        let task: SubprocessTask = spec.decode()?;
+        task.validate()?;
+        Ok(Box::new(PreparedSubprocess { task, run_id: payload.run_id.clone(), task_id: payload.task_id.clone() }))
+    }
+}
+
+struct PreparedSubprocess {
+    task: SubprocessTask,
+    run_id: String,
+    task_id: String,
+}
+
+impl Prepared for PreparedSubprocess {
+    fn run(self: Box<Self>, ctx: Context) -> BoxFuture<'static, Outcome> {
+        Box::pin(async move { self.execute(ctx).await })
+    }
+}
+
+impl PreparedSubprocess {
+    async fn execute(self, ctx: Context) -> Outcome {
+        let scratch = match scratch_dir(&ctx.settings) {
+            Ok(dir) => dir,
+            Err(outcome) => return outcome,
+        };
+        let result_path = scratch.path().join("result.json");
+        let task = &self.task;
+
+        let mut command = Command::new(&task.program);
+        command.args(&task.args);
+        if task.clear_env {
+            command.env_clear();
+        } else {
+            for name in &ctx.settings.scrub_env {
+                command.env_remove(name);
+            }
+        }
+        command
+            .envs(&task.env)
+            .env(RESULT_FILE_ENV, &result_path)
+            .env("WOVE_RUN_ID", &self.run_id)
+            .env("WOVE_TASK_ID", &self.task_id);
+        if let Some(cwd) = &task.cwd {
+            command.current_dir(cwd);
+        }
+        let job = supervise::Job {
+            command,
+            stdin: task.input.as_ref().map(|v| serde_json::to_vec(v).unwrap_or_default()),
+            timeout: task.timeout_seconds.map(Duration::from_secs_f64),
+            grace: ctx.settings.kill_grace,
+            keep: ctx.settings.output_keep,
+        };
+        let report = match supervise::run(&ctx.reaper, &ctx.signals, job).await {
+            Ok(report) => report,
+            Err(e) => {
+                return Outcome::failed(ErrorInfo::worker("SpawnFailed", format!("cannot start `{}`: {e}", task.program)))
+            }
+        };
+        tracing::info!(program = %task.program, status = %report.termination.describe(), "task process ended");
+
+        if let Some(outcome) = stopped_outcome(&report, task.timeout_seconds) {
+            return outcome;
+        }
+        if report.termination != Termination::Exited(0) {
+            let message = format!("`{}` ended with {}", task.program, report.termination.describe());
+            return Outcome::failed(process_error(kind_of(report.termination), message, &report));
+        }
+        match read_result(&result_path) {
+            Ok(value) => Outcome::Succeeded(TaskValue::Json(value)),
+            Err(message) => Outcome::failed(process_error("InvalidResult", message, &report)),
+        }
+    }
+}
+
+/// A per-task scratch directory, removed when dropped.
+pub(crate) fn scratch_dir(settings: &RunnerSettings) -> Result<tempfile::TempDir, Outcome> {
+    tempfile::Builder::new().prefix("wove-task-").tempdir_in(&settings.work_dir).map_err(|e| {
+        Outcome::failed(ErrorInfo::worker(
+            "WorkDirUnavailable",
+            format!("cannot create a scratch directory in {}: {e}", settings.work_dir.display()),
+        ))
+    })
+}
+
+/// The outcome when the supervisor stopped the process (timeout or signal).
+pub(crate) fn stopped_outcome(report: &Report, timeout_seconds: Option<f64>) -> Option<Outcome> {
+    match report.stopped? {
+        Stop::Cancelled(sig) => Some(Outcome::Cancelled(Some(sig))),
+        Stop::Timeout => {
+            let message = format!("task exceeded its timeout of {}s", timeout_seconds.unwrap_or_default());
+            Some(Outcome::failed(process_error("Timeout", message, report)))
+        }
+    }
+}
+
+/// `NonZeroExit` or `Killed`.
+pub(crate) fn kind_of(termination: Termination) -> &'static str {
+    match termination {
+        Termination::Exited(_) => "NonZeroExit",
+        Termination::Signaled(_) => "Killed",
+    }
+}
+
+/// An error dict describing a process: its status, output sizes and stderr tail.
+pub(crate) fn process_error(kind: &str, message: String, report: &Report) -> ErrorInfo {
+    let mut error = ErrorInfo::task(kind, message)
+        .with_traceback(report.stderr.tail_text())
+        .with_detail("stdout_bytes", report.stdout.total)
+        .with_detail("stderr_bytes", report.stderr.total)
+        .with_detail("output_truncated", report.stdout.truncated() || report.stderr.truncated());
+    error = match report.termination {
+        Termination::Exited(code) => error.with_detail("exit_code", code),
+        Termination::Signaled(sig) => error.with_detail("signal", sig),
+    };
+    error
+}
+
+fn read_result(path: &std::path::Path) -> Result<serde_json::Value, String> {
+    use std::io::Read as _;
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(serde_json::Value::Null),
+        Err(e) => return Err(format!("cannot read the result file: {e}")),
+    };
+    let mut bytes = Vec::new();
+    file.take(MAX_RESULT_FILE + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read the result file: {e}"))?;
+    if bytes.len() as u64 > MAX_RESULT_FILE {
+        return Err(format!("the result file is larger than {MAX_RESULT_FILE} bytes"));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Value::Null);
+    }
+    serde_json::from_slice(&bytes).map_err(|e| format!("the result file ({RESULT_FILE_ENV}) is not valid JSON: {e}"))
+}
