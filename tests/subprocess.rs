@@ -1,0 +1,169 @@
+//! The subprocess runner through the built binary.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::support::{b64, code, payload, run, sh, stderr, worker, Receiver, Reply, TOKEN};
+
+fn run_task(task: serde_json::Value) -> (std::process::Output, Receiver) {
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    let out = run(worker().env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), task))), Duration::from_secs(30));
+    (out, rx)
+}
+
+fn final_event(rx: &Receiver) -> serde_json::Value {
+    let finals: Vec<_> = rx
+        .events()
+        .into_iter()
+        .filter(|e| ["task_result", "task_error", "task_cancelled"].contains(&e["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(finals.len(), 1, "exactly one final event: {finals:?}");
+    finals.into_iter().next().unwrap()
+}
+
+#[test]
+fn input_on_stdin_and_result_from_the_result_file() {
+    let mut task = sh("cat > \"$WOVE_RESULT_FILE\"");
+    task["input"] = serde_json::json!({"numbers": [1, 2, 3], "name": "ü"});
+    let (out, rx) = run_task(task);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let e = final_event(&rx);
+    assert_eq!(e["type"], "task_result");
+    assert_eq!(e["result"], serde_json::json!({"numbers": [1, 2, 3], "name": "ü"}));
+}
+
+#[test]
+fn args_env_and_cwd_are_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = serde_json::json!({
+        "runner": "subprocess", "program": "sh",
+        "args": ["-c", "printf '[\"%s\",\"%s\",\"%s\"]' \"$1\" \"$GREETING\" \"$(pwd)\" > \"$WOVE_RESULT_FILE\"", "sh", "first-arg"],
+        "env": {"GREETING": "hi"}, "cwd": dir.path()
+    });
+    let (out, rx) = run_task(task);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let canonical = dir.path().canonicalize().unwrap();
+    assert_eq!(final_event(&rx)["result"], serde_json::json!(["first-arg", "hi", canonical]));
+}
+
+#[test]
+fn no_result_file_means_null() {
+    let (out, rx) = run_task(sh("true"));
+    assert_eq!(code(&out), 0);
+    assert_eq!(final_event(&rx)["result"], serde_json::Value::Null);
+}
+
+#[test]
+fn secrets_are_not_inherited_by_the_task() {
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    let task = sh("printf '[\"%s\",\"%s\"]' \"${WOVE_BACKEND_PAYLOAD:-unset}\" \"${WOVE_WORKER_SIGNING_SECRET:-unset}\" > \"$WOVE_RESULT_FILE\"");
+    let out = run(
+        worker()
+            .env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), task)))
+            .env("WOVE_WORKER_SIGNING_SECRET", "s"),
+        Duration::from_secs(30),
+    );
+    assert_eq!(code(&out), 0);
+    assert_eq!(final_event(&rx)["result"], serde_json::json!(["unset", "unset"]));
+}
+
+#[test]
+fn nonzero_exit_reports_code_and_stderr_tail() {
+    let (out, rx) = run_task(sh("echo 'starting' >&2; echo 'disk on fire' >&2; exit 7"));
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let e = final_event(&rx);
+    assert_eq!(e["type"], "task_error");
+    assert_eq!(e["error"]["kind"], "NonZeroExit");
+    assert_eq!(e["error"]["exit_code"], 7);
+    assert!(e["error"]["traceback"].as_str().unwrap().contains("disk on fire"));
+    assert!(e["error"]["message"].as_str().unwrap().contains("exit code 7"));
+    // The task's stderr also reached the container's stderr.
+    assert!(stderr(&out).contains("disk on fire"));
+}
+
+#[test]
+fn killed_by_a_signal_is_reported() {
+    let (out, rx) = run_task(sh("kill -9 $$"));
+    assert_eq!(code(&out), 3);
+    let e = final_event(&rx);
+    assert_eq!(e["error"]["kind"], "Killed");
+    assert_eq!(e["error"]["signal"], 9);
+}
+
+#[test]
+fn invalid_result_json_fails_the_task() {
+    let (out, rx) = run_task(sh("echo 'not json' > \"$WOVE_RESULT_FILE\""));
+    assert_eq!(code(&out), 3);
+    assert_eq!(final_event(&rx)["error"]["kind"], "InvalidResult");
+}
+
+#[test]
+fn missing_program_is_a_delivered_spawn_failure() {
+    let (out, rx) = run_task(serde_json::json!({"runner": "subprocess", "program": "/nonexistent/prog"}));
+    assert_eq!(code(&out), 3);
+    let e = final_event(&rx);
+    assert_eq!(e["error"]["kind"], "SpawnFailed");
+    assert_eq!(e["error"]["source"], "worker");
+}
+
+#[test]
+fn timeout_stops_the_whole_group() {
+    let mut task = sh("sleep 60 & sleep 60; echo never");
+    task["timeout_seconds"] = 0.5.into();
+    let started = Instant::now();
+    let (out, rx) = run_task(task);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(15), "timeout not enforced");
+    let e = final_event(&rx);
+    assert_eq!(e["error"]["kind"], "Timeout");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("never"));
+}
+
+#[test]
+fn sigterm_cancels_the_task_and_exits_143() {
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    let p = payload(&rx.url(TOKEN), sh("trap 'echo got-term >&2; exit 0' TERM; sleep 30 & wait"));
+    let child = worker().env("WOVE_BACKEND_PAYLOAD", b64(&p)).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    // Wait until the task is running (task_started arrived), bounded.
+    for _ in 0..200 {
+        if !rx.of_type("task_started").is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("got-term"), "SIGTERM reached the task");
+    assert_eq!(final_event(&rx)["type"], "task_cancelled");
+}
+
+/// Half a gigabyte through the task's stdout: the worker's own peak RSS
+/// stays small because output is streamed, never accumulated.
+#[test]
+fn large_output_streams_without_memory_growth() {
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    let p = payload(&rx.url(TOKEN), sh("head -c 536870912 /dev/zero; head -c 1000000 /dev/zero >&2; echo done >&2"));
+    let mut child =
+        worker().env("WOVE_BACKEND_PAYLOAD", b64(&p)).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_path) {
+            if let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:")) {
+                let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+                peak_kib = peak_kib.max(kib);
+            }
+        }
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "worker did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(peak_kib > 0, "measured nothing");
+    assert!(peak_kib < 40 * 1024, "worker peak RSS {peak_kib} KiB while streaming 512 MiB");
+}

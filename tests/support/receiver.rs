@@ -1,0 +1,148 @@
+//! A scripted HTTP receiver on loopback: records every request, answers from a script.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// One answer.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// A status with no body.
+    Status(u16),
+    /// A status with extra headers.
+    WithHeaders(u16, Vec<(String, String)>),
+    /// Close the connection without answering.
+    Hangup,
+}
+
+/// One request as received.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub at: Instant,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("event body is JSON")
+    }
+}
+
+pub struct Receiver {
+    addr: SocketAddr,
+    requests: Arc<Mutex<Vec<Request>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Receiver {
+    /// Answer with `script` in order; the last reply repeats.
+    pub fn start(script: Vec<Reply>) -> Self {
+        Self::start_on(TcpListener::bind("127.0.0.1:0").expect("bind loopback"), script)
+    }
+
+    /// Same, on an existing listener (to come up on a port chosen earlier).
+    pub fn start_on(listener: TcpListener, script: Vec<Reply>) -> Self {
+        assert!(!script.is_empty());
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let requests: Arc<Mutex<Vec<Request>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (reqs, stop2) = (requests.clone(), stop.clone());
+        let script = Arc::new(Mutex::new((script, 0usize)));
+        thread::spawn(move || {
+            // Bounded: the test drops the receiver, or ten minutes pass.
+            let until = Instant::now() + Duration::from_secs(600);
+            while !stop2.load(Ordering::Relaxed) && Instant::now() < until {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let (reqs, script) = (reqs.clone(), script.clone());
+                        thread::spawn(move || serve(stream, &reqs, &script));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Self { addr, requests, stop }
+    }
+
+    pub fn url(&self, token: &str) -> String {
+        format!("http://{}/wove/events/{token}", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.requests().iter().map(Request::json).collect()
+    }
+
+    /// Requests whose event has this `type`.
+    pub fn of_type(&self, kind: &str) -> Vec<Request> {
+        self.requests().into_iter().filter(|r| r.json()["type"] == kind).collect()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn serve(stream: TcpStream, reqs: &Mutex<Vec<Request>>, script: &Mutex<(Vec<Reply>, usize)>) {
+    stream.set_nonblocking(false).ok();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
+    }
+    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = h.trim_end().split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    reqs.lock().unwrap().push(Request { path, headers, body, at: Instant::now() });
+    let reply = {
+        let mut s = script.lock().unwrap();
+        let i = s.1.min(s.0.len() - 1);
+        s.1 += 1;
+        s.0[i].clone()
+    };
+    let mut stream = stream;
+    // HTTP/1.0 without keep-alive, as Wove's receiver answers.
+    let (status, extra) = match reply {
+        Reply::Hangup => return,
+        Reply::Status(s) => (s, vec![]),
+        Reply::WithHeaders(s, h) => (s, h),
+    };
+    let mut out = format!("HTTP/1.0 {status} X\r\nContent-Length: 0\r\n");
+    for (k, v) in extra {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    let _ = stream.write_all(out.as_bytes());
+}

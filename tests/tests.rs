@@ -1,0 +1,9 @@
+//! Integration tests: each drives the built `wove-worker` binary with real
+//! payloads against a loopback receiver.
+
+mod support;
+
+mod bad_payload;
+mod cli;
+mod delivery;
+mod subprocess;
