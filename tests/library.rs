@@ -1,0 +1,78 @@
+//! The worker embedded as a library, with a user's runner registered beside the built-ins.
+//!
+//! A test binary of its own: the embedded worker reaps every child of its
+//! process, which must not race the other tests' worker processes.
+
+mod support;
+
+use std::time::Duration;
+
+use wove_worker::config::{Config, PayloadSource, RunnerSettings};
+use wove_worker::exit::Exit;
+use wove_worker::proto::{ErrorInfo, Payload, PayloadError};
+use wove_worker::runner::{BoxFuture, Context, Outcome, Prepared, Registry, Runner, TaskValue};
+use wove_worker::worker::Worker;
+
+use support::{b64, payload, Receiver, Reply, TOKEN};
+
+struct Shout;
+struct ShoutTask(String);
+
+impl Runner for Shout {
+    fn name(&self) -> &str {
+        "shout"
+    }
+    fn prepare(&self, payload: &Payload, _: &RunnerSettings) -> Result<Box<dyn Prepared>, PayloadError> {
+        #[derive(serde::Deserialize)]
+        struct Fields {
+            text: String,
+        }
+        let fields: Fields = payload.task.as_ref().unwrap().decode()?;
+        Ok(Box::new(ShoutTask(fields.text)))
+    }
+}
+
+impl Prepared for ShoutTask {
+    fn run(self: Box<Self>, _: Context) -> BoxFuture<'static, Outcome> {
+        Box::pin(async move {
+            if self.0.is_empty() {
+                return Outcome::failed(ErrorInfo::task("EmptyText", "nothing to shout"));
+            }
+            Outcome::Succeeded(TaskValue::Json(self.0.to_uppercase().into()))
+        })
+    }
+}
+
+fn run_worker(task: serde_json::Value, rx: &Receiver) -> Exit {
+    let mut config = Config {
+        payload: PayloadSource::Env(b64(&payload(&rx.url(TOKEN), task))),
+        delivery: Default::default(),
+        signing: Default::default(),
+        runner: RunnerSettings::default(),
+        print_events: false,
+    };
+    config.delivery.budget = Duration::from_secs(10);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(Worker::new(config, Registry::builtin().register(Shout)).run())
+}
+
+#[test]
+fn a_registered_runner_runs_like_a_builtin() {
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    assert_eq!(run_worker(serde_json::json!({"runner": "shout", "text": "hi"}), &rx), Exit::Success);
+    assert_eq!(rx.of_type("task_result")[0].json()["result"], "HI");
+
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    assert_eq!(run_worker(serde_json::json!({"runner": "shout", "text": ""}), &rx), Exit::TaskFailed);
+    assert_eq!(rx.of_type("task_error")[0].json()["error"]["kind"], "EmptyText");
+
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    assert_eq!(run_worker(serde_json::json!({"runner": "shout", "txt": "x"}), &rx), Exit::BadPayload);
+    assert!(rx.of_type("task_error")[0].json()["error"]["message"].as_str().unwrap().contains("text"));
+}
+
+#[test]
+fn builtins_still_resolve_beside_a_custom_runner() {
+    let registry = Registry::builtin().register(Shout);
+    assert_eq!(registry.names().collect::<Vec<_>>(), ["python", "shout", "subprocess"]);
+}
