@@ -178,11 +178,8 @@ impl Cli {
                 .map_err(|source| ConfigError::SecretFile { path: path.clone(), source })?;
             texts.extend(content.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string));
         }
-        let secrets = texts
-            .iter()
-            .enumerate()
-            .map(|(i, t)| Secret::parse(scheme, t, i + 1))
-            .collect::<Result<Vec<_>, _>>()?;
+        let secrets =
+            texts.iter().enumerate().map(|(i, t)| Secret::parse(scheme, t, i + 1)).collect::<Result<Vec<_>, _>>()?;
         if self.require_signing && secrets.is_empty() {
             return Err(ConfigError::MissingSecret);
         }
@@ -242,7 +239,8 @@ mod tests {
 
     #[test]
     fn payload_sources_in_order() {
-        let cli = |args: &[&str]| Cli::try_parse_from(std::iter::once("wove-worker").chain(args.iter().copied())).unwrap();
+        let cli =
+            |args: &[&str]| Cli::try_parse_from(std::iter::once("wove-worker").chain(args.iter().copied())).unwrap();
         let cfg = cli(&["--payload-file", "p.json", "ARG"]).into_config(None, Some("ENV".into())).unwrap();
         assert_eq!(cfg.payload, PayloadSource::File("p.json".into()));
         let cfg = cli(&["ARG"]).into_config(None, Some("ENV".into())).unwrap();
@@ -255,10 +253,12 @@ mod tests {
 
     #[test]
     fn secrets_are_split_and_checked() {
-        let cli = |args: &[&str]| Cli::try_parse_from(std::iter::once("wove-worker").chain(args.iter().copied())).unwrap();
+        let cli =
+            |args: &[&str]| Cli::try_parse_from(std::iter::once("wove-worker").chain(args.iter().copied())).unwrap();
         let cfg = cli(&[]).into_config(Some("a  b\nc".into()), None).unwrap();
         assert_eq!(cfg.signing.secrets.len(), 3);
-        let err = cli(&["--signing-scheme", "standard-webhooks"]).into_config(Some("whsec_!!".into()), None).unwrap_err();
+        let err =
+            cli(&["--signing-scheme", "standard-webhooks"]).into_config(Some("whsec_!!".into()), None).unwrap_err();
         assert!(err.to_string().contains("#1"), "{err}");
         assert!(matches!(cli(&["--require-signing"]).into_config(None, None), Err(ConfigError::MissingSecret)));
     }

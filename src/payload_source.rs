@@ -45,7 +45,9 @@ pub enum PayloadReadError {
 
 /// Read and decode the payload.
 pub fn read(source: &PayloadSource) -> Result<Payload, PayloadReadError> {
-    let decode = |origin: String, r: Result<Payload, PayloadError>| r.map_err(|source| PayloadReadError::Decode { origin, source });
+    let decode = |origin: String, r: Result<Payload, PayloadError>| {
+        r.map_err(|source| PayloadReadError::Decode { origin, source })
+    };
     match source {
         PayloadSource::Missing => Err(PayloadReadError::Missing),
         PayloadSource::Env(text) => decode("WOVE_BACKEND_PAYLOAD".into(), Payload::from_base64(text)),

@@ -33,7 +33,12 @@ impl Signals {
                 while stream.recv().await.is_some() {
                     tracing::info!(signal = %sig, "received signal");
                     if matches!(sig, Signal::SIGTERM | Signal::SIGINT) {
-                        cancel_tx.send_if_modified(|c| c.is_none() && { *c = Some(sig); true });
+                        cancel_tx.send_if_modified(|c| {
+                            c.is_none() && {
+                                *c = Some(sig);
+                                true
+                            }
+                        });
                     }
                     let _ = forward.send(sig);
                 }

@@ -89,13 +89,14 @@ impl Worker {
                 let _ = reporter.send(&event, deadline).await;
             })
         };
-        let heartbeats = self.heartbeat_interval(&payload).map(|every| tokio::spawn(heartbeat(reporter.clone(), every)));
+        let heartbeats =
+            self.heartbeat_interval(&payload).map(|every| tokio::spawn(heartbeat(reporter.clone(), every)));
 
         let ctx = Context { settings, reaper, signals };
         // A panic inside a runner must not cost the final event.
-        let outcome = tokio::spawn(prepared.run(ctx)).await.unwrap_or_else(|e| {
-            Outcome::failed(ErrorInfo::worker("WorkerPanic", format!("the runner panicked: {e}")))
-        });
+        let outcome = tokio::spawn(prepared.run(ctx))
+            .await
+            .unwrap_or_else(|e| Outcome::failed(ErrorInfo::worker("WorkerPanic", format!("the runner panicked: {e}"))));
 
         if let Some(h) = heartbeats {
             h.abort();
@@ -125,9 +126,11 @@ impl Worker {
     }
 
     fn heartbeat_interval(&self, payload: &Payload) -> Option<Duration> {
-        let every = self.config.delivery.heartbeat_interval.or_else(|| {
-            payload.delivery.delivery_heartbeat_seconds.map(|s| Duration::from_secs_f64(s / 3.0))
-        })?;
+        let every = self
+            .config
+            .delivery
+            .heartbeat_interval
+            .or_else(|| payload.delivery.delivery_heartbeat_seconds.map(|s| Duration::from_secs_f64(s / 3.0)))?;
         Some(every.max(MIN_HEARTBEAT))
     }
 

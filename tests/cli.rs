@@ -54,7 +54,9 @@ fn required_signing_without_secret_is_a_configuration_error() {
 #[test]
 fn malformed_standard_webhooks_secret_is_a_configuration_error_that_hides_it() {
     let out = run(
-        worker().env("WOVE_WORKER_SIGNING_SCHEME", "standard-webhooks").env("WOVE_WORKER_SIGNING_SECRET", "whsec_%%%leak"),
+        worker()
+            .env("WOVE_WORKER_SIGNING_SCHEME", "standard-webhooks")
+            .env("WOVE_WORKER_SIGNING_SECRET", "whsec_%%%leak"),
         Duration::from_secs(10),
     );
     assert_eq!(code(&out), 78);

@@ -104,7 +104,10 @@ fn a_404_stops_at_once_with_the_rejected_code() {
 
 #[test]
 fn a_redirect_is_not_followed() {
-    let rx = Receiver::start(vec![Reply::WithHeaders(307, vec![("Location".into(), "http://127.0.0.1:9/elsewhere".into())])]);
+    let rx = Receiver::start(vec![Reply::WithHeaders(
+        307,
+        vec![("Location".into(), "http://127.0.0.1:9/elsewhere".into())],
+    )]);
     let out = run(worker().env("WOVE_BACKEND_PAYLOAD", ok_task(&rx.url(TOKEN))), Duration::from_secs(20));
     assert_eq!(code(&out), 76, "{}", stderr(&out));
     assert!(rx.requests().iter().all(|r| r.path.ends_with(TOKEN)));

@@ -123,7 +123,8 @@ fn timeout_stops_the_whole_group() {
 fn sigterm_cancels_the_task_and_exits_143() {
     let rx = Receiver::start(vec![Reply::Status(204)]);
     let p = payload(&rx.url(TOKEN), sh("trap 'echo got-term >&2; exit 0' TERM; sleep 30 & wait"));
-    let child = worker().env("WOVE_BACKEND_PAYLOAD", b64(&p)).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let child =
+        worker().env("WOVE_BACKEND_PAYLOAD", b64(&p)).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     // Wait until the task is running (task_started arrived), bounded.
     for _ in 0..200 {
         if !rx.of_type("task_started").is_empty() {

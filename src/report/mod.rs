@@ -116,7 +116,9 @@ impl Reporter {
             }
         };
         match &result {
-            Ok(d) => tracing::info!(event = kind, event_id = %event.event_id, attempts = d.attempts, status = d.status, "event delivered"),
+            Ok(d) => {
+                tracing::info!(event = kind, event_id = %event.event_id, attempts = d.attempts, status = d.status, "event delivered")
+            }
             Err(e) => tracing::warn!(event = kind, event_id = %event.event_id, error = %e, "event not delivered"),
         }
         result

@@ -84,12 +84,15 @@ impl PreparedPython {
     async fn execute(self, ctx: Context) -> Outcome {
         let scratch = match scratch_dir(&ctx.settings) {
             Ok(dir) => dir,
-            Err(outcome) => return outcome,
+            Err(outcome) => return *outcome,
         };
         let in_path = scratch.path().join("input.json");
         let out_path = scratch.path().join("outcome.json");
         if let Err(e) = std::fs::write(&in_path, self.input.to_string()) {
-            return Outcome::failed(ErrorInfo::worker("WorkDirUnavailable", format!("cannot write the task input: {e}")));
+            return Outcome::failed(ErrorInfo::worker(
+                "WorkDirUnavailable",
+                format!("cannot write the task input: {e}"),
+            ));
         }
 
         let mut command = Command::new(&self.interpreter);

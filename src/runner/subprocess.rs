@@ -59,7 +59,7 @@ impl PreparedSubprocess {
     async fn execute(self, ctx: Context) -> Outcome {
         let scratch = match scratch_dir(&ctx.settings) {
             Ok(dir) => dir,
-            Err(outcome) => return outcome,
+            Err(outcome) => return *outcome,
         };
         let result_path = scratch.path().join("result.json");
         let task = &self.task;
@@ -91,7 +91,10 @@ impl PreparedSubprocess {
         let report = match supervise::run(&ctx.reaper, &ctx.signals, job).await {
             Ok(report) => report,
             Err(e) => {
-                return Outcome::failed(ErrorInfo::worker("SpawnFailed", format!("cannot start `{}`: {e}", task.program)))
+                return Outcome::failed(ErrorInfo::worker(
+                    "SpawnFailed",
+                    format!("cannot start `{}`: {e}", task.program),
+                ))
             }
         };
         tracing::info!(program = %task.program, status = %report.termination.describe(), "task process ended");
@@ -111,12 +114,12 @@ impl PreparedSubprocess {
 }
 
 /// A per-task scratch directory, removed when dropped.
-pub(crate) fn scratch_dir(settings: &RunnerSettings) -> Result<tempfile::TempDir, Outcome> {
+pub(crate) fn scratch_dir(settings: &RunnerSettings) -> Result<tempfile::TempDir, Box<Outcome>> {
     tempfile::Builder::new().prefix("wove-task-").tempdir_in(&settings.work_dir).map_err(|e| {
-        Outcome::failed(ErrorInfo::worker(
+        Box::new(Outcome::failed(ErrorInfo::worker(
             "WorkDirUnavailable",
             format!("cannot create a scratch directory in {}: {e}", settings.work_dir.display()),
-        ))
+        )))
     })
 }
 

@@ -191,8 +191,10 @@ mod tests {
     #[test]
     fn only_the_three_final_kinds_are_final() {
         use EventKind::*;
-        let finals: Vec<_> =
-            [TaskStarted, Heartbeat, TaskResult, TaskError, TaskCancelled].into_iter().filter(|k| k.is_final()).collect();
+        let finals: Vec<_> = [TaskStarted, Heartbeat, TaskResult, TaskError, TaskCancelled]
+            .into_iter()
+            .filter(|k| k.is_final())
+            .collect();
         assert_eq!(finals, vec![TaskResult, TaskError, TaskCancelled]);
         assert_eq!(serde_json::to_value(TaskCancelled).unwrap(), "task_cancelled");
     }

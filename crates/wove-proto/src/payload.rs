@@ -138,8 +138,7 @@ impl Payload {
     pub fn from_json(bytes: &[u8]) -> Result<Self, PayloadError> {
         let text = std::str::from_utf8(bytes).map_err(|_| PayloadError::Utf8)?;
         // Parse to a value first so that syntax errors and field errors read differently.
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| PayloadError::Json(e.to_string()))?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| PayloadError::Json(e.to_string()))?;
         if !value.is_object() {
             return Err(PayloadError::field("(root)", "expected a JSON object"));
         }
@@ -165,7 +164,9 @@ impl Payload {
                 format!("unsupported version {} (this worker reads version {PAYLOAD_VERSION})", self.version),
             ));
         }
-        for (name, value) in [("callback_url", &self.callback_url), ("run_id", &self.run_id), ("task_id", &self.task_id)] {
+        for (name, value) in
+            [("callback_url", &self.callback_url), ("run_id", &self.run_id), ("task_id", &self.task_id)]
+        {
             if value.is_empty() {
                 return Err(PayloadError::field(name, "must not be empty"));
             }
@@ -181,8 +182,12 @@ impl Payload {
         match (&self.task, &self.callable_pickle, &self.args_pickle) {
             (Some(_), _, _) => Ok(()),
             (None, Some(_), Some(_)) => Ok(()),
-            (None, Some(_), None) => Err(PayloadError::field("args_pickle", "missing (required with `callable_pickle`)")),
-            (None, None, _) => Err(PayloadError::field("task", "missing: the payload needs `task` or `callable_pickle`")),
+            (None, Some(_), None) => {
+                Err(PayloadError::field("args_pickle", "missing (required with `callable_pickle`)"))
+            }
+            (None, None, _) => {
+                Err(PayloadError::field("task", "missing: the payload needs `task` or `callable_pickle`"))
+            }
         }
     }
 
@@ -245,7 +250,10 @@ mod tests {
         let mut v = wove_json();
         v["delivery"]["delivery_heartbeat_seconds"] = serde_json::json!("often");
         let e = decode(&v).unwrap_err();
-        assert!(matches!(&e, PayloadError::Field { field, .. } if field == "delivery.delivery_heartbeat_seconds"), "{e}");
+        assert!(
+            matches!(&e, PayloadError::Field { field, .. } if field == "delivery.delivery_heartbeat_seconds"),
+            "{e}"
+        );
 
         let mut v = wove_json();
         v.as_object_mut().unwrap().remove("args_pickle");
@@ -262,7 +270,8 @@ mod tests {
         assert!(matches!(Payload::from_text("{\"version\":"), Err(PayloadError::Json(_))));
         assert!(matches!(Payload::from_text("   "), Err(PayloadError::Empty)));
         assert!(matches!(Payload::from_base64("//79"), Err(PayloadError::Utf8)));
-        assert!(matches!(Payload::from_text("WzFd"), Err(PayloadError::Field { .. }))); // "[1]"
+        assert!(matches!(Payload::from_text("WzFd"), Err(PayloadError::Field { .. })));
+        // "[1]"
     }
 
     #[test]
