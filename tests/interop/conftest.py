@@ -1,0 +1,132 @@
+"""Fixtures for running wove-worker under a real Wove weave, with Kubernetes played locally.
+
+Which worker runs is chosen by the environment, exactly one of:
+
+  WOVE_WORKER_BIN=/path/to/wove-worker   the binary under test
+  WOVE_INTEROP_REFERENCE=1               Wove's own `python -m wove.backend_worker`, to prove the
+                                         harness itself; tests marked `wove_worker_only` are skipped
+
+Run with the interpreter from scripts/test-env, which has Wove, cloudpickle and the kubernetes
+client installed; the worker runs tasks with that same interpreter (WOVE_WORKER_PYTHON).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Dict, Iterator, List
+
+import pytest
+import wove
+
+from kubelet import LocalBatchApi
+
+HERE = Path(__file__).resolve().parent
+REFERENCE_MODE = os.environ.get("WOVE_INTEROP_REFERENCE") == "1"
+# A bound for every test that sets none itself: a worker that never reports must fail the test,
+# not hang the run.
+DEFAULT_TEST_TIMEOUT = 60
+ENVIRONMENT_NAME = "k8s-interop"
+
+
+def _resolve_worker_bin() -> str:
+    raw = os.environ.get("WOVE_WORKER_BIN", "")
+    # Jobs run in their own working directory, so a relative path must be made absolute now.
+    resolved = os.path.abspath(raw) if os.sep in raw else shutil.which(raw)
+    if not resolved or not os.access(resolved, os.X_OK):
+        raise pytest.UsageError(f"WOVE_WORKER_BIN={raw!r} is not an executable file")
+    return resolved
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "wove_worker_only: checks behaviour only wove-worker has; skipped in reference mode"
+    )
+    has_bin = bool(os.environ.get("WOVE_WORKER_BIN"))
+    if has_bin == REFERENCE_MODE:
+        raise pytest.UsageError(
+            "tests/interop needs exactly one of WOVE_WORKER_BIN=<path to wove-worker> "
+            "or WOVE_INTEROP_REFERENCE=1 (Wove's own worker, to check the harness)"
+        )
+    if has_bin:
+        _resolve_worker_bin()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if REFERENCE_MODE:
+        return "wove interop: reference mode (python -m wove.backend_worker); wove-worker-only tests skipped"
+    return f"wove interop: worker {_resolve_worker_bin()}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    skip_reference = pytest.mark.skip(reason="checks behaviour only wove-worker has (reference mode)")
+    for item in items:
+        if not item.path.is_relative_to(HERE):
+            continue
+        if REFERENCE_MODE and item.get_closest_marker("wove_worker_only"):
+            item.add_marker(skip_reference)
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(DEFAULT_TEST_TIMEOUT))
+
+
+@pytest.fixture(scope="session")
+def reference_mode() -> bool:
+    return REFERENCE_MODE
+
+
+@pytest.fixture(scope="session")
+def worker_command() -> List[str]:
+    """The container command: what a Job's `command` would be."""
+    if REFERENCE_MODE:
+        return [sys.executable, "-m", "wove.backend_worker"]
+    return [_resolve_worker_bin()]
+
+
+@pytest.fixture
+def worker_env() -> Dict[str, str]:
+    """What the image gives every worker process before the Job's own env: a PATH, and the
+    interpreter that runs pickled tasks (this venv's, so cloudpickle and Wove are importable).
+    Nothing else of the test process's environment leaks into the worker."""
+    return {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "WOVE_WORKER_PYTHON": sys.executable}
+
+
+@pytest.fixture
+def kubelet(tmp_path: Path, worker_env: Dict[str, str]) -> Iterator[LocalBatchApi]:
+    """The stand-in Job API. Tests may add to `kubelet.base_env` before a weave runs, the way
+    an image or a pod spec would add variables (signing secrets, for example)."""
+    api = LocalBatchApi(tmp_path / "jobs", worker_env)
+    try:
+        yield api
+    finally:
+        api.shutdown()
+
+
+@pytest.fixture
+def k8s_environment(kubelet: LocalBatchApi, worker_command: List[str]) -> Iterator[str]:
+    """Name of a Wove environment whose tasks become Jobs on the stand-in.
+
+    Route a task with `@w.do(environment=k8s_environment)` inside a plain `weave()`: running the
+    whole weave in this environment would also ship Wove's internal `data` seed task as a Job.
+    """
+    wove.config(
+        environments={
+            ENVIRONMENT_NAME: {
+                "executor": "kubernetes_jobs",
+                "executor_config": {
+                    "image": "local",
+                    "command": list(worker_command),
+                    "batch_api": kubelet,
+                    # There is no cluster: never read a kubeconfig.
+                    "load_config": False,
+                    "callback_host": "127.0.0.1",
+                },
+            }
+        }
+    )
+    try:
+        yield ENVIRONMENT_NAME
+    finally:
+        # Wove's configuration is a process-wide singleton; leave nothing pointing at a dead kubelet.
+        wove.config(environments={ENVIRONMENT_NAME: None})

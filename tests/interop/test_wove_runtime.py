@@ -1,0 +1,256 @@
+"""A real Wove weave, its tasks routed through the `kubernetes_jobs` adapter to the worker.
+
+Everything the weave sees comes back over Wove's own callback server, so these tests hold the
+worker to what Wove 2.0.3 actually accepts, not to a reading of its source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import decimal
+import hashlib
+import random
+import sys
+import time
+from typing import Any, Callable
+
+import cloudpickle
+import pytest
+from wove import DeliveryTimeoutError, weave
+
+from kubelet import JobProcess, LocalBatchApi
+
+# A pod cannot import this test module, so its tasks and types must travel inside the pickle.
+# cloudpickle then rebuilds classes in the parent as the very classes defined here, which is
+# what lets the type checks below use `is`.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+# Wove's own bound on each task, well inside the per-test timeout: a worker that never answers
+# turns into a DeliveryTimeoutError instead of a hung weave.
+DELIVERY_TIMEOUT = 20.0
+EXIT_OK = 0
+EXIT_TASK_FAILED = 3
+
+
+def run_in_job(environment: str, func: Callable[..., Any], **options: Any) -> Any:
+    """Run `func` as the only task of a weave, in `environment`, and return its value.
+
+    A failed task does not make the weave raise: Wove stores the exception and raises it when
+    the result is read, which is what the last line does.
+    """
+    options.setdefault("delivery_timeout", DELIVERY_TIMEOUT)
+    with weave() as w:
+        w.do(environment=environment, **options)(func)
+    return w.result[func.__name__]
+
+
+def assert_exit_code(job: JobProcess, expected: int) -> None:
+    code = job.wait(timeout=15)
+    assert code == expected, f"worker exited {code}, expected {expected}; stderr tail:\n{job.tail('stderr').decode(errors='replace')}"
+
+
+# -- tasks (module level, shipped by value) -------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Reading:
+    sensor: str
+    value: decimal.Decimal
+    taken_at: datetime.datetime
+
+
+class QuotaExceeded(RuntimeError):
+    """A user exception with state beyond its message."""
+
+
+def json_result() -> dict:
+    return {"answer": 42, "items": [1, "two", None, True, 2.5], "nested": {"empty": [], "text": "héllo"}}
+
+
+def python_only_result() -> dict:
+    taken_at = datetime.datetime(2024, 2, 29, 12, 30, tzinfo=datetime.timezone.utc)
+    return {
+        "reading": Reading("t1", decimal.Decimal("21.50"), taken_at),
+        "tags": {"a", "b"},
+        "span": datetime.timedelta(minutes=90),
+        "raw": b"\x00\xff",
+        "pair": (1, 2),
+    }
+
+
+async def async_result() -> str:
+    await asyncio.sleep(0.05)
+    return "awaited"
+
+
+def raise_custom() -> None:
+    error = QuotaExceeded("quota of 3 jobs exceeded")
+    error.limit = 3
+    raise error
+
+
+def raise_value_error() -> None:
+    raise ValueError("bad input: -1")
+
+
+HEARTBEAT_SECONDS = 1.5
+# Three heartbeat windows: only a worker that reports while the task runs keeps it alive.
+SLOW_TASK_SECONDS = 3 * HEARTBEAT_SECONDS
+
+
+def slow_task() -> str:
+    time.sleep(SLOW_TASK_SECONDS)
+    return "outlived the heartbeat window"
+
+
+LARGE_RESULT_BYTES = 5 * 1024 * 1024
+
+
+def large_blob() -> bytes:
+    # Seeded and random, so it cannot compress away anywhere on the path.
+    return random.Random(1234).randbytes(LARGE_RESULT_BYTES)
+
+
+CHATTY_MIB = 20
+
+
+def chatty_task() -> str:
+    chunk = ("x" * 1023 + "\n") * 1024  # 1 MiB of lines
+    for _ in range(CHATTY_MIB):
+        sys.stdout.write(chunk)
+        sys.stderr.write(chunk)
+    sys.stdout.write("stdout-end-marker\n")
+    sys.stderr.write("stderr-end-marker\n")
+    return "still returned"
+
+
+# -- results --------------------------------------------------------------------------------
+
+
+def test_json_result(k8s_environment: str, kubelet: LocalBatchApi) -> None:
+    assert run_in_job(k8s_environment, json_result) == json_result()
+    assert_exit_code(kubelet.only_job(), EXIT_OK)
+
+
+def test_python_only_result_keeps_types(k8s_environment: str, kubelet: LocalBatchApi) -> None:
+    result = run_in_job(k8s_environment, python_only_result)
+
+    assert result == python_only_result()
+    assert type(result["reading"]) is Reading
+    assert type(result["reading"].value) is decimal.Decimal
+    assert result["reading"].taken_at.tzinfo == datetime.timezone.utc
+    assert type(result["tags"]) is set
+    assert type(result["pair"]) is tuple
+    assert_exit_code(kubelet.only_job(), EXIT_OK)
+
+
+def test_async_callable(k8s_environment: str, kubelet: LocalBatchApi) -> None:
+    assert run_in_job(k8s_environment, async_result) == "awaited"
+    assert_exit_code(kubelet.only_job(), EXIT_OK)
+
+
+def test_large_result(k8s_environment: str, kubelet: LocalBatchApi) -> None:
+    result = run_in_job(k8s_environment, large_blob)
+
+    assert type(result) is bytes
+    assert len(result) == LARGE_RESULT_BYTES
+    assert hashlib.sha256(result).hexdigest() == hashlib.sha256(large_blob()).hexdigest()
+    assert_exit_code(kubelet.only_job(), EXIT_OK)
+
+
+def test_chatty_task_still_returns(k8s_environment: str, kubelet: LocalBatchApi) -> None:
+    assert run_in_job(k8s_environment, chatty_task) == "still returned"
+
+    job = kubelet.only_job()
+    assert_exit_code(job, EXIT_OK)
+    # The task's output reaches the container's log in full and in order (what `kubectl logs`
+    # would show), rather than being dropped or blocking on a full pipe.
+    for stream in ("stdout", "stderr"):
+        path = job.stdout_path if stream == "stdout" else job.stderr_path
+        assert path.stat().st_size >= CHATTY_MIB * 1024 * 1024, f"{stream} lost output"
+        assert f"{stream}-end-marker".encode() in job.tail(stream), f"{stream} is missing its last line"
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+def test_custom_exception_is_preserved(k8s_environment: str) -> None:
+    with pytest.raises(QuotaExceeded, match="^quota of 3 jobs exceeded$") as caught:
+        run_in_job(k8s_environment, raise_custom)
+
+    assert type(caught.value) is QuotaExceeded
+    assert caught.value.limit == 3
+
+
+def test_builtin_exception_is_preserved(k8s_environment: str) -> None:
+    with pytest.raises(ValueError, match=r"^bad input: -1$") as caught:
+        run_in_job(k8s_environment, raise_value_error)
+
+    assert type(caught.value) is ValueError
+
+
+@pytest.mark.wove_worker_only
+def test_exit_code_when_task_fails(k8s_environment: str, kubelet: LocalBatchApi) -> None:
+    # Wove's own worker exits 0 here too: the failure is only visible through the event.
+    with pytest.raises(ValueError):
+        run_in_job(k8s_environment, raise_value_error)
+
+    assert_exit_code(kubelet.only_job(), EXIT_TASK_FAILED)
+
+
+# -- delivery -------------------------------------------------------------------------------
+
+
+def test_heartbeats_keep_a_long_task_alive(
+    k8s_environment: str, kubelet: LocalBatchApi, reference_mode: bool
+) -> None:
+    started = time.monotonic()
+    if reference_mode:
+        # Wove's own worker sends task_started and then nothing until the result, so Wove gives
+        # up one heartbeat window in and deletes the Job. Seeing that fail is what proves this
+        # test can fail.
+        with pytest.raises(DeliveryTimeoutError, match="heartbeat"):
+            run_in_job(k8s_environment, slow_task, delivery_heartbeat_seconds=HEARTBEAT_SECONDS)
+        assert time.monotonic() - started < SLOW_TASK_SECONDS
+        job = kubelet.only_job()
+        assert job.deleted
+        assert job.wait(timeout=15) != EXIT_OK
+        return
+
+    result = run_in_job(k8s_environment, slow_task, delivery_heartbeat_seconds=HEARTBEAT_SECONDS)
+
+    assert result == "outlived the heartbeat window"
+    assert time.monotonic() - started >= SLOW_TASK_SECONDS
+    job = kubelet.only_job()
+    assert not job.deleted
+    assert_exit_code(job, EXIT_OK)
+
+
+@pytest.mark.wove_worker_only
+@pytest.mark.parametrize(
+    "signing_env",
+    [
+        pytest.param(
+            {"WOVE_WORKER_SIGNING_SCHEME": "wove-v1", "WOVE_WORKER_SIGNING_SECRET": "runtime-test-secret"},
+            id="wove-v1",
+        ),
+        pytest.param(
+            {
+                "WOVE_WORKER_SIGNING_SCHEME": "standard-webhooks",
+                "WOVE_WORKER_SIGNING_SECRET": "whsec_cnVudGltZS10ZXN0LXNlY3JldC1rZXk=",
+            },
+            id="standard-webhooks",
+        ),
+    ],
+)
+def test_signed_events_are_accepted_by_plain_wove(
+    k8s_environment: str, kubelet: LocalBatchApi, signing_env: dict
+) -> None:
+    # Signature headers and the extra event keys are for receivers that check them; Wove's
+    # receiver checks nothing and must still take every event.
+    kubelet.base_env.update(signing_env)
+
+    assert run_in_job(k8s_environment, json_result) == json_result()
+    assert_exit_code(kubelet.only_job(), EXIT_OK)
