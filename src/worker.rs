@@ -67,9 +67,9 @@ impl Worker {
                 // The weave is waiting for this task: tell it why it will not run.
                 let mut event = reporter.event(EventKind::TaskError);
                 event.error = Some(ErrorInfo::worker("InvalidPayload", e.to_string()));
-                return match self.deliver_final(&reporter, &event).await {
-                    Ok(()) | Err(_) => Exit::BadPayload,
-                };
+                // Delivered or not, the payload is at fault: the exit code says so.
+                let _ = self.deliver_final(&reporter, &event).await;
+                return Exit::BadPayload;
             }
         };
 

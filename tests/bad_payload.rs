@@ -121,3 +121,18 @@ fn base64_and_json_payload_files_both_run() {
         assert_eq!(last["body"]["result"], serde_json::json!([1, 2]), "{name}");
     }
 }
+
+/// Regression: a timeout too large for a deadline used to reach
+/// `Duration::from_secs_f64` and panic.
+#[test]
+fn absurd_durations_are_refused_not_panicked_on() {
+    let mut p = valid();
+    p["task"]["timeout_seconds"] = serde_json::json!(1e300);
+    let mut cmd = worker();
+    cmd.env("WOVE_BACKEND_PAYLOAD", b64(&p)).env("WOVE_WORKER_DELIVERY_BUDGET", "0.5");
+    rejected(&mut cmd, "task.timeout_seconds");
+
+    let mut p = valid();
+    p["delivery"] = serde_json::json!({"delivery_heartbeat_seconds": 1e300});
+    rejected(worker().env("WOVE_BACKEND_PAYLOAD", b64(&p)), "delivery.delivery_heartbeat_seconds");
+}

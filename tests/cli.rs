@@ -71,3 +71,14 @@ fn unreadable_secret_file_is_a_configuration_error() {
     assert_eq!(code(&out), 78);
     assert!(stderr(&out).contains("/nonexistent/secret"));
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let out = run(worker().env("WOVE_WORKER_LOG_FORMAT", "json").arg("bm90IGEgcGF5bG9hZA=="), Duration::from_secs(10));
+    assert_eq!(code(&out), 65);
+    let err = stderr(&out);
+    let lines: Vec<serde_json::Value> =
+        err.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    assert!(!lines.is_empty());
+    assert!(lines.iter().any(|l| l["level"] == "ERROR" && l["message"].as_str().unwrap_or("").contains("payload")));
+}

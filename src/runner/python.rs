@@ -42,14 +42,7 @@ impl Runner for PythonRunner {
         };
         let callable_pickle = payload.callable_pickle.clone().ok_or_else(|| missing("callable_pickle"))?;
         let args_pickle = payload.args_pickle.clone().ok_or_else(|| missing("args_pickle"))?;
-        if let Some(t) = options.timeout_seconds {
-            if !(t.is_finite() && t > 0.0) {
-                return Err(PayloadError::Field {
-                    field: "task.timeout_seconds".into(),
-                    problem: "must be a positive number".into(),
-                });
-            }
-        }
+        options.validate()?;
         Ok(Box::new(PreparedPython {
             interpreter: options.interpreter.unwrap_or_else(|| settings.python.clone()),
             timeout_seconds: options.timeout_seconds,

@@ -174,11 +174,7 @@ impl Payload {
         if !(self.callback_url.starts_with("http://") || self.callback_url.starts_with("https://")) {
             return Err(PayloadError::field("callback_url", "must be an http:// or https:// URL"));
         }
-        if let Some(h) = self.delivery.delivery_heartbeat_seconds {
-            if !(h.is_finite() && h > 0.0) {
-                return Err(PayloadError::field("delivery.delivery_heartbeat_seconds", "must be a positive number"));
-            }
-        }
+        crate::task::check_seconds("delivery.delivery_heartbeat_seconds", self.delivery.delivery_heartbeat_seconds)?;
         match (&self.task, &self.callable_pickle, &self.args_pickle) {
             (Some(_), _, _) => Ok(()),
             (None, Some(_), Some(_)) => Ok(()),
@@ -258,6 +254,10 @@ mod tests {
         let mut v = wove_json();
         v.as_object_mut().unwrap().remove("args_pickle");
         assert!(decode(&v).unwrap_err().to_string().contains("args_pickle"));
+
+        let mut v = wove_json();
+        v["delivery"]["delivery_heartbeat_seconds"] = serde_json::json!(1e300);
+        assert!(decode(&v).unwrap_err().to_string().contains("delivery_heartbeat_seconds"));
 
         let mut v = wove_json();
         v["callback_url"] = serde_json::json!("ftp://x/y");

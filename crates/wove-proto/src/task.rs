@@ -11,6 +11,20 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::payload::PayloadError;
 
+/// Longest duration a payload may ask for, in seconds (about 31 years): larger
+/// values cannot be represented as a deadline and are refused rather than clamped.
+pub const MAX_SECONDS: f64 = 1e9;
+
+/// Check a duration field: a positive number of seconds no larger than [`MAX_SECONDS`].
+pub fn check_seconds(field: &str, value: Option<f64>) -> Result<(), PayloadError> {
+    match value {
+        Some(v) if !(v.is_finite() && v > 0.0 && v <= MAX_SECONDS) => {
+            Err(PayloadError::field(field, format!("must be a positive number of seconds, at most {MAX_SECONDS:e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The runner for a payload that carries `callable_pickle` and no `task`.
 pub const PYTHON_RUNNER: &str = "python";
 /// The runner for [`SubprocessTask`].
@@ -83,11 +97,7 @@ impl SubprocessTask {
         if self.program.is_empty() {
             return Err(PayloadError::field("task.program", "must not be empty"));
         }
-        if let Some(t) = self.timeout_seconds {
-            if !(t.is_finite() && t > 0.0) {
-                return Err(PayloadError::field("task.timeout_seconds", "must be a positive number"));
-            }
-        }
+        check_seconds("task.timeout_seconds", self.timeout_seconds)?;
         for key in self.env.keys() {
             if key.is_empty() || key.contains('=') || key.contains('\0') {
                 return Err(PayloadError::field(format!("task.env.{key}"), "is not a valid variable name"));
@@ -108,6 +118,16 @@ pub struct PythonTask {
     /// Seconds before the interpreter is stopped and the task fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<f64>,
+}
+
+impl PythonTask {
+    /// Check what serde cannot.
+    pub fn validate(&self) -> Result<(), PayloadError> {
+        if self.interpreter.as_deref() == Some("") {
+            return Err(PayloadError::field("task.interpreter", "must not be empty"));
+        }
+        check_seconds("task.timeout_seconds", self.timeout_seconds)
+    }
 }
 
 #[cfg(test)]
@@ -141,5 +161,11 @@ mod tests {
         assert!(t.validate().unwrap_err().to_string().contains("timeout_seconds"));
         let t = SubprocessTask::default();
         assert!(t.validate().unwrap_err().to_string().contains("task.program"));
+        // Too large to be a deadline: refused, not a panic later.
+        let t = SubprocessTask { program: "x".into(), timeout_seconds: Some(1e300), ..Default::default() };
+        assert!(t.validate().unwrap_err().to_string().contains("at most"));
+        let t = PythonTask { timeout_seconds: Some(f64::MAX), ..Default::default() };
+        assert!(t.validate().is_err());
+        assert!(PythonTask { timeout_seconds: Some(5.0), ..Default::default() }.validate().is_ok());
     }
 }
