@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use serde::Deserialize;
 use wove_worker::config::RunnerSettings;
 use wove_worker::proto::{Payload, PayloadError};
-use wove_worker::runner::{BoxFuture, Context, Outcome, Prepared, Registry, Runner, TaskValue};
+use wove_worker::runner::{BoxFuture, Context, Finished, Outcome, Prepared, Registry, Runner, TaskValue};
 
 /// The runner: decodes its fields in `prepare`, so a bad task is a bad payload.
 struct Reverse;
@@ -36,9 +36,9 @@ impl Runner for Reverse {
 }
 
 impl Prepared for ReverseTask {
-    fn run(self: Box<Self>, _ctx: Context) -> BoxFuture<'static, Outcome> {
+    fn run(self: Box<Self>, _ctx: Context) -> BoxFuture<'static, Finished> {
         let reversed: String = self.text.chars().rev().collect();
-        Box::pin(async move { Outcome::Succeeded(TaskValue::Json(reversed.into())) })
+        Box::pin(async move { Outcome::Succeeded(TaskValue::Json(reversed.into())).into() })
     }
 }
 

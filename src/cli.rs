@@ -89,9 +89,26 @@ pub struct Cli {
     #[arg(long, env = "WOVE_WORKER_HEARTBEAT_INTERVAL", value_name = "SECS", value_parser = seconds)]
     pub heartbeat_interval: Option<Duration>,
 
-    /// Seconds between TERM and KILL when a task is stopped.
+    /// Seconds between TERM and KILL when a task is stopped (at most half the
+    /// shutdown budget when SIGTERM stopped it).
     #[arg(long, env = "WOVE_WORKER_KILL_GRACE", default_value = "10", value_name = "SECS", value_parser = seconds)]
     pub kill_grace: Duration,
+
+    /// Seconds from SIGTERM/SIGINT to exit: grace, kill and the final event all fit in it.
+    #[arg(long, env = "WOVE_WORKER_SHUTDOWN_BUDGET", default_value = "25", value_name = "SECS", value_parser = seconds)]
+    pub shutdown_budget: Duration,
+
+    /// PEM file of extra CAs to trust for an https callback URL.
+    #[arg(long, env = "WOVE_WORKER_CA_BUNDLE", value_name = "PATH")]
+    pub ca_bundle: Option<PathBuf>,
+
+    /// Where to write the outcome summary (only if the file exists, as Kubernetes makes it).
+    #[arg(long, env = "WOVE_WORKER_TERMINATION_LOG", default_value = crate::config::DEFAULT_TERMINATION_LOG, value_name = "PATH")]
+    pub termination_log: PathBuf,
+
+    /// cgroup v2 memory.events file used to recognise OOM kills [default: from /proc/self/cgroup].
+    #[arg(long, env = "WOVE_WORKER_MEMORY_EVENTS", value_name = "PATH")]
+    pub memory_events: Option<PathBuf>,
 
     /// Bytes kept from the start and from the end of each output stream for error reports.
     #[arg(long, env = "WOVE_WORKER_OUTPUT_KEEP", default_value_t = 8192, value_name = "BYTES")]
@@ -204,16 +221,22 @@ impl Cli {
                 backoff_base: self.backoff_base,
                 backoff_cap: self.backoff_cap,
                 heartbeat_interval: self.heartbeat_interval,
+                ca_bundle: self.ca_bundle,
             },
             signing: SigningConfig { scheme, key_id: self.signing_key_id, secrets },
             runner: RunnerSettings {
                 python: self.python,
                 kill_grace: self.kill_grace,
+                cancel_grace: self.kill_grace.min(self.shutdown_budget / 2),
                 output_keep: self.output_keep,
                 work_dir: self.work_dir.unwrap_or(defaults.work_dir),
                 scrub_env: defaults.scrub_env,
+                adopt_orphans: true,
+                memory_events: self.memory_events.or(defaults.memory_events),
             },
             print_events: self.print_events,
+            shutdown_budget: self.shutdown_budget,
+            termination_log: Some(self.termination_log),
         })
     }
 }

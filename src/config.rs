@@ -34,7 +34,19 @@ pub struct Config {
     pub runner: RunnerSettings,
     /// Print events to stdout instead of posting them.
     pub print_events: bool,
+    /// Everything after the first SIGTERM/SIGINT (grace, kill, the final
+    /// event's delivery) fits in this. Default 25 s, inside the 30 s that
+    /// Kubernetes and AWS Batch allow before SIGKILL.
+    pub shutdown_budget: Duration,
+    /// Where the outcome summary goes; written only if the file exists.
+    /// Default `/dev/termination-log`, Kubernetes' termination message path.
+    pub termination_log: Option<PathBuf>,
 }
+
+/// Default for [`Config::shutdown_budget`].
+pub const DEFAULT_SHUTDOWN_BUDGET: Duration = Duration::from_secs(25);
+/// Default for [`Config::termination_log`].
+pub const DEFAULT_TERMINATION_LOG: &str = "/dev/termination-log";
 
 /// Delivery timing. Defaults fit Wove's receiver on a cluster network.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +64,8 @@ pub struct DeliveryConfig {
     /// Heartbeat period. `None`: a third of the payload's
     /// `delivery_heartbeat_seconds`, and no heartbeats when that is unset.
     pub heartbeat_interval: Option<Duration>,
+    /// PEM bundle of extra CAs to trust (a private CA in front of the receiver).
+    pub ca_bundle: Option<PathBuf>,
 }
 
 impl Default for DeliveryConfig {
@@ -63,6 +77,7 @@ impl Default for DeliveryConfig {
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(30),
             heartbeat_interval: None,
+            ca_bundle: None,
         }
     }
 }
@@ -89,14 +104,25 @@ impl Default for SigningConfig {
 pub struct RunnerSettings {
     /// Interpreter for Wove Python callables. Default `python3`.
     pub python: String,
-    /// Time between TERM and KILL when a task is stopped. Default 10 s.
+    /// Time between TERM and KILL when a task times out. Default 10 s.
     pub kill_grace: Duration,
+    /// Time between TERM and KILL when the worker is cancelled by a signal:
+    /// `kill_grace`, but at most half the shutdown budget, so the final event
+    /// keeps the other half. Default 10 s.
+    pub cancel_grace: Duration,
     /// Bytes of the start and of the end of each output stream kept for error reports. Default 8 KiB.
     pub output_keep: usize,
     /// Where per-task scratch files go. Default the system temp dir.
     pub work_dir: PathBuf,
     /// Environment variables a task never inherits (payload, secrets).
     pub scrub_env: Vec<String>,
+    /// Act as the container's init: become a child subreaper (unless already
+    /// PID 1) and kill every leftover descendant when the task ends. Turn off
+    /// when embedding the worker in a process that has children of its own.
+    pub adopt_orphans: bool,
+    /// cgroup v2 `memory.events`, read to tell an OOM kill from another
+    /// SIGKILL. Default: found from `/proc/self/cgroup`; `None` turns it off.
+    pub memory_events: Option<PathBuf>,
 }
 
 impl Default for RunnerSettings {
@@ -104,9 +130,12 @@ impl Default for RunnerSettings {
         Self {
             python: "python3".into(),
             kill_grace: Duration::from_secs(10),
+            cancel_grace: Duration::from_secs(10),
             output_keep: 8 * 1024,
             work_dir: std::env::temp_dir(),
             scrub_env: crate::cli::SECRET_ENV_VARS.iter().map(|s| s.to_string()).collect(),
+            adopt_orphans: true,
+            memory_events: crate::supervise::oom::default_memory_events(),
         }
     }
 }

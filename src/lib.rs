@@ -17,6 +17,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod deadline;
 pub mod exit;
 pub mod logging;
 pub mod payload_source;
@@ -25,6 +26,7 @@ pub mod report;
 pub mod runner;
 pub mod signals;
 pub mod supervise;
+pub mod termination;
 pub mod worker;
 
 pub use wove_proto as proto;

@@ -8,6 +8,7 @@
 use nix::sys::signal::Signal;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
 
 /// Signals passed on to the task's process group. Never SIGCHLD or job-control ones.
 pub const FORWARDED: [Signal; 6] =
@@ -17,7 +18,7 @@ pub const FORWARDED: [Signal; 6] =
 #[derive(Debug, Clone)]
 pub struct Signals {
     forward: broadcast::Sender<Signal>,
-    cancel: watch::Receiver<Option<Signal>>,
+    cancel: watch::Receiver<Option<(Signal, Instant)>>,
 }
 
 impl Signals {
@@ -35,7 +36,7 @@ impl Signals {
                     if matches!(sig, Signal::SIGTERM | Signal::SIGINT) {
                         cancel_tx.send_if_modified(|c| {
                             c.is_none() && {
-                                *c = Some(sig);
+                                *c = Some((sig, Instant::now()));
                                 true
                             }
                         });
@@ -61,14 +62,19 @@ impl Signals {
 
     /// The first cancelling signal, if one has arrived.
     pub fn cancelled(&self) -> Option<Signal> {
-        *self.cancel.borrow()
+        self.cancel.borrow().map(|(sig, _)| sig)
+    }
+
+    /// When the first cancelling signal arrived: shutdown budgets count from here.
+    pub fn cancelled_at(&self) -> Option<Instant> {
+        self.cancel.borrow().map(|(_, at)| at)
     }
 
     /// Wait until a cancelling signal arrives (at once if one already has).
     pub async fn wait_cancelled(&self) -> Signal {
         let mut rx = self.cancel.clone();
         loop {
-            if let Some(sig) = *rx.borrow_and_update() {
+            if let Some((sig, _)) = *rx.borrow_and_update() {
                 return sig;
             }
             if rx.changed().await.is_err() {

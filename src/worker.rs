@@ -2,17 +2,18 @@
 
 use std::time::Duration;
 
-use tokio::time::Instant;
 use wove_proto::{ErrorInfo, Event, EventKind, Payload};
 
 use crate::config::Config;
+use crate::deadline::Deadline;
 use crate::exit::Exit;
 use crate::logging::chain;
 use crate::redact::redact_url;
 use crate::report::{DeliveryError, HttpSink, Reporter, Signer, Sink, SinkError};
-use crate::runner::{Context, Outcome, Registry, TaskValue};
+use crate::runner::{Context, Finished, Outcome, Registry, TaskValue};
 use crate::signals::Signals;
 use crate::supervise::Reaper;
+use crate::termination::{self, Summary};
 
 /// Shortest heartbeat period, whatever the payload asks for.
 const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
@@ -31,13 +32,32 @@ impl Worker {
     }
 
     /// Run the payload to completion and say how it ended. Must run inside a
-    /// tokio runtime with I/O and time enabled.
+    /// tokio runtime with I/O and time enabled. Writes the termination message.
     pub async fn run(self) -> Exit {
+        let (exit, summary) = self.run_inner().await;
+        termination::write(self.config.termination_log.as_deref(), &summary);
+        exit
+    }
+
+    async fn run_inner(&self) -> (Exit, Summary) {
+        // Signals and reaping first: they must cover the whole run, delivery included.
+        let (signals, reaper) = match (Signals::install(), Reaper::start()) {
+            (Ok(s), Ok(r)) => (s, r),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!("cannot set up signal handling: {e}");
+                return (Exit::Internal, bare_summary(Exit::Internal, "internal", e.to_string()));
+            }
+        };
+        if self.config.runner.adopt_orphans {
+            become_subreaper();
+        }
+
         let payload = match crate::payload_source::read(&self.config.payload) {
             Ok(p) => p,
             Err(e) => {
-                tracing::error!("{}", chain(&e));
-                return Exit::BadPayload;
+                let message = chain(&e);
+                tracing::error!("{message}");
+                return (Exit::BadPayload, bare_summary(Exit::BadPayload, "bad_payload", message));
             }
         };
         tracing::info!(
@@ -46,13 +66,18 @@ impl Worker {
         );
         let reporter = match self.reporter(&payload) {
             Ok(r) => r,
-            Err(SinkError::Url) => {
-                tracing::error!("payload field `callback_url`: not a valid URL");
-                return Exit::BadPayload;
-            }
             Err(e) => {
-                tracing::error!("{e}");
-                return Exit::Internal;
+                let (exit, status) = match e {
+                    SinkError::Url => (Exit::BadPayload, "bad_payload"),
+                    SinkError::CaBundle { .. } => (Exit::BadConfig, "bad_config"),
+                    SinkError::Client(_) => (Exit::Internal, "internal"),
+                };
+                let message = match e {
+                    SinkError::Url => "payload field `callback_url`: not a valid URL".to_string(),
+                    other => other.to_string(),
+                };
+                tracing::error!("{message}");
+                return (exit, bare_summary(exit, status, message));
             }
         };
         if !reporter.is_signing() {
@@ -67,36 +92,31 @@ impl Worker {
                 // The weave is waiting for this task: tell it why it will not run.
                 let mut event = reporter.event(EventKind::TaskError);
                 event.error = Some(ErrorInfo::worker("InvalidPayload", e.to_string()));
+                let delivered = self.deliver_final(&reporter, &event, &signals).await;
                 // Delivered or not, the payload is at fault: the exit code says so.
-                let _ = self.deliver_final(&reporter, &event).await;
-                return Exit::BadPayload;
-            }
-        };
-
-        let (signals, reaper) = match (Signals::install(), Reaper::start()) {
-            (Ok(s), Ok(r)) => (s, r),
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::error!("cannot set up signal handling: {e}");
-                return Exit::Internal;
+                let mut summary = event_summary(Exit::BadPayload, "bad_payload", &payload, &event, &delivered);
+                summary.message = Some(e.to_string());
+                return (Exit::BadPayload, summary);
             }
         };
 
         let started = {
             let reporter = reporter.clone();
-            let deadline = Instant::now() + self.config.delivery.started_budget;
+            let deadline =
+                Deadline::after(self.config.delivery.started_budget).or_shutdown(&signals, self.config.shutdown_budget);
             tokio::spawn(async move {
                 let event = reporter.event(EventKind::TaskStarted);
-                let _ = reporter.send(&event, deadline).await;
+                let _ = reporter.send(&event, &deadline).await;
             })
         };
         let heartbeats =
             self.heartbeat_interval(&payload).map(|every| tokio::spawn(heartbeat(reporter.clone(), every)));
 
-        let ctx = Context { settings, reaper, signals };
+        let ctx = Context { settings, reaper, signals: signals.clone() };
         // A panic inside a runner must not cost the final event.
-        let outcome = tokio::spawn(prepared.run(ctx))
-            .await
-            .unwrap_or_else(|e| Outcome::failed(ErrorInfo::worker("WorkerPanic", format!("the runner panicked: {e}"))));
+        let finished = tokio::spawn(prepared.run(ctx)).await.unwrap_or_else(|e| {
+            Outcome::failed(ErrorInfo::worker("WorkerPanic", format!("the runner panicked: {e}"))).into()
+        });
 
         if let Some(h) = heartbeats {
             h.abort();
@@ -104,12 +124,16 @@ impl Worker {
         // The final event supersedes a task_started still retrying.
         started.abort();
 
-        let (event, exit) = final_event(&reporter, outcome);
-        match self.deliver_final(&reporter, &event).await {
+        let (event, exit, status) = final_event(&reporter, finished);
+        let delivered = self.deliver_final(&reporter, &event, &signals).await;
+        let exit = match &delivered {
             Ok(()) => exit,
             Err(DeliveryError::Rejected { .. }) => Exit::Rejected,
             Err(DeliveryError::Exhausted { .. }) => Exit::Undeliverable,
-        }
+            Err(DeliveryError::Untrusted { .. }) => Exit::BadConfig,
+        };
+        let status = if delivered.is_ok() { status } else { "undelivered" };
+        (exit, event_summary(exit, status, &payload, &event, &delivered))
     }
 
     fn reporter(&self, payload: &Payload) -> Result<Reporter, SinkError> {
@@ -134,9 +158,11 @@ impl Worker {
         Some(every.max(MIN_HEARTBEAT))
     }
 
-    async fn deliver_final(&self, reporter: &Reporter, event: &Event) -> Result<(), DeliveryError> {
-        let deadline = Instant::now() + self.config.delivery.budget;
-        reporter.send(event, deadline).await.map(|_| ()).inspect_err(|e| {
+    /// The final event gets the whole delivery budget, or what is left of the
+    /// shutdown budget once SIGTERM has arrived.
+    async fn deliver_final(&self, reporter: &Reporter, event: &Event, signals: &Signals) -> Result<(), DeliveryError> {
+        let deadline = Deadline::after(self.config.delivery.budget).or_shutdown(signals, self.config.shutdown_budget);
+        reporter.send(event, &deadline).await.map(|_| ()).inspect_err(|e| {
             tracing::error!(
                 event = event.kind.as_str(), event_id = %event.event_id,
                 "FINAL EVENT NOT DELIVERED: the weave will not learn this task's outcome: {e}"
@@ -146,36 +172,84 @@ impl Worker {
 }
 
 async fn heartbeat(reporter: Reporter, every: Duration) {
-    let mut ticks = tokio::time::interval_at(Instant::now() + every, every);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
         let event = reporter.event(EventKind::Heartbeat);
         // A heartbeat older than the next one is worthless: give it one period.
-        let _ = reporter.send(&event, Instant::now() + every).await;
+        let _ = reporter.send(&event, &Deadline::after(every)).await;
     }
 }
 
-fn final_event(reporter: &Reporter, outcome: Outcome) -> (Event, Exit) {
-    match outcome {
+fn final_event(reporter: &Reporter, finished: Finished) -> (Event, Exit, &'static str) {
+    let (mut event, exit, status) = match finished.outcome {
         Outcome::Succeeded(value) => {
             let mut event = reporter.event(EventKind::TaskResult);
             match value {
                 TaskValue::Json(v) => event.result = Some(v),
                 TaskValue::Pickle(p) => event.result_pickle = Some(p),
             }
-            (event, Exit::Success)
+            (event, Exit::Success, "succeeded")
         }
         Outcome::Failed { error, exception_pickle } => {
             tracing::warn!(kind = %error.kind, message = %error.message, "task failed");
             let mut event = reporter.event(EventKind::TaskError);
             event.error = Some(error);
             event.exception_pickle = exception_pickle;
-            (event, Exit::TaskFailed)
+            (event, Exit::TaskFailed, "failed")
         }
         Outcome::Cancelled(signal) => {
             let exit = signal.map_or(Exit::TaskFailed, |s| Exit::Signal(s as i32));
-            (reporter.event(EventKind::TaskCancelled), exit)
+            (reporter.event(EventKind::TaskCancelled), exit, "cancelled")
         }
+    };
+    event.output = finished.output;
+    (event, exit, status)
+}
+
+fn event_summary(
+    exit: Exit,
+    status: &'static str,
+    payload: &Payload,
+    event: &Event,
+    delivered: &Result<(), DeliveryError>,
+) -> Summary {
+    Summary {
+        status,
+        exit_code: exit.code(),
+        run_id: Some(payload.run_id.clone()),
+        event: Some(event.kind.as_str()),
+        event_id: Some(event.event_id.clone()),
+        delivered: delivered.is_ok(),
+        error_kind: event.error.as_ref().map(|e| e.kind.clone()),
+        message: match delivered {
+            Err(e) => Some(e.to_string()),
+            Ok(()) => event.error.as_ref().map(|e| e.message.clone()),
+        },
+    }
+}
+
+fn bare_summary(exit: Exit, status: &'static str, message: String) -> Summary {
+    Summary {
+        status,
+        exit_code: exit.code(),
+        run_id: None,
+        event: None,
+        event_id: None,
+        delivered: false,
+        error_kind: None,
+        message: Some(message),
+    }
+}
+
+/// Orphans of the task's descendants come to us, so we can reap and kill
+/// them, instead of escaping to the host's init. PID 1 has this already.
+fn become_subreaper() {
+    if std::process::id() == 1 {
+        return;
+    }
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        tracing::warn!(error = %e, "cannot become a child subreaper; orphaned grandchildren may escape");
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use wove_worker::config::{Config, PayloadSource, RunnerSettings};
 use wove_worker::exit::Exit;
 use wove_worker::proto::{ErrorInfo, Payload, PayloadError};
-use wove_worker::runner::{BoxFuture, Context, Outcome, Prepared, Registry, Runner, TaskValue};
+use wove_worker::runner::{BoxFuture, Context, Finished, Outcome, Prepared, Registry, Runner, TaskValue};
 use wove_worker::worker::Worker;
 
 use support::{b64, payload, Receiver, Reply, TOKEN};
@@ -33,12 +33,12 @@ impl Runner for Shout {
 }
 
 impl Prepared for ShoutTask {
-    fn run(self: Box<Self>, _: Context) -> BoxFuture<'static, Outcome> {
+    fn run(self: Box<Self>, _: Context) -> BoxFuture<'static, Finished> {
         Box::pin(async move {
             if self.0.is_empty() {
-                return Outcome::failed(ErrorInfo::task("EmptyText", "nothing to shout"));
+                return Outcome::failed(ErrorInfo::task("EmptyText", "nothing to shout")).into();
             }
-            Outcome::Succeeded(TaskValue::Json(self.0.to_uppercase().into()))
+            Outcome::Succeeded(TaskValue::Json(self.0.to_uppercase().into())).into()
         })
     }
 }
@@ -48,8 +48,12 @@ fn run_worker(task: serde_json::Value, rx: &Receiver) -> Exit {
         payload: PayloadSource::Env(b64(&payload(&rx.url(TOKEN), task))),
         delivery: Default::default(),
         signing: Default::default(),
-        runner: RunnerSettings::default(),
+        // This test process has children of its own (other tests' receivers are threads,
+        // but nothing here may be swept as an orphan).
+        runner: RunnerSettings { adopt_orphans: false, ..RunnerSettings::default() },
         print_events: false,
+        shutdown_budget: wove_worker::config::DEFAULT_SHUTDOWN_BUDGET,
+        termination_log: None,
     };
     config.delivery.budget = Duration::from_secs(10);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

@@ -3,11 +3,11 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use tokio::time::Instant;
 
 use super::retry::{classify_status, parse_retry_after, Backoff, Verdict};
 use super::signer::Signer;
 use crate::config::DeliveryConfig;
+use crate::deadline::Deadline;
 use crate::redact::redact_url;
 
 /// How a delivery went when it worked.
@@ -38,6 +38,13 @@ pub enum DeliveryError {
         /// The last failure, without the URL.
         last: String,
     },
+    /// The receiver's TLS certificate is not trusted. Retrying cannot fix
+    /// that: the worker needs the receiver's CA (`--ca-bundle`).
+    #[error("the receiver's TLS certificate is not trusted ({detail}); give its CA with --ca-bundle")]
+    Untrusted {
+        /// What the TLS library said, without the URL.
+        detail: String,
+    },
 }
 
 /// Posts events to the callback URL.
@@ -60,13 +67,34 @@ pub enum SinkError {
     /// The HTTP client failed to initialise (TLS roots, …).
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+    /// The CA bundle could not be read or holds no certificate.
+    #[error("cannot use CA bundle {path}: {detail}")]
+    CaBundle {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        detail: String,
+    },
 }
 
 impl HttpSink {
     /// A sink for `callback_url`.
     pub fn new(callback_url: &str, config: &DeliveryConfig) -> Result<Self, SinkError> {
         let url = reqwest::Url::parse(callback_url).map_err(|_| SinkError::Url)?;
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = &config.ca_bundle {
+            let bad = |detail: String| SinkError::CaBundle { path: path.clone(), detail };
+            let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(bad("no PEM certificate in it".into()));
+            }
+            // Added to the bundled public roots, not instead of them.
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("wove-worker/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(config.attempt_timeout.min(Duration::from_secs(5)))
@@ -93,20 +121,20 @@ impl HttpSink {
         &self.redacted
     }
 
-    /// Post `body` until delivered, refused, or `deadline` passes.
+    /// Post `body` until delivered, refused, or `deadline` passes. A shutdown
+    /// that moves the deadline earlier cuts a running attempt or wait short.
     pub async fn deliver(
         &self,
         kind: &str,
         event_id: &str,
         body: Bytes,
         signer: &Signer,
-        deadline: Instant,
+        deadline: &Deadline,
     ) -> Result<Delivered, DeliveryError> {
         let mut attempts = 0u32;
         let mut last = String::from("no attempt made");
         loop {
-            let now = Instant::now();
-            if now >= deadline {
+            if deadline.passed() {
                 return Err(DeliveryError::Exhausted { attempts, last });
             }
             attempts += 1;
@@ -114,14 +142,21 @@ impl HttpSink {
             let mut request = self
                 .client
                 .post(self.url.clone())
-                .timeout(self.attempt_timeout.min(deadline - now))
+                .timeout(self.attempt_timeout.min(deadline.remaining()))
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header("Idempotency-Key", event_id);
             for (name, value) in signer.headers(event_id, &self.target, &body, unix) {
                 request = request.header(name, value);
             }
             // A Bytes body has a known length, so it goes with Content-Length, never chunked.
-            let retry_after = match request.body(body.clone()).send().await {
+            let sent = tokio::select! {
+                sent = request.body(body.clone()).send() => sent,
+                _ = deadline.reached() => {
+                    last = format!("{last}; attempt {attempts} cut short by the deadline");
+                    return Err(DeliveryError::Exhausted { attempts, last });
+                }
+            };
+            let retry_after = match sent {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     let retry_after = response
@@ -130,7 +165,7 @@ impl HttpSink {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| parse_retry_after(v, SystemTime::now()));
                     // Drain the body so the connection can be reused; its content is not ours to read.
-                    let _ = response.bytes().await;
+                    let _ = tokio::time::timeout(deadline.remaining(), response.bytes()).await;
                     match classify_status(status) {
                         Verdict::Delivered => return Ok(Delivered { attempts, status }),
                         Verdict::Permanent => {
@@ -144,19 +179,42 @@ impl HttpSink {
                     }
                 }
                 Err(e) => {
-                    // reqwest puts the URL (and so the token) in its errors: strip it.
-                    last = crate::logging::chain(&e.without_url());
+                    let e = e.without_url();
+                    if let Some(detail) = untrusted_certificate(&e) {
+                        return Err(DeliveryError::Untrusted { detail });
+                    }
+                    // reqwest puts the URL (and so the token) in its errors: stripped above.
+                    last = crate::logging::chain(&e);
                     None
                 }
             };
-            let delay = retry_after.unwrap_or_else(|| self.backoff.delay(attempts));
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let delay = delay.min(remaining);
+            let delay = retry_after.unwrap_or_else(|| self.backoff.delay(attempts)).min(deadline.remaining());
             tracing::warn!(
                 event = kind, event_id, attempt = attempts, error = %last, retry_in = ?delay, url = %self.redacted,
                 "delivery attempt failed"
             );
-            tokio::time::sleep(delay).await;
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = deadline.reached() => {}
+            }
         }
     }
+}
+
+/// The TLS library's words when the failure is an untrusted certificate.
+fn untrusted_certificate(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return matches!(tls, rustls::Error::InvalidCertificate(_)).then(|| tls.to_string());
+        }
+        // hyper wraps the TLS error in an io::Error whose inner error is not its `source`.
+        if let Some(tls) = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            if let Some(tls) = tls.downcast_ref::<rustls::Error>() {
+                return matches!(tls, rustls::Error::InvalidCertificate(_)).then(|| tls.to_string());
+            }
+        }
+        current = err.source();
+    }
+    None
 }

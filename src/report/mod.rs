@@ -19,7 +19,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rand::RngCore as _;
-use tokio::time::Instant;
 use wove_proto::{Event, EventKind, EventMeta, Payload};
 
 pub use http::{Delivered, DeliveryError, HttpSink, SinkError};
@@ -92,6 +91,7 @@ impl Reporter {
             result_pickle: None,
             error: None,
             exception_pickle: None,
+            output: None,
             meta,
         }
     }
@@ -102,7 +102,7 @@ impl Reporter {
     }
 
     /// Deliver `event` before `deadline`.
-    pub async fn send(&self, event: &Event, deadline: Instant) -> Result<Delivered, DeliveryError> {
+    pub async fn send(&self, event: &Event, deadline: &crate::deadline::Deadline) -> Result<Delivered, DeliveryError> {
         let body = Bytes::from(event.to_body());
         let kind = event.kind.as_str();
         let result = match &self.inner.sink {

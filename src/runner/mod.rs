@@ -14,7 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use wove_proto::{ErrorInfo, Payload, PayloadError};
+use wove_proto::{ErrorInfo, OutputInfo, Payload, PayloadError};
 
 use crate::config::RunnerSettings;
 use crate::signals::Signals;
@@ -55,6 +55,21 @@ impl Outcome {
     }
 }
 
+/// An outcome plus what the task printed, when it ran as a process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Output sizes, reported with the final event.
+    pub output: Option<OutputInfo>,
+}
+
+impl From<Outcome> for Finished {
+    fn from(outcome: Outcome) -> Self {
+        Self { outcome, output: None }
+    }
+}
+
 /// What a runner gets to run a task with.
 #[derive(Debug, Clone)]
 pub struct Context {
@@ -70,7 +85,7 @@ pub struct Context {
 pub trait Prepared: Send {
     /// Run the task to an outcome. Never panics on bad task behaviour: every
     /// failure is an [`Outcome::Failed`].
-    fn run(self: Box<Self>, ctx: Context) -> BoxFuture<'static, Outcome>;
+    fn run(self: Box<Self>, ctx: Context) -> BoxFuture<'static, Finished>;
 }
 
 /// A kind of task, named by `task.runner` in the payload.

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use wove_proto::task::PythonTask;
 use wove_proto::{ErrorInfo, Payload, PayloadError};
 
-use super::subprocess::{kind_of, process_error, scratch_dir, stopped_outcome};
-use super::{BoxFuture, Context, Outcome, Prepared, Runner, TaskValue};
+use super::subprocess::{kind_of, output_info, process_error, scratch_dir, stopped_outcome};
+use super::{BoxFuture, Context, Finished, Outcome, Prepared, Runner, TaskValue};
 use crate::config::RunnerSettings;
 use crate::supervise;
 
@@ -68,24 +68,22 @@ enum HelperOutcome {
 }
 
 impl Prepared for PreparedPython {
-    fn run(self: Box<Self>, ctx: Context) -> BoxFuture<'static, Outcome> {
+    fn run(self: Box<Self>, ctx: Context) -> BoxFuture<'static, Finished> {
         Box::pin(async move { self.execute(ctx).await })
     }
 }
 
 impl PreparedPython {
-    async fn execute(self, ctx: Context) -> Outcome {
+    async fn execute(self, ctx: Context) -> Finished {
         let scratch = match scratch_dir(&ctx.settings) {
             Ok(dir) => dir,
-            Err(outcome) => return *outcome,
+            Err(outcome) => return (*outcome).into(),
         };
         let in_path = scratch.path().join("input.json");
         let out_path = scratch.path().join("outcome.json");
         if let Err(e) = std::fs::write(&in_path, self.input.to_string()) {
-            return Outcome::failed(ErrorInfo::worker(
-                "WorkDirUnavailable",
-                format!("cannot write the task input: {e}"),
-            ));
+            let error = ErrorInfo::worker("WorkDirUnavailable", format!("cannot write the task input: {e}"));
+            return Outcome::failed(error).into();
         }
 
         let mut command = Command::new(&self.interpreter);
@@ -93,27 +91,21 @@ impl PreparedPython {
         for name in &ctx.settings.scrub_env {
             command.env_remove(name);
         }
-        let job = supervise::Job {
-            command,
-            stdin: None,
-            timeout: self.timeout_seconds.map(Duration::from_secs_f64),
-            grace: ctx.settings.kill_grace,
-            keep: ctx.settings.output_keep,
-        };
+        let mut job = supervise::Job::new(command, &ctx.settings);
+        job.timeout = self.timeout_seconds.map(Duration::from_secs_f64);
         let report = match supervise::run(&ctx.reaper, &ctx.signals, job).await {
             Ok(report) => report,
             Err(e) => {
-                return Outcome::failed(ErrorInfo::worker(
-                    "InterpreterNotFound",
-                    format!("cannot start the Python interpreter `{}`: {e}", self.interpreter),
-                ))
+                let message = format!("cannot start the Python interpreter `{}`: {e}", self.interpreter);
+                return Outcome::failed(ErrorInfo::worker("InterpreterNotFound", message)).into();
             }
         };
+        let output = Some(output_info(&report));
         if let Some(outcome) = stopped_outcome(&report, self.timeout_seconds) {
-            return outcome;
+            return Finished { outcome, output };
         }
         let written = std::fs::read(&out_path).ok().and_then(|b| serde_json::from_slice::<HelperOutcome>(&b).ok());
-        match written {
+        let outcome = match written {
             Some(HelperOutcome::Ok { result_pickle }) => Outcome::Succeeded(TaskValue::Pickle(result_pickle)),
             Some(HelperOutcome::Error { error, exception_pickle }) => Outcome::Failed { error, exception_pickle },
             // Wove's worker answers a task's own CancelledError with task_cancelled.
@@ -125,8 +117,9 @@ impl PreparedPython {
                     "the Python process ended with {} before reporting an outcome",
                     report.termination.describe()
                 );
-                Outcome::failed(process_error(kind_of(report.termination), message, &report))
+                Outcome::failed(process_error(kind_of(&report), message, &report))
             }
-        }
+        };
+        Finished { outcome, output }
     }
 }

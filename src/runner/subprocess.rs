@@ -14,7 +14,7 @@ use std::time::Duration;
 use wove_proto::task::SubprocessTask;
 use wove_proto::{ErrorInfo, Payload, PayloadError};
 
-use super::{BoxFuture, Context, Outcome, Prepared, Runner, TaskValue};
+use super::{BoxFuture, Context, Finished, Outcome, Prepared, Runner, TaskValue};
 use crate::config::RunnerSettings;
 use crate::supervise::{self, Report, Stop, Termination};
 
@@ -50,16 +50,16 @@ struct PreparedSubprocess {
 }
 
 impl Prepared for PreparedSubprocess {
-    fn run(self: Box<Self>, ctx: Context) -> BoxFuture<'static, Outcome> {
+    fn run(self: Box<Self>, ctx: Context) -> BoxFuture<'static, Finished> {
         Box::pin(async move { self.execute(ctx).await })
     }
 }
 
 impl PreparedSubprocess {
-    async fn execute(self, ctx: Context) -> Outcome {
+    async fn execute(self, ctx: Context) -> Finished {
         let scratch = match scratch_dir(&ctx.settings) {
             Ok(dir) => dir,
-            Err(outcome) => return *outcome,
+            Err(outcome) => return (*outcome).into(),
         };
         let result_path = scratch.path().join("result.json");
         let task = &self.task;
@@ -81,35 +81,39 @@ impl PreparedSubprocess {
         if let Some(cwd) = &task.cwd {
             command.current_dir(cwd);
         }
-        let job = supervise::Job {
-            command,
-            stdin: task.input.as_ref().map(|v| serde_json::to_vec(v).unwrap_or_default()),
-            timeout: task.timeout_seconds.map(Duration::from_secs_f64),
-            grace: ctx.settings.kill_grace,
-            keep: ctx.settings.output_keep,
-        };
+        let mut job = supervise::Job::new(command, &ctx.settings);
+        job.stdin = task.input.as_ref().map(|v| serde_json::to_vec(v).unwrap_or_default());
+        job.timeout = task.timeout_seconds.map(Duration::from_secs_f64);
         let report = match supervise::run(&ctx.reaper, &ctx.signals, job).await {
             Ok(report) => report,
             Err(e) => {
-                return Outcome::failed(ErrorInfo::worker(
-                    "SpawnFailed",
-                    format!("cannot start `{}`: {e}", task.program),
-                ))
+                let error = ErrorInfo::worker("SpawnFailed", format!("cannot start `{}`: {e}", task.program));
+                return Outcome::failed(error).into();
             }
         };
         tracing::info!(program = %task.program, status = %report.termination.describe(), "task process ended");
-
-        if let Some(outcome) = stopped_outcome(&report, task.timeout_seconds) {
-            return outcome;
-        }
-        if report.termination != Termination::Exited(0) {
+        let output = Some(output_info(&report));
+        let outcome = if let Some(outcome) = stopped_outcome(&report, task.timeout_seconds) {
+            outcome
+        } else if report.termination != Termination::Exited(0) {
             let message = format!("`{}` ended with {}", task.program, report.termination.describe());
-            return Outcome::failed(process_error(kind_of(report.termination), message, &report));
-        }
-        match read_result(&result_path) {
-            Ok(value) => Outcome::Succeeded(TaskValue::Json(value)),
-            Err(message) => Outcome::failed(process_error("InvalidResult", message, &report)),
-        }
+            Outcome::failed(process_error(kind_of(&report), message, &report))
+        } else {
+            match read_result(&result_path) {
+                Ok(value) => Outcome::Succeeded(TaskValue::Json(value)),
+                Err(message) => Outcome::failed(process_error("InvalidResult", message, &report)),
+            }
+        };
+        Finished { outcome, output }
+    }
+}
+
+/// Sizes of what the process printed.
+pub(crate) fn output_info(report: &Report) -> wove_proto::OutputInfo {
+    wove_proto::OutputInfo {
+        stdout_bytes: report.stdout.total,
+        stderr_bytes: report.stderr.total,
+        truncated: report.stdout.truncated() || report.stderr.truncated(),
     }
 }
 
@@ -134,10 +138,11 @@ pub(crate) fn stopped_outcome(report: &Report, timeout_seconds: Option<f64>) -> 
     }
 }
 
-/// `NonZeroExit` or `Killed`.
-pub(crate) fn kind_of(termination: Termination) -> &'static str {
-    match termination {
+/// `NonZeroExit`, `Killed`, or `OutOfMemory` when the cgroup saw an OOM kill.
+pub(crate) fn kind_of(report: &Report) -> &'static str {
+    match report.termination {
         Termination::Exited(_) => "NonZeroExit",
+        Termination::Signaled(_) if report.oom_killed => "OutOfMemory",
         Termination::Signaled(_) => "Killed",
     }
 }

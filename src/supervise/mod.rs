@@ -6,6 +6,7 @@
 //! can hold open forever. Stopping it (timeout or a cancelling signal) always
 //! escalates the same way: TERM to the group, a grace period, KILL.
 
+pub mod oom;
 pub mod output;
 pub mod reaper;
 
@@ -28,6 +29,8 @@ use crate::signals::Signals;
 /// How long to keep reading output after the child exits; anything still
 /// holding the pipes after that is an orphan we stop waiting for.
 pub const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+/// How long to wait for a killed process group (and stray orphans) to be gone.
+pub const EMPTY_GROUP_WAIT: Duration = Duration::from_secs(5);
 
 /// What to run and how.
 #[derive(Debug)]
@@ -38,10 +41,32 @@ pub struct Job {
     pub stdin: Option<Vec<u8>>,
     /// Stop the child after this long.
     pub timeout: Option<Duration>,
-    /// Time between TERM and KILL.
+    /// Time between TERM and KILL after a timeout.
     pub grace: Duration,
+    /// Time between TERM and KILL after a cancelling signal.
+    pub cancel_grace: Duration,
     /// Bytes of each stream to keep at each end.
     pub keep: usize,
+    /// Kill every leftover child of this process when the task ends (as init).
+    pub sweep_orphans: bool,
+    /// cgroup `memory.events`, to recognise an OOM kill.
+    pub memory_events: Option<std::path::PathBuf>,
+}
+
+impl Job {
+    /// A job for `command` with the runner settings' limits.
+    pub fn new(command: Command, settings: &crate::config::RunnerSettings) -> Self {
+        Self {
+            command,
+            stdin: None,
+            timeout: None,
+            grace: settings.kill_grace,
+            cancel_grace: settings.cancel_grace,
+            keep: settings.output_keep,
+            sweep_orphans: settings.adopt_orphans,
+            memory_events: settings.memory_events.clone(),
+        }
+    }
 }
 
 /// Why the supervisor stopped the child, if it did.
@@ -64,6 +89,8 @@ pub struct Report {
     pub stdout: Captured,
     /// Its stderr sample.
     pub stderr: Captured,
+    /// It died of SIGKILL while the cgroup's OOM kill count rose.
+    pub oom_killed: bool,
 }
 
 /// Run `job` to completion under `signals`. Errors only when it cannot start.
@@ -74,6 +101,7 @@ pub async fn run(reaper: &Reaper, signals: &Signals, mut job: Job) -> std::io::R
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    let oom = oom::OomWatch::start(job.memory_events.as_deref());
     let (mut child, mut exited) = reaper.spawn(&mut job.command)?;
     let group = Pid::from_raw(child.id() as i32);
     tracing::debug!(pid = group.as_raw(), "task process started");
@@ -106,7 +134,7 @@ pub async fn run(reaper: &Reaper, signals: &Signals, mut job: Job) -> std::io::R
     if let Some(sig) = signals.cancelled() {
         stopped = Some(Stop::Cancelled(sig));
         signal_group(group, sig);
-        kill_at = Instant::now() + job.grace;
+        kill_at = Instant::now() + job.cancel_grace;
     }
 
     let termination = loop {
@@ -129,16 +157,25 @@ pub async fn run(reaper: &Reaper, signals: &Signals, mut job: Job) -> std::io::R
             sig = forwarded.recv() => {
                 let Ok(sig) = sig else { continue };
                 signal_group(group, sig);
-                if matches!(sig, Signal::SIGTERM | Signal::SIGINT) && stopped.is_none() {
-                    stopped = Some(Stop::Cancelled(sig));
-                    kill_at = Instant::now() + job.grace;
+                if matches!(sig, Signal::SIGTERM | Signal::SIGINT) {
+                    if stopped.is_none() {
+                        stopped = Some(Stop::Cancelled(sig));
+                    }
+                    // A cancel during a timeout's grace still gets no more than its own grace.
+                    kill_at = kill_at.min(Instant::now() + job.cancel_grace);
                 }
             }
         }
     };
-    // The task is over: whatever it left in its group goes with it.
+    // The task is over: whatever it left in its group goes with it, and we
+    // wait until the group is really gone before reporting.
     signal_group(group, Signal::SIGKILL);
     drop(child);
+    let gone_by = Instant::now() + EMPTY_GROUP_WAIT;
+    wait_group_empty(group, gone_by).await;
+    if job.sweep_orphans {
+        sweep_orphans(gone_by).await;
+    }
 
     let drain_until = Instant::now() + DRAIN_AFTER_EXIT;
     for task in [out_task, err_task].into_iter().flatten() {
@@ -149,7 +186,61 @@ pub async fn run(reaper: &Reaper, signals: &Signals, mut job: Job) -> std::io::R
         }
     }
     let take = |seen: Arc<Mutex<Captured>>| std::mem::take(&mut *output::lock(&seen));
-    Ok(Report { termination, stopped, stdout: take(stdout_seen), stderr: take(stderr_seen) })
+    let oom_killed = termination == Termination::Signaled(Signal::SIGKILL as i32) && oom.fired();
+    Ok(Report { termination, stopped, stdout: take(stdout_seen), stderr: take(stderr_seen), oom_killed })
+}
+
+/// Poll until no process is left in `group` (our reaper collects the dead).
+async fn wait_group_empty(group: Pid, until: Instant) {
+    while Instant::now() < until {
+        match killpg(group, None) {
+            Err(nix::errno::Errno::ESRCH) => return,
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+    tracing::warn!(pgid = group.as_raw(), "task's process group still not empty after SIGKILL");
+}
+
+/// Kill children that left the task's group (`setsid`, double forks) and
+/// were reparented to us as init or subreaper; repeat until none is left,
+/// since a killed one's own orphans come to us next.
+async fn sweep_orphans(until: Instant) {
+    loop {
+        let children = own_children();
+        if children.is_empty() {
+            return;
+        }
+        if Instant::now() >= until {
+            tracing::warn!(count = children.len(), "orphaned processes survive SIGKILL");
+            return;
+        }
+        for pid in children {
+            tracing::info!(pid, "killing a process the task left behind");
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Live (not yet reaped) children of this process, from every thread's `children` list.
+fn own_children() -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Vec::new() };
+    let mut pids: Vec<i32> = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|list| list.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<i32>>())
+        .filter(|pid| !is_zombie(*pid))
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+fn is_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .unwrap_or(true)
 }
 
 fn signal_group(group: Pid, sig: Signal) {

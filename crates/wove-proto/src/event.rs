@@ -66,8 +66,23 @@ pub struct Event {
     /// The exception as base64 cloudpickle; Wove re-raises it as is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exception_pickle: Option<String>,
+    /// How much the task printed, when it ran as a process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputInfo>,
     /// Who sent it and from where.
     pub meta: EventMeta,
+}
+
+/// What a process-based task wrote to its stdout and stderr. The output itself
+/// goes to the container's log; only its size travels with the event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputInfo {
+    /// Bytes written to stdout.
+    pub stdout_bytes: u64,
+    /// Bytes written to stderr.
+    pub stderr_bytes: u64,
+    /// Whether the worker's kept sample (head and tail) dropped bytes in between.
+    pub truncated: bool,
 }
 
 /// The error dict Wove turns into `EnvironmentExecutionError` when no
@@ -176,6 +191,7 @@ mod tests {
             result_pickle: None,
             error: Some(ErrorInfo::task("ValueError", "bad").with_detail("exit_code", 2)),
             exception_pickle: None,
+            output: Some(OutputInfo { stdout_bytes: 3, stderr_bytes: 0, truncated: false }),
             meta: EventMeta { worker: "wove-worker/0".into(), attempt: 1, ..Default::default() },
         };
         let v: serde_json::Value = serde_json::from_slice(&e.to_body()).unwrap();
@@ -184,6 +200,7 @@ mod tests {
         assert_eq!(v["error"]["exit_code"], 2);
         assert_eq!(v["error"]["source"], "task");
         assert!(v.get("result").is_none());
+        assert_eq!(v["output"]["stdout_bytes"], 3);
         let back: Event = serde_json::from_value(v).unwrap();
         assert_eq!(back, e);
     }

@@ -14,6 +14,6 @@ pub mod payload;
 pub mod sign;
 pub mod task;
 
-pub use event::{ErrorInfo, Event, EventKind, EventMeta};
+pub use event::{ErrorInfo, Event, EventKind, EventMeta, OutputInfo};
 pub use payload::{Delivery, Payload, PayloadError};
 pub use task::TaskSpec;
