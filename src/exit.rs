@@ -23,7 +23,7 @@ pub enum Exit {
     Undeliverable,
     /// The receiver refused the final event for good (4xx other than 408/425/429). Permanent.
     Rejected,
-    /// The worker's own configuration (flags, environment, secrets) is wrong. Permanent.
+    /// The worker's own configuration (flags, environment, secrets, trusted CAs) is wrong. Permanent.
     BadConfig,
     /// Stopped by this signal; the code is 128 + its number.
     Signal(i32),
@@ -65,7 +65,7 @@ Exit codes:
    70    internal worker error (retryable)
    75    final event undeliverable within the delivery budget (retryable)
    76    final event rejected by the receiver, e.g. 404 (permanent)
-   78    bad configuration: flags, environment or secrets (permanent)
+   78    bad configuration: flags, environment, secrets, untrusted TLS (permanent)
   128+n  terminated by signal n, e.g. 143 for SIGTERM (task_cancelled sent)";
 
 #[cfg(test)]

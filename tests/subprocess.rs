@@ -140,12 +140,12 @@ fn sigterm_cancels_the_task_and_exits_143() {
     assert_eq!(final_event(&rx)["type"], "task_cancelled");
 }
 
-/// Half a gigabyte through the task's stdout: the worker's own peak RSS
+/// A gigabyte through the task's stdout: the worker's own peak RSS
 /// stays small because output is streamed, never accumulated.
 #[test]
 fn large_output_streams_without_memory_growth() {
     let rx = Receiver::start(vec![Reply::Status(204)]);
-    let p = payload(&rx.url(TOKEN), sh("head -c 536870912 /dev/zero; head -c 1000000 /dev/zero >&2; echo done >&2"));
+    let p = payload(&rx.url(TOKEN), sh("head -c 1073741824 /dev/zero; head -c 1000000 /dev/zero >&2; echo done >&2"));
     let mut child =
         worker().env("WOVE_BACKEND_PAYLOAD", b64(&p)).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let status_path = format!("/proc/{}/status", child.id());
@@ -166,5 +166,8 @@ fn large_output_streams_without_memory_growth() {
     };
     assert_eq!(status.code(), Some(0));
     assert!(peak_kib > 0, "measured nothing");
-    assert!(peak_kib < 40 * 1024, "worker peak RSS {peak_kib} KiB while streaming 512 MiB");
+    assert!(peak_kib < 40 * 1024, "worker peak RSS {peak_kib} KiB while streaming 1 GiB");
+    let output = &final_event(&rx)["output"];
+    assert_eq!(output["stdout_bytes"], 1u64 << 30, "every byte was seen");
+    assert_eq!(output["truncated"], true);
 }

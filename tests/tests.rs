@@ -6,4 +6,5 @@ mod support;
 mod bad_payload;
 mod cli;
 mod delivery;
+mod faults;
 mod subprocess;

@@ -208,13 +208,12 @@ fn untrusted_certificate(e: &(dyn std::error::Error + 'static)) -> Option<String
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
             return matches!(tls, rustls::Error::InvalidCertificate(_)).then(|| tls.to_string());
         }
-        // hyper wraps the TLS error in an io::Error whose inner error is not its `source`.
-        if let Some(tls) = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
-            if let Some(tls) = tls.downcast_ref::<rustls::Error>() {
-                return matches!(tls, rustls::Error::InvalidCertificate(_)).then(|| tls.to_string());
-            }
-        }
-        current = err.source();
+        // hyper nests the TLS error in io::Errors, whose `source` skips the
+        // error they wrap: step into the wrapped one instead.
+        current = match err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
     }
     None
 }

@@ -24,20 +24,21 @@ pub fn worker() -> Command {
 }
 
 /// Run to completion, at most `limit`; kills and fails the test past it.
+/// Output is read while the worker runs, so a chatty task cannot fill the pipe and stall.
 pub fn run(cmd: &mut Command, limit: Duration) -> Output {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start worker");
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start worker");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let reader = std::thread::spawn(move || child.wait_with_output().unwrap());
     let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
+    while !reader.is_finished() {
         if start.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let out = reader.join().unwrap();
             panic!("worker ran longer than {limit:?}; stderr:\n{}", String::from_utf8_lossy(&out.stderr));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    reader.join().unwrap()
 }
 
 pub fn stderr(out: &Output) -> String {
@@ -65,4 +66,61 @@ pub fn sh(script: &str) -> serde_json::Value {
 pub fn b64(v: &serde_json::Value) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(v.to_string())
+}
+
+/// Live processes whose command line contains `marker` (the process table,
+/// not only our children: a leak anywhere shows).
+pub fn processes_matching(marker: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if text.contains(marker) && pid != std::process::id() as i32 {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Live processes whose whole command line is `command` (words joined by spaces).
+pub fn processes_running(command: &str) -> Vec<i32> {
+    processes_matching(command)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim_end() == command)
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Wait (bounded) for a condition, polling.
+pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+/// A private CA and a server configuration whose certificate it issued for `localhost`.
+pub fn private_ca() -> (String, std::sync::Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&leaf_key, &issuer).unwrap();
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(leaf_key.serialize_der());
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key.into())
+        .unwrap();
+    (ca_cert.pem(), std::sync::Arc::new(config))
 }

@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -16,6 +16,10 @@ pub enum Reply {
     WithHeaders(u16, Vec<(String, String)>),
     /// Close the connection without answering.
     Hangup,
+    /// Start the status line, then reset the connection (RST) in the middle of it.
+    ResetMidResponse,
+    /// Wait this long, then answer with the status.
+    Slow(Duration, u16),
 }
 
 /// One request as received.
@@ -40,6 +44,7 @@ pub struct Receiver {
     addr: SocketAddr,
     requests: Arc<Mutex<Vec<Request>>>,
     stop: Arc<AtomicBool>,
+    accepted: Arc<AtomicUsize>,
 }
 
 impl Receiver {
@@ -50,12 +55,22 @@ impl Receiver {
 
     /// Same, on an existing listener (to come up on a port chosen earlier).
     pub fn start_on(listener: TcpListener, script: Vec<Reply>) -> Self {
+        Self::start_with(listener, script, None)
+    }
+
+    /// Same, speaking TLS with this server configuration.
+    pub fn start_tls(script: Vec<Reply>, tls: Arc<rustls::ServerConfig>) -> Self {
+        Self::start_with(TcpListener::bind("127.0.0.1:0").expect("bind loopback"), script, Some(tls))
+    }
+
+    fn start_with(listener: TcpListener, script: Vec<Reply>, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         assert!(!script.is_empty());
         let addr = listener.local_addr().unwrap();
         listener.set_nonblocking(true).unwrap();
         let requests: Arc<Mutex<Vec<Request>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let (reqs, stop2) = (requests.clone(), stop.clone());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (reqs, stop2, count) = (requests.clone(), stop.clone(), accepted.clone());
         let script = Arc::new(Mutex::new((script, 0usize)));
         thread::spawn(move || {
             // Bounded: the test drops the receiver, or ten minutes pass.
@@ -63,18 +78,40 @@ impl Receiver {
             while !stop2.load(Ordering::Relaxed) && Instant::now() < until {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        let (reqs, script) = (reqs.clone(), script.clone());
-                        thread::spawn(move || serve(stream, &reqs, &script));
+                        count.fetch_add(1, Ordering::Relaxed);
+                        let (reqs, script, tls) = (reqs.clone(), script.clone(), tls.clone());
+                        thread::spawn(move || {
+                            stream.set_nonblocking(false).ok();
+                            stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
+                            let raw = stream.try_clone().unwrap();
+                            match tls {
+                                None => serve(stream, &raw, &reqs, &script),
+                                Some(config) => {
+                                    let Ok(conn) = rustls::ServerConnection::new(config) else { return };
+                                    serve(rustls::StreamOwned::new(conn, stream), &raw, &reqs, &script)
+                                }
+                            }
+                        });
                     }
                     Err(_) => thread::sleep(Duration::from_millis(5)),
                 }
             }
         });
-        Self { addr, requests, stop }
+        Self { addr, requests, stop, accepted }
     }
 
     pub fn url(&self, token: &str) -> String {
         format!("http://{}/wove/events/{token}", self.addr)
+    }
+
+    /// The https URL, by the name the test certificate is issued for.
+    pub fn tls_url(&self, token: &str) -> String {
+        format!("https://localhost:{}/wove/events/{token}", self.addr.port())
+    }
+
+    /// Connections accepted so far, complete requests or not (failed TLS handshakes count).
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
     }
 
     pub fn requests(&self) -> Vec<Request> {
@@ -97,10 +134,8 @@ impl Drop for Receiver {
     }
 }
 
-fn serve(stream: TcpStream, reqs: &Mutex<Vec<Request>>, script: &Mutex<(Vec<Reply>, usize)>) {
-    stream.set_nonblocking(false).ok();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
+fn serve<S: Read + Write>(stream: S, raw: &TcpStream, reqs: &Mutex<Vec<Request>>, script: &Mutex<(Vec<Reply>, usize)>) {
+    let mut reader = BufReader::new(stream);
     let mut line = String::new();
     if reader.read_line(&mut line).unwrap_or(0) == 0 {
         return;
@@ -132,10 +167,22 @@ fn serve(stream: TcpStream, reqs: &Mutex<Vec<Request>>, script: &Mutex<(Vec<Repl
         s.1 += 1;
         s.0[i].clone()
     };
-    let mut stream = stream;
+    let mut stream = reader.into_inner();
     // HTTP/1.0 without keep-alive, as Wove's receiver answers.
     let (status, extra) = match reply {
         Reply::Hangup => return,
+        Reply::ResetMidResponse => {
+            let _ = stream.write_all(b"HTTP/1.0 2");
+            let _ = stream.flush();
+            // Linger 0: closing now sends RST instead of FIN.
+            let linger = nix::libc::linger { l_onoff: 1, l_linger: 0 };
+            let _ = nix::sys::socket::setsockopt(raw, nix::sys::socket::sockopt::Linger, &linger);
+            return;
+        }
+        Reply::Slow(wait, s) => {
+            thread::sleep(wait);
+            (s, vec![])
+        }
         Reply::Status(s) => (s, vec![]),
         Reply::WithHeaders(s, h) => (s, h),
     };
@@ -145,4 +192,5 @@ fn serve(stream: TcpStream, reqs: &Mutex<Vec<Request>>, script: &Mutex<(Vec<Repl
     }
     out.push_str("\r\n");
     let _ = stream.write_all(out.as_bytes());
+    let _ = stream.flush();
 }
