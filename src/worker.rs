@@ -113,10 +113,14 @@ impl Worker {
             self.heartbeat_interval(&payload).map(|every| tokio::spawn(heartbeat(reporter.clone(), every)));
 
         let ctx = Context { settings, reaper, signals: signals.clone() };
-        // A panic inside a runner must not cost the final event.
-        let finished = tokio::spawn(prepared.run(ctx)).await.unwrap_or_else(|e| {
-            Outcome::failed(ErrorInfo::worker("WorkerPanic", format!("the runner panicked: {e}"))).into()
-        });
+        let finished = match signals.cancelled() {
+            // Told to stop before the task began: do not begin it.
+            Some(sig) => Outcome::Cancelled(Some(sig)).into(),
+            // A panic inside a runner must not cost the final event.
+            None => tokio::spawn(prepared.run(ctx)).await.unwrap_or_else(|e| {
+                Outcome::failed(ErrorInfo::worker("WorkerPanic", format!("the runner panicked: {e}"))).into()
+            }),
+        };
 
         if let Some(h) = heartbeats {
             h.abort();
