@@ -29,8 +29,12 @@ Signing (secrets never come from the payload):
 
 /// Runs one Wove task from a backend payload and posts its events back.
 #[derive(Debug, Parser)]
-#[command(name = "wove-worker", version, about, after_long_help = after_help())]
+#[command(name = "wove-worker", version, about, after_long_help = after_help(), args_conflicts_with_subcommands = true)]
 pub struct Cli {
+    /// A tool command instead of running a payload.
+    #[command(subcommand)]
+    pub command: Option<Tool>,
+
     /// The base64 payload (otherwise read from WOVE_BACKEND_PAYLOAD).
     #[arg(value_name = "PAYLOAD")]
     pub payload: Option<String>,
@@ -127,6 +131,20 @@ pub struct Cli {
     pub log: String,
 }
 
+/// Commands other than running a payload.
+#[derive(Debug, clap::Subcommand)]
+pub enum Tool {
+    /// Compile a WebAssembly module or component to a `.cwasm` that this
+    /// same binary loads without compiling (exit 0; 65 invalid module; 78 unreadable or unwritable path).
+    #[cfg(feature = "wasm")]
+    Precompile {
+        /// The `.wasm` module or component.
+        input: PathBuf,
+        /// Where to write the `.cwasm`.
+        output: PathBuf,
+    },
+}
+
 /// The signing scheme as spelled on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SchemeArg {
@@ -221,7 +239,7 @@ impl Cli {
                 backoff_base: self.backoff_base,
                 backoff_cap: self.backoff_cap,
                 heartbeat_interval: self.heartbeat_interval,
-                ca_bundle: self.ca_bundle,
+                ca_bundle: self.ca_bundle.clone(),
             },
             signing: SigningConfig { scheme, key_id: self.signing_key_id, secrets },
             runner: RunnerSettings {
@@ -233,6 +251,7 @@ impl Cli {
                 scrub_env: defaults.scrub_env,
                 adopt_orphans: true,
                 memory_events: self.memory_events.or(defaults.memory_events),
+                ca_bundle: self.ca_bundle,
             },
             print_events: self.print_events,
             shutdown_budget: self.shutdown_budget,

@@ -123,6 +123,9 @@ pub struct RunnerSettings {
     /// cgroup v2 `memory.events`, read to tell an OOM kill from another
     /// SIGKILL. Default: found from `/proc/self/cgroup`; `None` turns it off.
     pub memory_events: Option<PathBuf>,
+    /// Extra CAs for runners that download (WebAssembly modules by URL);
+    /// the same bundle the delivery trusts.
+    pub ca_bundle: Option<PathBuf>,
 }
 
 impl Default for RunnerSettings {
@@ -136,6 +139,7 @@ impl Default for RunnerSettings {
             scrub_env: crate::cli::SECRET_ENV_VARS.iter().map(|s| s.to_string()).collect(),
             adopt_orphans: true,
             memory_events: crate::supervise::oom::default_memory_events(),
+            ca_bundle: None,
         }
     }
 }

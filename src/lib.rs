@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod deadline;
 pub mod exit;
+pub mod http_client;
 pub mod logging;
 pub mod payload_source;
 pub mod redact;
@@ -27,6 +28,7 @@ pub mod runner;
 pub mod signals;
 pub mod supervise;
 pub mod termination;
+pub mod tools;
 pub mod worker;
 
 pub use wove_proto as proto;
@@ -47,6 +49,9 @@ pub fn run_cli(registry: runner::Registry) -> ExitCode {
         }
     };
     logging::init(cli.log_format, &cli.log);
+    if let Some(tool) = cli.command {
+        return tools::run(tool).into();
+    }
     let env = |name: &str| std::env::var(name).ok();
     let config = match cli.into_config(env("WOVE_WORKER_SIGNING_SECRET"), env("WOVE_BACKEND_PAYLOAD")) {
         Ok(c) => c,

@@ -69,7 +69,7 @@ impl Worker {
             Err(e) => {
                 let (exit, status) = match e {
                     SinkError::Url => (Exit::BadPayload, "bad_payload"),
-                    SinkError::CaBundle { .. } => (Exit::BadConfig, "bad_config"),
+                    SinkError::CaBundle(_) => (Exit::BadConfig, "bad_config"),
                     SinkError::Client(_) => (Exit::Internal, "internal"),
                 };
                 let message = match e {

@@ -8,3 +8,5 @@ mod cli;
 mod delivery;
 mod faults;
 mod subprocess;
+#[cfg(feature = "wasm")]
+mod wasm;

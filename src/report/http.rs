@@ -68,35 +68,16 @@ pub enum SinkError {
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
     /// The CA bundle could not be read or holds no certificate.
-    #[error("cannot use CA bundle {path}: {detail}")]
-    CaBundle {
-        /// The file.
-        path: std::path::PathBuf,
-        /// Why.
-        detail: String,
-    },
+    #[error(transparent)]
+    CaBundle(#[from] crate::http_client::CaBundleError),
 }
 
 impl HttpSink {
     /// A sink for `callback_url`.
     pub fn new(callback_url: &str, config: &DeliveryConfig) -> Result<Self, SinkError> {
         let url = reqwest::Url::parse(callback_url).map_err(|_| SinkError::Url)?;
-        let mut builder = reqwest::Client::builder();
-        if let Some(path) = &config.ca_bundle {
-            let bad = |detail: String| SinkError::CaBundle { path: path.clone(), detail };
-            let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
-            if certs.is_empty() {
-                return Err(bad("no PEM certificate in it".into()));
-            }
-            // Added to the bundled public roots, not instead of them.
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let client = builder
+        let client = crate::http_client::builder(config.ca_bundle.as_deref())?
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("wove-worker/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(config.attempt_timeout.min(Duration::from_secs(5)))
             .pool_max_idle_per_host(1)
             .build()

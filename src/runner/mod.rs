@@ -8,6 +8,8 @@
 
 pub mod python;
 pub mod subprocess;
+#[cfg(feature = "wasm-runtime")]
+pub mod wasm;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -115,9 +117,12 @@ impl Registry {
         Self::default()
     }
 
-    /// The built-in runners: `python` and `subprocess`.
+    /// The built-in runners: `python`, `subprocess`, and `wasm` when built with it.
     pub fn builtin() -> Self {
-        Self::empty().register(python::PythonRunner).register(subprocess::SubprocessRunner)
+        let registry = Self::empty().register(python::PythonRunner).register(subprocess::SubprocessRunner);
+        #[cfg(feature = "wasm-runtime")]
+        let registry = registry.register(wasm::WasmRunner);
+        registry
     }
 
     /// Add a runner; one with the same name is replaced.

@@ -20,6 +20,8 @@ pub enum Reply {
     ResetMidResponse,
     /// Wait this long, then answer with the status.
     Slow(Duration, u16),
+    /// 200 with this body (a file server for downloads).
+    Body(Vec<u8>),
 }
 
 /// One request as received.
@@ -37,6 +39,11 @@ impl Request {
     }
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("event body is JSON")
+    }
+
+    /// Whether this is an event (a POST with a body), not a download.
+    pub fn is_event(&self) -> bool {
+        !self.body.is_empty()
     }
 }
 
@@ -119,12 +126,12 @@ impl Receiver {
     }
 
     pub fn events(&self) -> Vec<serde_json::Value> {
-        self.requests().iter().map(Request::json).collect()
+        self.requests().iter().filter(|r| r.is_event()).map(Request::json).collect()
     }
 
     /// Requests whose event has this `type`.
     pub fn of_type(&self, kind: &str) -> Vec<Request> {
-        self.requests().into_iter().filter(|r| r.json()["type"] == kind).collect()
+        self.requests().into_iter().filter(|r| r.is_event() && r.json()["type"] == kind).collect()
     }
 }
 
@@ -182,6 +189,12 @@ fn serve<S: Read + Write>(stream: S, raw: &TcpStream, reqs: &Mutex<Vec<Request>>
         Reply::Slow(wait, s) => {
             thread::sleep(wait);
             (s, vec![])
+        }
+        Reply::Body(bytes) => {
+            let _ = stream.write_all(format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", bytes.len()).as_bytes());
+            let _ = stream.write_all(&bytes);
+            let _ = stream.flush();
+            return;
         }
         Reply::Status(s) => (s, vec![]),
         Reply::WithHeaders(s, h) => (s, h),

@@ -29,6 +29,8 @@ pub fn check_seconds(field: &str, value: Option<f64>) -> Result<(), PayloadError
 pub const PYTHON_RUNNER: &str = "python";
 /// The runner for [`SubprocessTask`].
 pub const SUBPROCESS_RUNNER: &str = "subprocess";
+/// The runner for [`WasmTask`].
+pub const WASM_RUNNER: &str = "wasm";
 
 /// A task description as it travels: the runner's name and its own fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,6 +132,128 @@ impl PythonTask {
     }
 }
 
+/// A WebAssembly program (`"runner": "wasm"`): a WASI preview 1 command
+/// module or a WASI preview 2 component, told apart automatically.
+///
+/// The guest gets `input` (JSON) on stdin, `args` and `env`, and nothing
+/// else: no filesystem unless `dirs` grants it, never the network. What it
+/// writes to stdout is the result (JSON when it parses, else a string); its
+/// stderr goes to the container's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WasmTask {
+    /// Where the module comes from.
+    pub module: ModuleSource,
+    /// Arguments; the guest sees the program name `task` before them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Environment variables, the only ones the guest sees.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// JSON written to the guest's stdin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<serde_json::Value>,
+    /// Host directories the guest may open.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dirs: Vec<DirGrant>,
+    /// Resource limits; each has a default.
+    #[serde(default)]
+    pub limits: WasmLimits,
+}
+
+/// Where a WebAssembly module comes from. Exactly one key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ModuleSource {
+    /// A file in the image: `.wasm` (compiled at start) or a `.cwasm` made by
+    /// `wove-worker precompile` (loaded without compiling).
+    Path(String),
+    /// The module's bytes, standard base64 (`.wasm` only).
+    Base64(String),
+    /// Downloaded over https; refused unless its SHA-256 matches.
+    Url {
+        /// `https://` URL.
+        url: String,
+        /// Lowercase or uppercase hex SHA-256 of the module.
+        sha256: String,
+        /// Refuse downloads larger than this. Default 64 MiB.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_bytes: Option<u64>,
+    },
+}
+
+/// A host directory made visible to the guest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirGrant {
+    /// The directory on the host (in the container).
+    pub host: String,
+    /// Where the guest sees it. Default: the same path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest: Option<String>,
+    /// Whether the guest may create, change and delete files there. Default read-only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub writable: bool,
+}
+
+/// Limits on a WebAssembly task. A breach fails the task with a `kind` naming it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WasmLimits {
+    /// Largest linear memory, in bytes. Default 512 MiB. Breach: `MemoryLimit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// Wall-clock limit. Default 3600 s. Breach: `Timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<f64>,
+    /// Largest stdout (the result), in bytes. Default 16 MiB. Breach: `OutputLimit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_bytes: Option<u64>,
+}
+
+impl WasmLimits {
+    /// Default for `memory_bytes`.
+    pub const MEMORY_BYTES: u64 = 512 * 1024 * 1024;
+    /// Default for `timeout_seconds`.
+    pub const TIMEOUT_SECONDS: f64 = 3600.0;
+    /// Default for `output_bytes`.
+    pub const OUTPUT_BYTES: u64 = 16 * 1024 * 1024;
+    /// Default for a URL source's `max_bytes`.
+    pub const DOWNLOAD_BYTES: u64 = 64 * 1024 * 1024;
+}
+
+impl WasmTask {
+    /// Check what serde cannot.
+    pub fn validate(&self) -> Result<(), PayloadError> {
+        match &self.module {
+            ModuleSource::Path(p) if p.is_empty() => {
+                return Err(PayloadError::field("task.module.path", "must not be empty"))
+            }
+            ModuleSource::Url { url, sha256, .. } => {
+                if !url.starts_with("https://") {
+                    return Err(PayloadError::field("task.module.url.url", "must be an https:// URL"));
+                }
+                if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(PayloadError::field("task.module.url.sha256", "must be 64 hex digits"));
+                }
+            }
+            _ => {}
+        }
+        check_seconds("task.limits.timeout_seconds", self.limits.timeout_seconds)?;
+        for (name, value) in [("memory_bytes", self.limits.memory_bytes), ("output_bytes", self.limits.output_bytes)] {
+            if value == Some(0) {
+                return Err(PayloadError::field(format!("task.limits.{name}"), "must be positive"));
+            }
+        }
+        for (i, dir) in self.dirs.iter().enumerate() {
+            if !dir.host.starts_with('/') {
+                return Err(PayloadError::field(format!("task.dirs[{i}].host"), "must be an absolute path"));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +277,29 @@ mod tests {
         let spec: TaskSpec =
             serde_json::from_value(serde_json::json!({"runner": "subprocess", "program": "x", "colour": 1})).unwrap();
         assert!(spec.decode::<SubprocessTask>().unwrap_err().to_string().contains("colour"));
+    }
+
+    #[test]
+    fn wasm_task_sources_and_limits() {
+        let spec: TaskSpec = serde_json::from_value(serde_json::json!({
+            "runner": "wasm", "module": {"url": {"url": "https://h/m.wasm", "sha256": "ab".repeat(32)}},
+            "limits": {"memory_bytes": 1048576}
+        }))
+        .unwrap();
+        let task: WasmTask = spec.decode().unwrap();
+        assert!(task.validate().is_ok());
+        assert_eq!(task.limits.memory_bytes, Some(1 << 20));
+
+        let spec: TaskSpec = serde_json::from_value(
+            serde_json::json!({"runner": "wasm", "module": {"url": {"url": "http://h/m", "sha256": "00"}}}),
+        )
+        .unwrap();
+        assert!(spec.decode::<WasmTask>().unwrap().validate().unwrap_err().to_string().contains("https"));
+
+        let spec: TaskSpec =
+            serde_json::from_value(serde_json::json!({"runner": "wasm", "module": {"path": "a", "base64": "b"}}))
+                .unwrap();
+        assert!(spec.decode::<WasmTask>().is_err(), "one source only");
     }
 
     #[test]

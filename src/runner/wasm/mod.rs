@@ -1,0 +1,249 @@
+//! The `wasm` runner: WebAssembly tasks, sandboxed by wasmtime.
+//!
+//! - [`engine`]: the engine configuration (shared with `precompile`) and loading.
+//! - [`source`]: module bytes from the image, the payload, or https + sha256.
+//! - [`guest`]: one guest run on its own thread, with memory, time and output limits.
+//!
+//! The guest gets its JSON input on stdin, its args and env, and no
+//! filesystem or network unless the task grants directories. What it writes
+//! to stdout is the result.
+
+pub mod engine;
+pub mod guest;
+pub mod output;
+pub mod source;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use wove_proto::task::{ModuleSource, WasmLimits, WasmTask};
+use wove_proto::{ErrorInfo, Payload, PayloadError};
+
+use super::{BoxFuture, Context, Finished, Outcome, Prepared, Runner, TaskValue};
+use crate::config::RunnerSettings;
+use engine::{LoadError, Program};
+use guest::{GuestEnd, GuestReport, GuestSpec, Interrupt};
+use source::Fetched;
+
+/// How often the engine's epoch ticks: the granularity of timeouts and cancels.
+const TICK: Duration = Duration::from_millis(10);
+/// A guest stuck inside a host call (a long sleep) never sees the epoch; past
+/// its deadline by this much, the worker stops waiting for it.
+const ABANDON_AFTER: Duration = Duration::from_secs(2);
+/// Limit on a module download.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs `{"runner": "wasm", "module": ..., ...}` tasks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WasmRunner;
+
+impl Runner for WasmRunner {
+    fn name(&self) -> &str {
+        wove_proto::task::WASM_RUNNER
+    }
+
+    fn prepare(&self, payload: &Payload, _settings: &RunnerSettings) -> Result<Box<dyn Prepared>, PayloadError> {
+        let spec = payload.task.as_ref().ok_or_else(|| PayloadError::Field {
+            field: "task".into(),
+            problem: "the wasm runner needs a `task` object".into(),
+        })?;
+        let task: WasmTask = spec.decode()?;
+        task.validate()?;
+        // Decoded here so bad base64 is a bad payload, before anything starts.
+        let module = match &task.module {
+            ModuleSource::Path(path) => Module::File(path.into()),
+            ModuleSource::Base64(text) => {
+                Module::Inline(base64::engine::general_purpose::STANDARD.decode(text.trim()).map_err(|e| {
+                    PayloadError::Field {
+                        field: "task.module.base64".into(),
+                        problem: format!("not valid base64: {e}"),
+                    }
+                })?)
+            }
+            ModuleSource::Url { url, sha256, max_bytes } => Module::Url {
+                url: url.clone(),
+                sha256: sha256.clone(),
+                max_bytes: max_bytes.unwrap_or(WasmLimits::DOWNLOAD_BYTES),
+            },
+        };
+        Ok(Box::new(PreparedWasm { task, module }))
+    }
+}
+
+/// The module source, decoded.
+enum Module {
+    File(std::path::PathBuf),
+    Inline(Vec<u8>),
+    Url { url: String, sha256: String, max_bytes: u64 },
+}
+
+struct PreparedWasm {
+    task: WasmTask,
+    module: Module,
+}
+
+impl Prepared for PreparedWasm {
+    fn run(self: Box<Self>, ctx: Context) -> BoxFuture<'static, Finished> {
+        Box::pin(async move { self.execute(ctx).await.into() })
+    }
+}
+
+impl PreparedWasm {
+    async fn execute(self, ctx: Context) -> Outcome {
+        let started = Instant::now();
+        let limits = &self.task.limits;
+        let timeout = Duration::from_secs_f64(limits.timeout_seconds.unwrap_or(WasmLimits::TIMEOUT_SECONDS));
+        let fetched = match self.module {
+            Module::File(path) => Fetched::File(path),
+            Module::Inline(bytes) => Fetched::Bytes(bytes),
+            Module::Url { url, sha256, max_bytes } => {
+                let ca_bundle = ctx.settings.ca_bundle.as_deref();
+                match source::download(&url, &sha256, max_bytes, ca_bundle, DOWNLOAD_TIMEOUT).await {
+                    Ok(bytes) => Fetched::Bytes(bytes),
+                    Err(e) => return Outcome::failed(ErrorInfo::worker(e.kind(), e.to_string())),
+                }
+            }
+        };
+        let engine = match engine::engine() {
+            Ok(engine) => engine,
+            Err(e) => return Outcome::failed(ErrorInfo::worker("EngineUnavailable", e.to_string())),
+        };
+        let spec = Spec {
+            argv: std::iter::once("task".to_string()).chain(self.task.args.iter().cloned()).collect(),
+            env: self.task.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            stdin: self.task.input.as_ref().map(|v| serde_json::to_vec(v).unwrap_or_default()).unwrap_or_default(),
+            dirs: self
+                .task
+                .dirs
+                .iter()
+                .map(|d| (d.host.clone(), d.guest.clone().unwrap_or_else(|| d.host.clone()), d.writable))
+                .collect(),
+            memory_bytes: usize::try_from(limits.memory_bytes.unwrap_or(WasmLimits::MEMORY_BYTES))
+                .unwrap_or(usize::MAX),
+            output_bytes: usize::try_from(limits.output_bytes.unwrap_or(WasmLimits::OUTPUT_BYTES))
+                .unwrap_or(usize::MAX),
+            deadline: started + timeout,
+        };
+        let interrupt = Arc::new(Interrupt::default());
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        let thread_interrupt = interrupt.clone();
+        let spawned = std::thread::Builder::new().name("wasm-guest".into()).spawn(move || {
+            let _ = tx.send(load_and_run(engine, fetched, spec, thread_interrupt));
+        });
+        if let Err(e) = spawned {
+            return Outcome::failed(ErrorInfo::worker("SpawnFailed", format!("cannot start the guest thread: {e}")));
+        }
+
+        let mut ticks = tokio::time::interval(TICK);
+        let abandon_at = tokio::time::Instant::from_std(started + timeout + ABANDON_AFTER);
+        let mut cancelled_by = None;
+        let result = loop {
+            tokio::select! {
+                r = &mut rx => break r.ok(),
+                _ = ticks.tick() => engine.increment_epoch(),
+                sig = ctx.signals.wait_cancelled(), if cancelled_by.is_none() => {
+                    cancelled_by = Some(sig);
+                    interrupt.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+                    engine.increment_epoch();
+                }
+                // Cancelled or timed out, but stuck in a host call: stop waiting.
+                _ = tokio::time::sleep_until(abandon_at) => break None,
+            }
+        };
+        match (result, cancelled_by) {
+            (_, Some(sig)) => Outcome::Cancelled(Some(sig)),
+            (None, None) => Outcome::failed(
+                ErrorInfo::task("Timeout", format!("task exceeded its timeout of {}s", timeout.as_secs_f64()))
+                    .with_detail("abandoned", true),
+            ),
+            (Some(Err(e)), None) => {
+                let kind = match e {
+                    LoadError::Incompatible(_) => "IncompatiblePrecompiled",
+                    LoadError::NoCompiler => "NoCompiler",
+                    LoadError::Read { .. } => "ModuleUnavailable",
+                    _ => "InvalidModule",
+                };
+                Outcome::failed(ErrorInfo::worker(kind, e.to_string()))
+            }
+            (Some(Ok(report)), None) => outcome(report, timeout),
+        }
+    }
+}
+
+/// A [`GuestSpec`] without its program, which is loaded on the guest thread.
+struct Spec {
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    stdin: Vec<u8>,
+    dirs: Vec<(String, String, bool)>,
+    memory_bytes: usize,
+    output_bytes: usize,
+    deadline: Instant,
+}
+
+/// On the guest thread: compile or load (CPU-heavy, so off the runtime), then run.
+fn load_and_run(
+    engine: &wasmtime::Engine,
+    fetched: Fetched,
+    spec: Spec,
+    interrupt: Arc<Interrupt>,
+) -> Result<GuestReport, LoadError> {
+    let program: Program = match fetched {
+        Fetched::File(path) => engine::load_file(engine, &path)?,
+        Fetched::Bytes(bytes) => engine::load_bytes(engine, &bytes)?,
+    };
+    let spec = GuestSpec {
+        program,
+        argv: spec.argv,
+        env: spec.env,
+        stdin: spec.stdin,
+        dirs: spec.dirs,
+        memory_bytes: spec.memory_bytes,
+        output_bytes: spec.output_bytes,
+        deadline: spec.deadline,
+    };
+    Ok(guest::run(engine, spec, interrupt))
+}
+
+fn outcome(report: GuestReport, timeout: Duration) -> Outcome {
+    let stdout_bytes = report.stdout.len();
+    let failed = |kind: &str, message: String| {
+        Outcome::failed(ErrorInfo::task(kind, message).with_detail("stdout_bytes", stdout_bytes))
+    };
+    match report.end {
+        GuestEnd::Exited(0) => Outcome::Succeeded(TaskValue::Json(result_value(&report.stdout))),
+        GuestEnd::Exited(code) => {
+            let mut error = ErrorInfo::task("NonZeroExit", format!("the module exited with code {code}"));
+            error = error.with_detail("exit_code", code);
+            Outcome::failed(error)
+        }
+        GuestEnd::Trapped(message, full) => Outcome::failed(ErrorInfo::task("Trap", message).with_traceback(full)),
+        GuestEnd::Timeout => failed("Timeout", format!("task exceeded its timeout of {}s", timeout.as_secs_f64())),
+        GuestEnd::MemoryLimit => failed("MemoryLimit", "the module tried to grow its memory past the limit".into()),
+        GuestEnd::OutputLimit => failed("OutputLimit", "the module wrote more to stdout than the output limit".into()),
+        // The async side reports the signal; reaching here means it raced the guest's own end.
+        GuestEnd::Cancelled => Outcome::Cancelled(None),
+        GuestEnd::Setup(message) => Outcome::failed(ErrorInfo::worker("InvalidModule", message)),
+    }
+}
+
+/// Stdout as the result: empty is `null`, JSON is JSON, anything else a string.
+fn result_value(stdout: &[u8]) -> serde_json::Value {
+    if stdout.iter().all(u8::is_ascii_whitespace) {
+        return serde_json::Value::Null;
+    }
+    serde_json::from_slice(stdout).unwrap_or_else(|_| String::from_utf8_lossy(stdout).into_owned().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stdout_becomes_json_or_text() {
+        assert_eq!(result_value(b" \n"), serde_json::Value::Null);
+        assert_eq!(result_value(b"{\"a\": [1]}\n"), serde_json::json!({"a": [1]}));
+        assert_eq!(result_value(b"hello world\n"), serde_json::json!("hello world\n"));
+    }
+}

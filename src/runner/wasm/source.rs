@@ -1,0 +1,85 @@
+//! Getting a module's bytes: a file in the image, inline base64, or an
+//! https download checked against its SHA-256 before anything runs.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+/// Where the bytes are once fetched.
+#[derive(Debug)]
+pub enum Fetched {
+    /// A file in the image (may be a `.cwasm`).
+    File(PathBuf),
+    /// Bytes from the payload or a download (never trusted as `.cwasm`).
+    Bytes(Vec<u8>),
+}
+
+/// Why a module could not be had. Each is the task's error `kind`.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The download failed.
+    #[error("cannot download the module: {0}")]
+    Download(String),
+    /// The download is larger than allowed.
+    #[error("the module is larger than {0} bytes")]
+    TooLarge(u64),
+    /// The bytes do not match the payload's digest.
+    #[error("the module's SHA-256 is {actual}, not the {expected} the task names; refusing to run it")]
+    DigestMismatch {
+        /// What the payload said.
+        expected: String,
+        /// What arrived.
+        actual: String,
+    },
+}
+
+impl SourceError {
+    /// The `kind` reported in the task's error.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Download(_) => "ModuleUnavailable",
+            Self::TooLarge(_) => "ModuleTooLarge",
+            Self::DigestMismatch { .. } => "DigestMismatch",
+        }
+    }
+}
+
+/// Download `url`, at most `max_bytes`, and check it against `sha256` (hex).
+pub async fn download(
+    url: &str,
+    sha256: &str,
+    max_bytes: u64,
+    ca_bundle: Option<&Path>,
+    timeout: Duration,
+) -> Result<Vec<u8>, SourceError> {
+    let client = crate::http_client::builder(ca_bundle)
+        .map_err(|e| SourceError::Download(e.to_string()))?
+        .timeout(timeout)
+        .build()
+        .map_err(|e| SourceError::Download(crate::logging::chain(&e.without_url())))?;
+    let fail = |e: reqwest::Error| SourceError::Download(crate::logging::chain(&e.without_url()));
+    let mut response = client.get(url).send().await.map_err(fail)?;
+    if !response.status().is_success() {
+        return Err(SourceError::Download(format!("HTTP {}", response.status().as_u16())));
+    }
+    if response.content_length().is_some_and(|n| n > max_bytes) {
+        return Err(SourceError::TooLarge(max_bytes));
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(fail)? {
+        if (bytes.len() + chunk.len()) as u64 > max_bytes {
+            return Err(SourceError::TooLarge(max_bytes));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let actual = hex_lower(&Sha256::digest(&bytes));
+    if !actual.eq_ignore_ascii_case(sha256) {
+        return Err(SourceError::DigestMismatch { expected: sha256.to_ascii_lowercase(), actual });
+    }
+    Ok(bytes)
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

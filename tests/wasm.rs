@@ -1,0 +1,322 @@
+//! The `wasm` runner through the built binary: `.wat` fixtures compiled at
+//! test time, events checked at a loopback receiver.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+
+use crate::support::{b64, code, payload, private_ca, run, stderr, worker, Receiver, Reply, TOKEN};
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(format!("{name}.wat"));
+    wat::parse_file(&path).unwrap_or_else(|e| panic!("{name}.wat: {e}"))
+}
+
+fn module_file(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.wasm"));
+    std::fs::write(&path, fixture(name)).unwrap();
+    path
+}
+
+fn wasm_task(module: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+    let mut task = serde_json::json!({"runner": "wasm", "module": module});
+    for (k, v) in extra.as_object().unwrap() {
+        task[k] = v.clone();
+    }
+    task
+}
+
+/// Run one wasm task; returns the exit code, the final event and stderr.
+fn run_wasm(task: serde_json::Value) -> (i32, serde_json::Value, String) {
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    let out = run(worker().env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), task))), Duration::from_secs(60));
+    let finals: Vec<_> = rx
+        .events()
+        .into_iter()
+        .filter(|e| ["task_result", "task_error", "task_cancelled"].contains(&e["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(finals.len(), 1, "one final event; stderr: {}", stderr(&out));
+    (code(&out), finals[0].clone(), stderr(&out))
+}
+
+#[test]
+fn echo_returns_its_json_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = module_file(dir.path(), "echo");
+    let input = serde_json::json!({"numbers": [1, 2, 3], "text": "ünïcode"});
+    let (code, event, err) =
+        run_wasm(wasm_task(serde_json::json!({"path": path}), serde_json::json!({"input": input})));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(event["type"], "task_result");
+    assert_eq!(event["result"], input);
+}
+
+#[test]
+fn args_and_env_come_from_the_task_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = module_file(dir.path(), "args");
+    let task = wasm_task(
+        serde_json::json!({"path": path}),
+        serde_json::json!({"args": ["a", "b"], "env": {"ONE": "1", "TWO": "2", "THREE": "3"}}),
+    );
+    // The worker's own environment (PATH, WOVE_*) must not leak in: exactly 3 variables.
+    let (code, event, err) = run_wasm(task);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(event["result"], serde_json::json!([3, 3]), "[argc incl. program name, envc]");
+}
+
+#[test]
+fn a_nonzero_proc_exit_is_a_task_error_with_the_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, event, err) =
+        run_wasm(wasm_task(serde_json::json!({"path": module_file(dir.path(), "exit7")}), serde_json::json!({})));
+    assert_eq!(code, 3);
+    assert_eq!(event["error"]["kind"], "NonZeroExit");
+    assert_eq!(event["error"]["exit_code"], 7);
+    assert!(err.contains("guest says: giving up"), "the guest's stderr reaches the container's");
+}
+
+#[test]
+fn a_trap_is_a_task_error_with_the_trap_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, event, _) =
+        run_wasm(wasm_task(serde_json::json!({"path": module_file(dir.path(), "trap")}), serde_json::json!({})));
+    assert_eq!(code, 3);
+    assert_eq!(event["error"]["kind"], "Trap");
+    assert!(event["error"]["message"].as_str().unwrap().contains("unreachable"), "{event}");
+}
+
+#[test]
+fn an_infinite_loop_hits_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let (code, event, _) = run_wasm(wasm_task(
+        serde_json::json!({"path": module_file(dir.path(), "spin")}),
+        serde_json::json!({"limits": {"timeout_seconds": 0.5}}),
+    ));
+    assert_eq!(code, 3);
+    assert_eq!(event["error"]["kind"], "Timeout");
+    assert!(event["error"].get("abandoned").is_none(), "stopped by epoch interruption, not abandoned");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn runaway_memory_growth_hits_the_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = module_file(dir.path(), "grow");
+    let (code, event, _) = run_wasm(wasm_task(
+        serde_json::json!({"path": path}),
+        serde_json::json!({"limits": {"memory_bytes": 8 * 1024 * 1024}}),
+    ));
+    assert_eq!(code, 3);
+    assert_eq!(event["error"]["kind"], "MemoryLimit");
+}
+
+#[test]
+fn flooding_stdout_hits_the_output_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, event, _) = run_wasm(wasm_task(
+        serde_json::json!({"path": module_file(dir.path(), "flood")}),
+        serde_json::json!({"limits": {"output_bytes": 200000}}),
+    ));
+    assert_eq!(code, 3);
+    assert_eq!(event["error"]["kind"], "OutputLimit");
+}
+
+#[test]
+fn preview2_components_are_told_apart_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, event, err) = run_wasm(wasm_task(
+        serde_json::json!({"path": module_file(dir.path(), "run_ok.component")}),
+        serde_json::json!({}),
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(event["type"], "task_result");
+
+    let (code, event, err) = run_wasm(wasm_task(
+        serde_json::json!({"path": module_file(dir.path(), "exit_err.component")}),
+        serde_json::json!({}),
+    ));
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(event["error"]["kind"], "NonZeroExit");
+    assert_eq!(event["error"]["exit_code"], 1);
+}
+
+#[test]
+fn inline_base64_modules_run() {
+    let bytes = base64::engine::general_purpose::STANDARD.encode(fixture("echo"));
+    let (code, event, err) =
+        run_wasm(wasm_task(serde_json::json!({"base64": bytes}), serde_json::json!({"input": [true]})));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(event["result"], serde_json::json!([true]));
+}
+
+#[test]
+fn https_modules_with_a_matching_digest_run() {
+    use sha2::Digest as _;
+    let bytes = fixture("echo");
+    let digest: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let (ca_pem, tls) = private_ca();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let files = Receiver::start_tls(vec![Reply::Body(bytes)], tls);
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    let task = wasm_task(
+        serde_json::json!({"url": {"url": files.tls_url("echo.wasm"), "sha256": digest}}),
+        serde_json::json!({"input": {"from": "https"}}),
+    );
+    let out = run(
+        worker()
+            .env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), task)))
+            .env("WOVE_WORKER_CA_BUNDLE", &ca_file),
+        Duration::from_secs(60),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(rx.of_type("task_result")[0].json()["result"], serde_json::json!({"from": "https"}));
+}
+
+#[test]
+fn a_digest_mismatch_is_refused_before_anything_runs() {
+    let (ca_pem, tls) = private_ca();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    // A module that would exit 7 and print to stderr, served under the wrong digest.
+    let files = Receiver::start_tls(vec![Reply::Body(fixture("exit7"))], tls);
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    let task = wasm_task(
+        serde_json::json!({"url": {"url": files.tls_url("m.wasm"), "sha256": "00".repeat(32)}}),
+        serde_json::json!({}),
+    );
+    let out = run(
+        worker()
+            .env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), task)))
+            .env("WOVE_WORKER_CA_BUNDLE", &ca_file),
+        Duration::from_secs(60),
+    );
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let e = rx.of_type("task_error")[0].json();
+    assert_eq!(e["error"]["kind"], "DigestMismatch");
+    assert!(!stderr(&out).contains("guest says"), "the module ran");
+}
+
+#[test]
+fn an_oversized_download_is_refused() {
+    let (ca_pem, tls) = private_ca();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let files = Receiver::start_tls(vec![Reply::Body(vec![0u8; 100_000])], tls);
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    let task = wasm_task(
+        serde_json::json!({"url": {"url": files.tls_url("m.wasm"), "sha256": "00".repeat(32), "max_bytes": 1000}}),
+        serde_json::json!({}),
+    );
+    let out = run(
+        worker()
+            .env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), task)))
+            .env("WOVE_WORKER_CA_BUNDLE", &ca_file),
+        Duration::from_secs(60),
+    );
+    assert_eq!(code(&out), 3);
+    assert_eq!(rx.of_type("task_error")[0].json()["error"]["kind"], "ModuleTooLarge");
+}
+
+#[test]
+fn precompiled_modules_load_and_foreign_ones_fail_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = module_file(dir.path(), "echo");
+    let cwasm = dir.path().join("echo.cwasm");
+    let out = run(worker().arg("precompile").arg(&wasm).arg(&cwasm), Duration::from_secs(60));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(std::fs::read(&cwasm).unwrap().starts_with(b"\x7fELF"));
+
+    let (code_, event, err) =
+        run_wasm(wasm_task(serde_json::json!({"path": cwasm}), serde_json::json!({"input": "precompiled"})));
+    assert_eq!(code_, 0, "{err}");
+    assert_eq!(event["result"], "precompiled");
+
+    // A .cwasm from another configuration (fuel instead of epochs): refused with a clear message.
+    let mut config = wasmtime::Config::new();
+    config.consume_fuel(true);
+    let foreign = wasmtime::Engine::new(&config).unwrap().precompile_module(&fixture("echo")).unwrap();
+    let foreign_path = dir.path().join("foreign.cwasm");
+    std::fs::write(&foreign_path, foreign).unwrap();
+    let (code_, event, err) = run_wasm(wasm_task(serde_json::json!({"path": foreign_path}), serde_json::json!({})));
+    assert_eq!(code_, 3, "{err}");
+    assert_eq!(event["error"]["kind"], "IncompatiblePrecompiled");
+    assert!(event["error"]["message"].as_str().unwrap().contains("precompile it again"));
+    assert!(!err.contains("panicked"));
+
+    // Precompiled bytes are never accepted from the payload.
+    let inline = base64::engine::general_purpose::STANDARD.encode(std::fs::read(&cwasm).unwrap());
+    let (code_, event, _) = run_wasm(wasm_task(serde_json::json!({"base64": inline}), serde_json::json!({})));
+    assert_eq!(code_, 3);
+    assert!(event["error"]["message"].as_str().unwrap().contains("only from `path`"));
+}
+
+#[test]
+fn precompile_reports_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("bogus.wasm");
+    std::fs::write(&bogus, b"not wasm").unwrap();
+    let out = run(worker().arg("precompile").arg(&bogus).arg(dir.path().join("o.cwasm")), Duration::from_secs(30));
+    assert_eq!(code(&out), 65, "{}", stderr(&out));
+    let out = run(
+        worker().arg("precompile").arg("/nonexistent.wasm").arg(dir.path().join("o.cwasm")),
+        Duration::from_secs(30),
+    );
+    assert_eq!(code(&out), 78);
+}
+
+#[test]
+fn bad_wasm_tasks_are_bad_payloads() {
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    let task = wasm_task(serde_json::json!({"base64": "%%%"}), serde_json::json!({}));
+    let out = run(worker().env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), task))), Duration::from_secs(20));
+    assert_eq!(code(&out), 65);
+    assert!(stderr(&out).contains("task.module.base64"));
+
+    let task = wasm_task(
+        serde_json::json!({"url": {"url": "http://x/m.wasm", "sha256": "00".repeat(32)}}),
+        serde_json::json!({}),
+    );
+    let out = run(worker().env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), task))), Duration::from_secs(20));
+    assert_eq!(code(&out), 65);
+    assert!(stderr(&out).contains("https"));
+}
+
+#[test]
+fn no_filesystem_unless_granted() {
+    // echo reads stdin only; a module that tried to open files would find no preopens.
+    // Here: a granted directory that does not exist is a clear setup error, not a crash.
+    let dir = tempfile::tempdir().unwrap();
+    let (code, event, _) = run_wasm(wasm_task(
+        serde_json::json!({"path": module_file(dir.path(), "echo")}),
+        serde_json::json!({"dirs": [{"host": "/nonexistent/dir"}]}),
+    ));
+    assert_eq!(code, 3);
+    assert_eq!(event["error"]["kind"], "InvalidModule");
+    assert!(event["error"]["message"].as_str().unwrap().contains("/nonexistent/dir"));
+}
+
+#[test]
+fn sigterm_stops_a_spinning_guest() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    let task = wasm_task(serde_json::json!({"path": module_file(dir.path(), "spin")}), serde_json::json!({}));
+    let child = worker()
+        .env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), task)))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(crate::support::wait_for(Duration::from_secs(10), || !rx.of_type("task_started").is_empty()));
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143));
+    assert_eq!(rx.of_type("task_cancelled").len(), 1);
+}
