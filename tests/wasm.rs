@@ -19,6 +19,24 @@ fn module_file(dir: &Path, name: &str) -> PathBuf {
     path
 }
 
+/// An https file server (private CA) answering with `body`, and the CA file the worker is given.
+fn https_files(dir: &Path, body: Vec<u8>) -> (Receiver, PathBuf) {
+    let (ca_pem, tls) = private_ca();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    (Receiver::start_tls(vec![Reply::Body(body)], tls), ca_file)
+}
+
+/// Run a task whose module the worker downloads; returns the exit code and the receiver.
+fn run_downloading(task: serde_json::Value, ca_file: &Path) -> (i32, Receiver, String) {
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    let out = run(
+        worker().env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), task))).env("WOVE_WORKER_CA_BUNDLE", ca_file),
+        Duration::from_secs(60),
+    );
+    (code(&out), rx, stderr(&out))
+}
+
 fn wasm_task(module: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
     let mut task = serde_json::json!({"runner": "wasm", "module": module});
     for (k, v) in extra.as_object().unwrap() {
@@ -157,70 +175,42 @@ fn https_modules_with_a_matching_digest_run() {
     use sha2::Digest as _;
     let bytes = fixture("echo");
     let digest: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-    let (ca_pem, tls) = private_ca();
     let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, ca_pem).unwrap();
-    let files = Receiver::start_tls(vec![Reply::Body(bytes)], tls);
-    let rx = Receiver::start(vec![Reply::Status(204)]);
+    let (files, ca_file) = https_files(dir.path(), bytes);
     let task = wasm_task(
         serde_json::json!({"url": {"url": files.tls_url("echo.wasm"), "sha256": digest}}),
         serde_json::json!({"input": {"from": "https"}}),
     );
-    let out = run(
-        worker()
-            .env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), task)))
-            .env("WOVE_WORKER_CA_BUNDLE", &ca_file),
-        Duration::from_secs(60),
-    );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let (code, rx, err) = run_downloading(task, &ca_file);
+    assert_eq!(code, 0, "{err}");
     assert_eq!(rx.of_type("task_result")[0].json()["result"], serde_json::json!({"from": "https"}));
 }
 
 #[test]
 fn a_digest_mismatch_is_refused_before_anything_runs() {
-    let (ca_pem, tls) = private_ca();
     let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, ca_pem).unwrap();
     // A module that would exit 7 and print to stderr, served under the wrong digest.
-    let files = Receiver::start_tls(vec![Reply::Body(fixture("exit7"))], tls);
-    let rx = Receiver::start(vec![Reply::Status(204)]);
+    let (files, ca_file) = https_files(dir.path(), fixture("exit7"));
     let task = wasm_task(
         serde_json::json!({"url": {"url": files.tls_url("m.wasm"), "sha256": "00".repeat(32)}}),
         serde_json::json!({}),
     );
-    let out = run(
-        worker()
-            .env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), task)))
-            .env("WOVE_WORKER_CA_BUNDLE", &ca_file),
-        Duration::from_secs(60),
-    );
-    assert_eq!(code(&out), 3, "{}", stderr(&out));
-    let e = rx.of_type("task_error")[0].json();
-    assert_eq!(e["error"]["kind"], "DigestMismatch");
-    assert!(!stderr(&out).contains("guest says"), "the module ran");
+    let (code, rx, err) = run_downloading(task, &ca_file);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(rx.of_type("task_error")[0].json()["error"]["kind"], "DigestMismatch");
+    assert!(!err.contains("guest says"), "the module ran");
 }
 
 #[test]
 fn an_oversized_download_is_refused() {
-    let (ca_pem, tls) = private_ca();
     let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, ca_pem).unwrap();
-    let files = Receiver::start_tls(vec![Reply::Body(vec![0u8; 100_000])], tls);
-    let rx = Receiver::start(vec![Reply::Status(204)]);
+    let (files, ca_file) = https_files(dir.path(), vec![0u8; 100_000]);
     let task = wasm_task(
         serde_json::json!({"url": {"url": files.tls_url("m.wasm"), "sha256": "00".repeat(32), "max_bytes": 1000}}),
         serde_json::json!({}),
     );
-    let out = run(
-        worker()
-            .env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), task)))
-            .env("WOVE_WORKER_CA_BUNDLE", &ca_file),
-        Duration::from_secs(60),
-    );
-    assert_eq!(code(&out), 3);
+    let (code, rx, err) = run_downloading(task, &ca_file);
+    assert_eq!(code, 3, "{err}");
     assert_eq!(rx.of_type("task_error")[0].json()["error"]["kind"], "ModuleTooLarge");
 }
 

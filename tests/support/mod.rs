@@ -107,7 +107,8 @@ pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
-/// A private CA and a server configuration whose certificate it issued for `localhost`.
+/// A private CA and a server configuration whose certificate it issued for
+/// `localhost` and `wove-callback.test` (the name the image test puts in /etc/hosts).
 pub fn private_ca() -> (String, std::sync::Arc<rustls::ServerConfig>) {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
@@ -116,7 +117,10 @@ pub fn private_ca() -> (String, std::sync::Arc<rustls::ServerConfig>) {
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca_params, ca_key);
     let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&leaf_key, &issuer).unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string(), "wove-callback.test".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
     let key = rustls::pki_types::PrivatePkcs8KeyDer::from(leaf_key.serialize_der());
     let config = rustls::ServerConfig::builder()
         .with_no_client_auth()

@@ -113,7 +113,12 @@ impl Receiver {
 
     /// The https URL, by the name the test certificate is issued for.
     pub fn tls_url(&self, token: &str) -> String {
-        format!("https://localhost:{}/wove/events/{token}", self.addr.port())
+        self.tls_url_at("localhost", token)
+    }
+
+    /// The https URL through another host name (one the certificate also covers).
+    pub fn tls_url_at(&self, host: &str, token: &str) -> String {
+        format!("https://{host}:{}/wove/events/{token}", self.addr.port())
     }
 
     /// Connections accepted so far, complete requests or not (failed TLS handshakes count).

@@ -138,9 +138,11 @@ impl PreparedWasm {
         let mut ticks = tokio::time::interval(TICK);
         let abandon_at = tokio::time::Instant::from_std(started + timeout + ABANDON_AFTER);
         let mut cancelled_by = None;
+        // `Some(end)` when the guest thread reported (`Err` if it died without
+        // reporting); `None` when we stopped waiting for it.
         let result = loop {
             tokio::select! {
-                r = &mut rx => break r.ok(),
+                r = &mut rx => break Some(r),
                 _ = ticks.tick() => engine.increment_epoch(),
                 sig = ctx.signals.wait_cancelled(), if cancelled_by.is_none() => {
                     cancelled_by = Some(sig);
@@ -157,7 +159,10 @@ impl PreparedWasm {
                 ErrorInfo::task("Timeout", format!("task exceeded its timeout of {}s", timeout.as_secs_f64()))
                     .with_detail("abandoned", true),
             ),
-            (Some(Err(e)), None) => {
+            (Some(Err(_)), None) => {
+                Outcome::failed(ErrorInfo::worker("WorkerPanic", "the WebAssembly guest thread panicked"))
+            }
+            (Some(Ok(Err(e))), None) => {
                 let kind = match e {
                     LoadError::Incompatible(_) => "IncompatiblePrecompiled",
                     LoadError::NoCompiler => "NoCompiler",
@@ -166,7 +171,7 @@ impl PreparedWasm {
                 };
                 Outcome::failed(ErrorInfo::worker(kind, e.to_string()))
             }
-            (Some(Ok(report)), None) => outcome(report, timeout),
+            (Some(Ok(Ok(report))), None) => outcome(report, timeout),
         }
     }
 }
