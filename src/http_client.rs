@@ -1,5 +1,5 @@
 //! The one way an HTTP client is built here: rustls, bundled public roots,
-//! plus a private CA bundle when one is configured.
+//! plus a private CA bundle when one is configured, and our own resolver.
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +15,9 @@ pub struct CaBundleError {
 
 /// A client builder trusting the bundled roots and, if given, the CAs in `ca_bundle` (PEM).
 pub fn builder(ca_bundle: Option<&Path>) -> Result<reqwest::ClientBuilder, CaBundleError> {
-    let mut builder = reqwest::Client::builder().user_agent(concat!("wove-worker/", env!("CARGO_PKG_VERSION")));
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("wove-worker/", env!("CARGO_PKG_VERSION")))
+        .dns_resolver(std::sync::Arc::new(crate::dns::Resolver::default()));
     if let Some(path) = ca_bundle {
         let bad = |detail: String| CaBundleError { path: path.to_path_buf(), detail };
         let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;

@@ -18,6 +18,7 @@
 pub mod cli;
 pub mod config;
 pub mod deadline;
+pub mod dns;
 pub mod exit;
 pub mod http_client;
 pub mod logging;

@@ -50,7 +50,12 @@ fn assemble(root: &Path, binary: &Path) {
 }
 
 fn in_image(root: &Path) -> Command {
-    let mut cmd = Command::new("chroot");
+    // Found through our PATH before the worker's environment is cleared.
+    let chroot = ["/usr/sbin/chroot", "/usr/bin/chroot", "/sbin/chroot"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("chroot is installed (coreutils)");
+    let mut cmd = Command::new(chroot);
     cmd.arg("--userspec=65532:65532").arg(root).arg("/usr/local/bin/wove-worker");
     cmd.env_clear().env("TMPDIR", "/tmp");
     cmd
