@@ -88,17 +88,23 @@ fn the_static_binary_runs_a_payload_in_an_empty_rootfs() {
     });
     let rx = Receiver::start_tls(vec![Reply::Status(204)], tls);
     let p = payload(&rx.tls_url_at(HOST, TOKEN), task);
-    let out = run(
-        in_image(&root)
-            .env("WOVE_BACKEND_PAYLOAD", b64(&p))
-            .env("WOVE_WORKER_CA_BUNDLE", "/tmp/ca.pem")
-            .env("WOVE_WORKER_SIGNING_SCHEME", "standard-webhooks")
-            .env("WOVE_WORKER_SIGNING_SECRET", "whsec_c3RhdGljLWltYWdlLXRlc3Q="),
-        Duration::from_secs(60),
-    );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let result = &rx.of_type("task_result")[0];
-    assert_eq!(result.json()["result"], serde_json::json!({"from": "an empty image"}));
-    assert!(result.header("webhook-signature").is_some_and(|s| s.starts_with("v1,")), "signed");
-    assert_ne!(rx.of_type("task_started")[0].json()["event_id"], result.json()["event_id"], "random ids");
+    // Twice: ids drawn from the kernel's randomness must differ between runs.
+    for _ in 0..2 {
+        let out = run(
+            in_image(&root)
+                .env("WOVE_BACKEND_PAYLOAD", b64(&p))
+                .env("WOVE_WORKER_CA_BUNDLE", "/tmp/ca.pem")
+                .env("WOVE_WORKER_SIGNING_SCHEME", "standard-webhooks")
+                .env("WOVE_WORKER_SIGNING_SECRET", "whsec_c3RhdGljLWltYWdlLXRlc3Q="),
+            Duration::from_secs(60),
+        );
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+    }
+    let results = rx.of_type("task_result");
+    assert_eq!(results.len(), 2);
+    for r in &results {
+        assert_eq!(r.json()["result"], serde_json::json!({"from": "an empty image"}));
+        assert!(r.header("webhook-signature").is_some_and(|s| s.starts_with("v1,")), "signed");
+    }
+    assert_ne!(results[0].json()["event_id"], results[1].json()["event_id"], "random event ids");
 }
