@@ -114,7 +114,7 @@ impl Secret {
         mac.finalize().into_bytes().into()
     }
 
-    /// Whether `text` appears in this secret's textual forms; used by log redaction tests.
+    /// The raw key bytes (for a receiver that verifies with its own HMAC code).
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
