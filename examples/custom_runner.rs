@@ -29,8 +29,7 @@ impl Runner for Reverse {
     }
 
     fn prepare(&self, payload: &Payload, _settings: &RunnerSettings) -> Result<Box<dyn Prepared>, PayloadError> {
-        let spec = payload.task.as_ref().expect("the registry picks this runner only for a `task`");
-        let task: ReverseTask = spec.decode()?;
+        let task: ReverseTask = payload.task_for(self.name())?.decode()?;
         Ok(Box::new(task))
     }
 }

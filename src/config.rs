@@ -128,6 +128,15 @@ pub struct RunnerSettings {
     pub ca_bundle: Option<PathBuf>,
 }
 
+impl RunnerSettings {
+    /// Keep the payload and signing secrets out of a task's inherited environment.
+    pub fn remove_secrets(&self, command: &mut std::process::Command) {
+        for name in &self.scrub_env {
+            command.env_remove(name);
+        }
+    }
+}
+
 impl Default for RunnerSettings {
     fn default() -> Self {
         Self {

@@ -1,6 +1,6 @@
 //! Posting one event with retries until it is delivered, refused, or out of time.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
@@ -119,14 +119,13 @@ impl HttpSink {
                 return Err(DeliveryError::Exhausted { attempts, last });
             }
             attempts += 1;
-            let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
             let mut request = self
                 .client
                 .post(self.url.clone())
                 .timeout(self.attempt_timeout.min(deadline.remaining()))
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header("Idempotency-Key", event_id);
-            for (name, value) in signer.headers(event_id, &self.target, &body, unix) {
+            for (name, value) in signer.headers(event_id, &self.target, &body) {
                 request = request.header(name, value);
             }
             // A Bytes body has a known length, so it goes with Content-Length, never chunked.

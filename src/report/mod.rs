@@ -108,9 +108,8 @@ impl Reporter {
         let result = match &self.inner.sink {
             Sink::Http(http) => http.deliver(kind, &event.event_id, body, &self.inner.signer, deadline).await,
             Sink::Print { redacted_url, target } => {
-                let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
                 let headers: BTreeMap<&str, String> =
-                    self.inner.signer.headers(&event.event_id, target, &body, unix).into_iter().collect();
+                    self.inner.signer.headers(&event.event_id, target, &body).into_iter().collect();
                 print_event(redacted_url, &headers, &body);
                 Ok(Delivered { attempts: 1, status: 0 })
             }
@@ -142,11 +141,7 @@ fn print_event(url: &str, headers: &BTreeMap<&str, String>, body: &[u8]) {
 fn event_id() -> String {
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
-    format!("evt_{}", hex_lower(&bytes))
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    format!("evt_{}", hex::encode(bytes))
 }
 
 fn platform_meta(env: &dyn Fn(&str) -> Option<String>) -> EventMeta {

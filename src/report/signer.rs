@@ -1,5 +1,7 @@
 //! Signing headers for each delivery attempt (fresh timestamp and nonce each time).
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use base64::Engine as _;
 use rand::RngCore as _;
 use wove_proto::sign::{standard_webhooks, wove_v1, Scheme, Secret};
@@ -26,9 +28,11 @@ impl Signer {
     }
 
     /// Headers for one attempt at sending `body` (event `event_id`) to `target`
-    /// (the URL's path and query) at Unix time `now`.
-    pub fn headers(&self, event_id: &str, target: &str, body: &[u8], now: u64) -> Vec<(&'static str, String)> {
+    /// (the URL's path and query), timestamped now: both schemes want a fresh
+    /// timestamp on every attempt.
+    pub fn headers(&self, event_id: &str, target: &str, body: &[u8]) -> Vec<(&'static str, String)> {
         let Some(current) = self.secrets.first() else { return Vec::new() };
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         match self.scheme {
             // Wove's scheme carries one signature: the current key's, named by the key id.
             Scheme::WoveV1 => wove_v1::headers(current, &self.key_id, target, now, &nonce(), body),

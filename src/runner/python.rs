@@ -88,9 +88,7 @@ impl PreparedPython {
 
         let mut command = Command::new(&self.interpreter);
         command.arg("-c").arg(HELPER).arg(&in_path).arg(&out_path);
-        for name in &ctx.settings.scrub_env {
-            command.env_remove(name);
-        }
+        ctx.settings.remove_secrets(&mut command);
         let mut job = supervise::Job::new(command, &ctx.settings);
         job.timeout = self.timeout_seconds.map(Duration::from_secs_f64);
         let report = match supervise::run(&ctx.reaper, &ctx.signals, job).await {

@@ -33,11 +33,7 @@ impl Runner for SubprocessRunner {
     }
 
     fn prepare(&self, payload: &Payload, _settings: &RunnerSettings) -> Result<Box<dyn Prepared>, PayloadError> {
-        let spec = payload.task.as_ref().ok_or_else(|| PayloadError::Field {
-            field: "task".into(),
-            problem: "the subprocess runner needs a `task` object".into(),
-        })?;
-        let task: SubprocessTask = spec.decode()?;
+        let task: SubprocessTask = payload.task_for(self.name())?.decode()?;
         task.validate()?;
         Ok(Box::new(PreparedSubprocess { task, run_id: payload.run_id.clone(), task_id: payload.task_id.clone() }))
     }
@@ -69,9 +65,7 @@ impl PreparedSubprocess {
         if task.clear_env {
             command.env_clear();
         } else {
-            for name in &ctx.settings.scrub_env {
-                command.env_remove(name);
-            }
+            ctx.settings.remove_secrets(&mut command);
         }
         command
             .envs(&task.env)

@@ -187,6 +187,13 @@ impl Payload {
         }
     }
 
+    /// The `task` object, which runners other than `python` require.
+    pub fn task_for(&self, runner: &str) -> Result<&TaskSpec, PayloadError> {
+        self.task
+            .as_ref()
+            .ok_or_else(|| PayloadError::field("task", format!("the {runner} runner needs a `task` object")))
+    }
+
     /// The runner that should run this payload: `task.runner`, or `python`
     /// for a plain Wove payload.
     pub fn runner_name(&self) -> &str {

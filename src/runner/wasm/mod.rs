@@ -44,11 +44,7 @@ impl Runner for WasmRunner {
     }
 
     fn prepare(&self, payload: &Payload, _settings: &RunnerSettings) -> Result<Box<dyn Prepared>, PayloadError> {
-        let spec = payload.task.as_ref().ok_or_else(|| PayloadError::Field {
-            field: "task".into(),
-            problem: "the wasm runner needs a `task` object".into(),
-        })?;
-        let task: WasmTask = spec.decode()?;
+        let task: WasmTask = payload.task_for(self.name())?.decode()?;
         task.validate()?;
         // Decoded here so bad base64 is a bad payload, before anything starts.
         let module = match &task.module {

@@ -73,13 +73,9 @@ pub async fn download(
         }
         bytes.extend_from_slice(&chunk);
     }
-    let actual = hex_lower(&Sha256::digest(&bytes));
+    let actual = hex::encode(Sha256::digest(&bytes));
     if !actual.eq_ignore_ascii_case(sha256) {
         return Err(SourceError::DigestMismatch { expected: sha256.to_ascii_lowercase(), actual });
     }
     Ok(bytes)
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
