@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use wove_proto::env as vars;
 use wove_proto::sign::{Scheme, Secret};
 
 use crate::config::{Config, DeliveryConfig, PayloadSource, RunnerSettings, SigningConfig};
@@ -14,7 +15,7 @@ use crate::logging::LogFormat;
 
 /// Environment variables that hold secrets; never passed on to a task.
 pub const SECRET_ENV_VARS: &[&str] =
-    &["WOVE_BACKEND_PAYLOAD", "WOVE_WORKER_SIGNING_SECRET", "WOVE_WORKER_SIGNING_SECRET_FILE"];
+    &[vars::PAYLOAD, vars::SIGNING_SECRET, vars::SIGNING_SECRET_FILE];
 
 const PAYLOAD_HELP: &str = "\
 Payload sources (first found wins):
@@ -40,7 +41,7 @@ pub struct Cli {
     pub payload: Option<String>,
 
     /// Read the payload from a file (JSON or base64), e.g. one mounted from a Secret.
-    #[arg(long, env = "WOVE_BACKEND_PAYLOAD_FILE", value_name = "PATH")]
+    #[arg(long, env = vars::PAYLOAD_FILE, value_name = "PATH")]
     pub payload_file: Option<PathBuf>,
 
     /// Print each event (headers and body, signed, exactly as it would be sent)
@@ -57,7 +58,7 @@ pub struct Cli {
     pub signing_key_id: String,
 
     /// File with one signing secret per line (current first).
-    #[arg(long, env = "WOVE_WORKER_SIGNING_SECRET_FILE", value_name = "PATH")]
+    #[arg(long, env = vars::SIGNING_SECRET_FILE, value_name = "PATH")]
     pub signing_secret_file: Option<PathBuf>,
 
     /// Treat a missing signing secret as a configuration error.
@@ -99,7 +100,7 @@ pub struct Cli {
     pub kill_grace: Duration,
 
     /// Seconds from SIGTERM/SIGINT to exit: grace, kill and the final event all fit in it.
-    #[arg(long, env = "WOVE_WORKER_SHUTDOWN_BUDGET", default_value = "25", value_name = "SECS", value_parser = seconds)]
+    #[arg(long, env = vars::SHUTDOWN_BUDGET, default_value = "25", value_name = "SECS", value_parser = seconds)]
     pub shutdown_budget: Duration,
 
     /// PEM file of extra CAs to trust for an https callback URL.
@@ -268,6 +269,12 @@ mod tests {
     #[test]
     fn verify_cli() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_match_the_shared_contract() {
+        let cli = Cli::try_parse_from(["wove-worker"]).unwrap();
+        assert_eq!(cli.shutdown_budget, crate::config::DEFAULT_SHUTDOWN_BUDGET);
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub struct Config {
 }
 
 /// Default for [`Config::shutdown_budget`].
-pub const DEFAULT_SHUTDOWN_BUDGET: Duration = Duration::from_secs(25);
+pub const DEFAULT_SHUTDOWN_BUDGET: Duration = Duration::from_secs(wove_proto::env::DEFAULT_SHUTDOWN_BUDGET_SECS);
 /// Default for [`Config::termination_log`].
 pub const DEFAULT_TERMINATION_LOG: &str = "/dev/termination-log";
 

@@ -54,7 +54,7 @@ pub fn run_cli(registry: runner::Registry) -> ExitCode {
         return tools::run(tool).into();
     }
     let env = |name: &str| std::env::var(name).ok();
-    let config = match cli.into_config(env("WOVE_WORKER_SIGNING_SECRET"), env("WOVE_BACKEND_PAYLOAD")) {
+    let config = match cli.into_config(env(proto::env::SIGNING_SECRET), env(proto::env::PAYLOAD)) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("{}", logging::chain(&e));

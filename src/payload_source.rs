@@ -50,7 +50,7 @@ pub fn read(source: &PayloadSource) -> Result<Payload, PayloadReadError> {
     };
     match source {
         PayloadSource::Missing => Err(PayloadReadError::Missing),
-        PayloadSource::Env(text) => decode("WOVE_BACKEND_PAYLOAD".into(), Payload::from_base64(text)),
+        PayloadSource::Env(text) => decode(wove_proto::env::PAYLOAD.into(), Payload::from_base64(text)),
         PayloadSource::Argument(text) => decode("payload argument".into(), Payload::from_base64(text)),
         PayloadSource::File(path) => {
             let file_err = |source| PayloadReadError::File { path: path.clone(), source };

@@ -19,6 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rand::RngCore as _;
+use wove_proto::env as vars;
 use wove_proto::{Event, EventKind, EventMeta, Payload};
 
 pub use http::{Delivered, DeliveryError, HttpSink, SinkError};
@@ -26,10 +27,10 @@ pub use signer::Signer;
 
 /// Platform variables copied into every event's `meta.platform`.
 const PLATFORM_ENV: [(&str, &str); 4] = [
-    ("JOB_COMPLETION_INDEX", "job_completion_index"),
-    ("AWS_BATCH_JOB_ID", "aws_batch_job_id"),
-    ("AWS_BATCH_JOB_ATTEMPT", "aws_batch_job_attempt"),
-    ("AWS_BATCH_JOB_ARRAY_INDEX", "aws_batch_job_array_index"),
+    (vars::JOB_COMPLETION_INDEX, "job_completion_index"),
+    (vars::AWS_BATCH_JOB_ID, "aws_batch_job_id"),
+    (vars::AWS_BATCH_JOB_ATTEMPT, "aws_batch_job_attempt"),
+    (vars::AWS_BATCH_JOB_ARRAY_INDEX, "aws_batch_job_array_index"),
 ];
 
 /// Where events go: the callback URL, or stdout for a local look.
@@ -154,7 +155,7 @@ fn platform_meta(env: &dyn Fn(&str) -> Option<String>) -> EventMeta {
             platform.insert(key.to_string(), value);
         }
     }
-    let attempt = env("AWS_BATCH_JOB_ATTEMPT").and_then(|a| a.parse().ok()).unwrap_or(1);
+    let attempt = env(vars::AWS_BATCH_JOB_ATTEMPT).and_then(|a| a.parse().ok()).unwrap_or(1);
     EventMeta {
         worker: concat!("wove-worker/", env!("CARGO_PKG_VERSION")).to_string(),
         attempt,

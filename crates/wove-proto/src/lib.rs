@@ -4,16 +4,21 @@
 //! - [`task`]: the task description that rides beside Wove's v1 keys.
 //! - [`event`]: the events a worker posts back to Wove's callback server.
 //! - [`sign`]: the two signature schemes a receiver may verify.
+//! - [`exit`]: the worker's exit codes, which submitters turn into retry rules.
+//! - [`env`]: the variables a submitter sets and the worker reads.
 //!
 //! Both the worker and the submitter depend on this crate, so it must never
 //! pull in an async runtime, an HTTP client or a WebAssembly engine.
 #![deny(missing_docs)]
 
+pub mod env;
 pub mod event;
+pub mod exit;
 pub mod payload;
 pub mod sign;
 pub mod task;
 
+pub use exit::Exit;
 pub use event::{ErrorInfo, Event, EventKind, EventMeta, OutputInfo};
 pub use payload::{Delivery, Payload, PayloadError};
 pub use task::TaskSpec;
