@@ -14,8 +14,7 @@ use crate::config::{Config, DeliveryConfig, PayloadSource, RunnerSettings, Signi
 use crate::logging::LogFormat;
 
 /// Environment variables that hold secrets; never passed on to a task.
-pub const SECRET_ENV_VARS: &[&str] =
-    &[vars::PAYLOAD, vars::SIGNING_SECRET, vars::SIGNING_SECRET_FILE];
+pub const SECRET_ENV_VARS: &[&str] = &[vars::PAYLOAD, vars::SIGNING_SECRET, vars::SIGNING_SECRET_FILE];
 
 const PAYLOAD_HELP: &str = "\
 Payload sources (first found wins):

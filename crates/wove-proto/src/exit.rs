@@ -29,8 +29,15 @@ pub enum Exit {
 }
 
 /// Every code the worker chooses itself, signals aside, in ascending order.
-pub const FIXED: [Exit; 7] =
-    [Exit::Success, Exit::TaskFailed, Exit::BadPayload, Exit::Internal, Exit::Undeliverable, Exit::Rejected, Exit::BadConfig];
+pub const FIXED: [Exit; 7] = [
+    Exit::Success,
+    Exit::TaskFailed,
+    Exit::BadPayload,
+    Exit::Internal,
+    Exit::Undeliverable,
+    Exit::Rejected,
+    Exit::BadConfig,
+];
 
 /// Signals that end a worker on the platforms it runs on, so that their codes
 /// (128 + n) are worth naming in retry rules: SIGINT and SIGTERM, which the

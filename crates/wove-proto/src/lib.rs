@@ -18,7 +18,7 @@ pub mod payload;
 pub mod sign;
 pub mod task;
 
-pub use exit::Exit;
 pub use event::{ErrorInfo, Event, EventKind, EventMeta, OutputInfo};
+pub use exit::Exit;
 pub use payload::{Delivery, Payload, PayloadError};
 pub use task::TaskSpec;
