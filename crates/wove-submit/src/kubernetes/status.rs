@@ -1,0 +1,319 @@
+//! How a Job stands, read from the Job and its pods, without I/O.
+//!
+//! The Job's conditions say whether it ended; its pods say why one is stuck
+//! (unschedulable, an image that cannot be pulled, a Secret that is missing)
+//! and, once the worker ran, its exit code, which the contract in
+//! `wove_proto::exit` explains.
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
+use serde::Serialize;
+
+use super::render::{annotation, ANNOTATION_RUN_ID, ANNOTATION_TASK_ID, CONTAINER};
+
+/// Where a Job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Not running yet: no pod, a pod waiting (see the reason), or suspended.
+    Pending,
+    /// A pod's worker is running.
+    Running,
+    /// The Job completed.
+    Succeeded,
+    /// The Job failed.
+    Failed,
+}
+
+impl Phase {
+    /// Whether the Job has ended, either way.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed)
+    }
+}
+
+/// Container waiting reasons that will not resolve by themselves.
+pub const STUCK_REASONS: [&str; 7] = [
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+    "CrashLoopBackOff",
+];
+
+/// A Job's state, for people (`status`) and programs (`--output json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobReport {
+    /// The Job's name.
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// The raw run id, from the Job's annotations.
+    pub run_id: Option<String>,
+    /// The raw task id, from the Job's annotations.
+    pub task_id: Option<String>,
+    /// Where it stands.
+    pub phase: Phase,
+    /// Why, in Kubernetes' words: `BackoffLimitExceeded`, `PodFailurePolicy`,
+    /// `DeadlineExceeded`, `Unschedulable`, `ImagePullBackOff`, `Suspended`, …
+    pub reason: Option<String>,
+    /// The matching human message.
+    pub message: Option<String>,
+    /// Pods running now.
+    pub active: i32,
+    /// Pods that succeeded.
+    pub succeeded: i32,
+    /// Pods that failed.
+    pub failed: i32,
+    /// The worker's exit code in the pod that decided the outcome.
+    pub exit_code: Option<i32>,
+    /// What that code means in the worker's contract.
+    pub exit_meaning: Option<String>,
+    /// Indexed Jobs: the indexes that succeeded (`"0-2,4"`).
+    pub completed_indexes: Option<String>,
+    /// Indexed Jobs with per-index retries: the indexes that failed.
+    pub failed_indexes: Option<String>,
+    /// The Job's pods, oldest first.
+    pub pods: Vec<PodReport>,
+}
+
+/// One pod of the Job.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PodReport {
+    /// The pod's name.
+    pub name: String,
+    /// Kubernetes' pod phase: `Pending`, `Running`, `Succeeded`, `Failed`, `Unknown`.
+    pub phase: String,
+    /// `JOB_COMPLETION_INDEX` of the pod, for Indexed Jobs.
+    pub index: Option<String>,
+    /// Why it waits or ended, when Kubernetes says.
+    pub reason: Option<String>,
+    /// The matching message.
+    pub message: Option<String>,
+    /// The worker container's exit code, once it ended.
+    pub exit_code: Option<i32>,
+    /// What that code means.
+    pub exit_meaning: Option<String>,
+    /// The worker's termination message (its JSON outcome summary), when it wrote one.
+    pub termination_message: Option<serde_json::Value>,
+}
+
+/// Read a Job's state from the Job and its pods (any order).
+pub fn report(job: &Job, pods: &[Pod]) -> JobReport {
+    let status = job.status.clone().unwrap_or_default();
+    let condition =
+        |kind: &str| status.conditions.iter().flatten().find(|c| c.type_ == kind && c.status == "True").cloned();
+    let mut pods: Vec<&Pod> = pods.iter().filter(|p| belongs_to(p, job)).collect();
+    pods.sort_by(|a, b| a.metadata.creation_timestamp.cmp(&b.metadata.creation_timestamp));
+    let pod_reports: Vec<PodReport> = pods.iter().map(|p| pod_report(p)).collect();
+
+    let mut out = JobReport {
+        name: job.metadata.name.clone().unwrap_or_default(),
+        namespace: job.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+        run_id: annotation(&job.metadata, ANNOTATION_RUN_ID).map(str::to_string),
+        task_id: annotation(&job.metadata, ANNOTATION_TASK_ID).map(str::to_string),
+        phase: Phase::Pending,
+        reason: None,
+        message: None,
+        active: status.active.unwrap_or(0),
+        succeeded: status.succeeded.unwrap_or(0),
+        failed: status.failed.unwrap_or(0),
+        exit_code: None,
+        exit_meaning: None,
+        completed_indexes: status.completed_indexes.clone().filter(|s| !s.is_empty()),
+        failed_indexes: status.failed_indexes.clone().filter(|s| !s.is_empty()),
+        pods: Vec::new(),
+    };
+
+    // FailureTarget and SuccessCriteriaMet come first on newer servers; the
+    // outcome is decided then, even while the last pods terminate.
+    let ended = condition("Failed")
+        .or_else(|| condition("FailureTarget"))
+        .map(|c| (Phase::Failed, c))
+        .or_else(|| condition("Complete").or_else(|| condition("SuccessCriteriaMet")).map(|c| (Phase::Succeeded, c)));
+    if let Some((phase, c)) = ended {
+        out.phase = phase;
+        out.reason = c.reason.filter(|r| !r.is_empty());
+        out.message = c.message.filter(|m| !m.is_empty());
+        let wanted = if phase == Phase::Failed { "Failed" } else { "Succeeded" };
+        if let Some(pod) = pod_reports.iter().rev().find(|p| p.phase == wanted && p.exit_code.is_some()) {
+            out.exit_code = pod.exit_code;
+            out.exit_meaning = pod.exit_meaning.clone();
+        }
+    } else if job.spec.as_ref().and_then(|s| s.suspend) == Some(true) || condition("Suspended").is_some() {
+        out.reason = Some("Suspended".into());
+        out.message = Some("the Job is suspended: nothing runs until it is resumed".into());
+    } else if let Some(stuck) = pod_reports.iter().rev().find(|p| {
+        p.exit_code.is_none() && p.reason.as_deref().is_some_and(|r| r == "Unschedulable" || STUCK_REASONS.contains(&r))
+    }) {
+        out.reason = stuck.reason.clone();
+        out.message = stuck.message.clone();
+    } else if pod_reports.iter().any(|p| p.phase == "Running") {
+        out.phase = Phase::Running;
+    } else if let Some(waiting) = pod_reports.iter().rev().find(|p| p.phase == "Pending") {
+        out.reason = waiting.reason.clone().or_else(|| Some("PodPending".into()));
+        out.message = waiting.message.clone();
+    } else {
+        out.reason = Some("NoPod".into());
+        out.message = Some("the Job has no pod yet".into());
+    }
+    out.pods = pod_reports;
+    out
+}
+
+fn belongs_to(pod: &Pod, job: &Job) -> bool {
+    let name = job.metadata.name.as_deref();
+    let by_label = pod.metadata.labels.as_ref().and_then(|l| l.get(super::render::LABEL_JOB_NAME)).map(String::as_str);
+    let by_owner =
+        pod.metadata.owner_references.iter().flatten().any(|o| o.kind == "Job" && Some(o.name.as_str()) == name);
+    by_label == name || by_owner
+}
+
+fn pod_report(pod: &Pod) -> PodReport {
+    let status = pod.status.clone().unwrap_or_default();
+    let container = status.container_statuses.iter().flatten().find(|c| c.name == CONTAINER);
+    let terminated: Option<&ContainerStateTerminated> = container.and_then(|c| {
+        c.state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .or(c.last_state.as_ref().and_then(|s| s.terminated.as_ref()))
+    });
+    let waiting = container.and_then(|c| c.state.as_ref()).and_then(|s| s.waiting.as_ref());
+    let unschedulable = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"));
+
+    let (reason, message) = if let Some(t) = terminated {
+        (t.reason.clone(), None)
+    } else if let Some(w) = waiting {
+        (w.reason.clone(), w.message.clone())
+    } else if let Some(c) = unschedulable {
+        (c.reason.clone(), c.message.clone())
+    } else {
+        (status.reason.clone(), status.message.clone())
+    };
+    let termination_message = terminated.and_then(|t| t.message.as_deref()).filter(|m| !m.trim().is_empty()).map(|m| {
+        serde_json::from_str::<serde_json::Value>(m).unwrap_or_else(|_| serde_json::Value::String(m.to_string()))
+    });
+    let index = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("batch.kubernetes.io/job-completion-index"))
+        .or_else(|| pod.metadata.labels.as_ref().and_then(|l| l.get("batch.kubernetes.io/job-completion-index")))
+        .cloned();
+    PodReport {
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        phase: status.phase.clone().unwrap_or_else(|| "Pending".into()),
+        index,
+        reason,
+        message,
+        exit_code: terminated.map(|t| t.exit_code),
+        exit_meaning: terminated.map(|t| wove_proto::exit::describe(t.exit_code)),
+        termination_message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn job(status: serde_json::Value) -> Job {
+        serde_json::from_value(json!({
+            "metadata": {"name": "wove-x-1", "namespace": "ns",
+                         "annotations": {"wove.dev/run-id": "x:1", "wove.dev/task-id": "x"}},
+            "spec": {"template": {}},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn pod(name: &str, created: &str, status: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "creationTimestamp": created,
+                         "labels": {"batch.kubernetes.io/job-name": "wove-x-1"}},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn terminated(code: i32, message: &str) -> serde_json::Value {
+        json!({"phase": if code == 0 {"Succeeded"} else {"Failed"}, "containerStatuses": [{
+            "name": "wove", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": code, "reason": "Error", "message": message}}}]})
+    }
+
+    #[test]
+    fn a_failed_job_reports_the_workers_exit_code_and_its_meaning() {
+        let j = job(json!({"failed": 1, "conditions": [
+            {"type": "FailureTarget", "status": "True", "reason": "PodFailurePolicy", "message": "Container wove for pod ns/p exited with a non-retryable exit code 3"},
+            {"type": "Failed", "status": "True", "reason": "PodFailurePolicy", "message": "Container wove for pod ns/p exited with a non-retryable exit code 3"}]}));
+        let summary = r#"{"status":"failed","exit_code":3,"error_kind":"NonZeroExit"}"#;
+        let r = report(&j, &[pod("p", "2026-01-01T00:00:00Z", terminated(3, summary))]);
+        assert_eq!(r.phase, Phase::Failed);
+        assert_eq!(r.reason.as_deref(), Some("PodFailurePolicy"));
+        assert_eq!(r.exit_code, Some(3));
+        assert!(r.exit_meaning.unwrap().contains("task failed"));
+        assert_eq!(r.pods[0].termination_message.as_ref().unwrap()["error_kind"], "NonZeroExit");
+        assert_eq!(r.run_id.as_deref(), Some("x:1"));
+    }
+
+    #[test]
+    fn the_latest_pod_decides_the_exit_code() {
+        let j = job(json!({"succeeded": 1, "failed": 1, "conditions": [{"type": "Complete", "status": "True"}]}));
+        let pods =
+            [pod("b", "2026-01-01T00:01:00Z", terminated(0, "")), pod("a", "2026-01-01T00:00:00Z", terminated(75, ""))];
+        let r = report(&j, &pods);
+        assert_eq!((r.phase, r.exit_code), (Phase::Succeeded, Some(0)));
+        assert_eq!(r.pods.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn stuck_pods_say_why() {
+        let j = job(json!({"active": 1}));
+        let pull = json!({"phase": "Pending", "containerStatuses": [{"name": "wove", "image": "i", "imageID": "",
+            "ready": false, "restartCount": 0,
+            "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"nope\""}}}]});
+        let r = report(&j, &[pod("p", "2026-01-01T00:00:00Z", pull)]);
+        assert_eq!((r.phase, r.reason.as_deref()), (Phase::Pending, Some("ImagePullBackOff")));
+        assert!(r.message.unwrap().contains("nope"));
+
+        let unsched = json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+            "reason": "Unschedulable", "message": "0/3 nodes are available: 3 Insufficient memory."}]});
+        let r = report(&j, &[pod("p", "2026-01-01T00:00:00Z", unsched)]);
+        assert_eq!(r.reason.as_deref(), Some("Unschedulable"));
+
+        let config = json!({"phase": "Pending", "containerStatuses": [{"name": "wove", "image": "i", "imageID": "",
+            "ready": false, "restartCount": 0,
+            "state": {"waiting": {"reason": "CreateContainerConfigError", "message": "secret \"sig\" not found"}}}]});
+        assert_eq!(
+            report(&j, &[pod("p", "2026-01-01T00:00:00Z", config)]).reason.as_deref(),
+            Some("CreateContainerConfigError")
+        );
+    }
+
+    #[test]
+    fn running_suspended_and_empty() {
+        let j = job(json!({"active": 1}));
+        let running = json!({"phase": "Running", "containerStatuses": [{"name": "wove", "image": "i", "imageID": "",
+            "ready": true, "restartCount": 0, "state": {"running": {}}}]});
+        assert_eq!(report(&j, &[pod("p", "2026-01-01T00:00:00Z", running)]).phase, Phase::Running);
+        assert_eq!(report(&j, &[]).reason.as_deref(), Some("NoPod"));
+        let mut suspended = job(json!({}));
+        suspended.spec.as_mut().unwrap().suspend = Some(true);
+        assert_eq!(report(&suspended, &[]).reason.as_deref(), Some("Suspended"));
+    }
+
+    #[test]
+    fn pods_of_other_jobs_are_ignored() {
+        let j = job(json!({"active": 1}));
+        let mut other = pod("q", "2026-01-01T00:00:00Z", terminated(3, ""));
+        other.metadata.labels = Some([("batch.kubernetes.io/job-name".to_string(), "another".to_string())].into());
+        assert!(report(&j, &[other]).pods.is_empty());
+    }
+}

@@ -1,0 +1,48 @@
+//! `wove-submit`: builds, submits, watches and cancels the jobs that carry a
+//! Wove payload to `wove-worker`.
+//!
+//! ```
+//! use wove_submit::{kubernetes, EncodedPayload};
+//!
+//! let payload = EncodedPayload::from_text(r#"{"version": 1,
+//!     "callback_url": "http://wove.example:9010/wove/events/TOKEN",
+//!     "run_id": "thumbnail:8e0f", "task_id": "thumbnail",
+//!     "task": {"runner": "subprocess", "program": "true"}}"#)?;
+//! let options = kubernetes::JobOptions::new("registry.example/wove-worker:0.1.0")
+//!     .signing_secret(kubernetes::SigningSecret::new("wove-signing"));
+//! let manifest = kubernetes::render(&payload, &options)?;
+//! assert!(manifest.name().starts_with("wove-thumbnail-8e0f-"));
+//! // With the `kubernetes` feature: Client::connect(None, None).await?.submit(&manifest).await?
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! - [`payload`]: a validated payload, carried byte for byte as given.
+//! - [`naming`]: names and label values the API servers accept, from Wove's ids.
+//! - [`kubernetes`]: Jobs, rendered offline; the client with feature `kubernetes`.
+//!
+//! The worker's exit codes come from `wove_proto::exit`: the retry rules the
+//! submitter writes and the outcomes it reports read that one definition.
+#![deny(missing_docs)]
+
+pub mod kubernetes;
+pub mod naming;
+pub mod payload;
+
+pub use payload::EncodedPayload;
+
+/// An error and its causes on one line, each cause said once: a cause whose
+/// text the line already holds (some libraries repeat their source in their
+/// own message) is left out.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !said.is_empty() && !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
+}
