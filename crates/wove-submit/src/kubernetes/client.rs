@@ -217,7 +217,7 @@ impl Client {
         let (namespace, name) = (manifest.namespace(), manifest.name());
         let jobs: Api<Job> = Api::namespaced(self.kube.clone(), namespace);
         let mut job = manifest.job.clone();
-        let hold = manifest.payload_secret.is_some() && !job.spec.as_ref().is_some_and(|s| s.suspend == Some(true));
+        let hold = manifest.payload_secret.is_some() && job.spec.as_ref().is_none_or(|s| s.suspend != Some(true));
         if hold {
             if let Some(spec) = job.spec.as_mut() {
                 spec.suspend = Some(true);
