@@ -8,6 +8,8 @@ Which worker runs is chosen by the environment, exactly one of:
 
 Run with the interpreter from scripts/test-env, which has Wove, cloudpickle and the kubernetes
 client installed; the worker runs tasks with that same interpreter (WOVE_WORKER_PYTHON).
+
+The submitter's tests (test_submit_*.py) also need WOVE_SUBMIT_BIN=/path/to/wove-submit.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from typing import Dict, Iterator, List
 import pytest
 import wove
 
+from k8s_cluster import Cluster
 from kubelet import LocalBatchApi
+from receiver import EventReceiver
 
 HERE = Path(__file__).resolve().parent
 REFERENCE_MODE = os.environ.get("WOVE_INTEROP_REFERENCE") == "1"
@@ -130,3 +134,37 @@ def k8s_environment(kubelet: LocalBatchApi, worker_command: List[str]) -> Iterat
     finally:
         # Wove's configuration is a process-wide singleton; leave nothing pointing at a dead kubelet.
         wove.config(environments={ENVIRONMENT_NAME: None})
+
+
+@pytest.fixture
+def receiver() -> Iterator[EventReceiver]:
+    """A loopback receiver that records every request as sent."""
+    server = EventReceiver()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def submit_bin() -> str:
+    """The wove-submit program under test."""
+    raw = os.environ.get("WOVE_SUBMIT_BIN", "")
+    resolved = os.path.abspath(raw) if os.sep in raw else shutil.which(raw) if raw else None
+    if not resolved or not os.access(resolved, os.X_OK):
+        pytest.fail(f"WOVE_SUBMIT_BIN={raw!r} is not an executable file (scripts/test builds and sets it)")
+    return resolved
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, worker_command: List[str], worker_env: Dict[str, str]) -> Iterator[Cluster]:
+    """A Kubernetes API on loopback whose pods run locally; its image has `wove-worker` on PATH."""
+    image_bin = tmp_path / "image-bin"
+    image_bin.mkdir()
+    (image_bin / "wove-worker").symlink_to(worker_command[0])
+    env = dict(worker_env, PATH=f"{image_bin}{os.pathsep}{worker_env['PATH']}")
+    api = Cluster(tmp_path / "cluster", env).start()
+    try:
+        yield api
+    finally:
+        api.stop()

@@ -15,20 +15,19 @@ import os
 import secrets
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import uuid
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 import cloudpickle
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 from wove import NetworkExecutorSecurity
 from wove.backend import build_backend_payload, deserialize_frame, payload_to_b64
+
+from receiver import EventReceiver, Received
 
 # The worker's task interpreter cannot import this module; ship the task by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -46,77 +45,6 @@ def add(a: int, b: int) -> int:
 
 def refuse(a: int, b: int) -> int:
     raise ValueError(f"refusing to add {a} and {b}")
-
-
-# -- a receiver that keeps the raw request --------------------------------------------------
-
-
-@dataclass
-class Received:
-    method: str
-    path: str
-    """The request target as sent: path plus `?query`, which is what Wove v1 signs."""
-    headers: Dict[str, str]
-    body: bytes
-
-    def header(self, name: str) -> Optional[str]:
-        lowered = name.lower()
-        return next((value for key, value in self.headers.items() if key.lower() == lowered), None)
-
-    def event(self) -> Dict[str, Any]:
-        return json.loads(self.body)
-
-
-class EventReceiver:
-    """Threaded HTTP server on 127.0.0.1 that records each POST and answers `status` (204)."""
-
-    def __init__(self, status: int = 204) -> None:
-        self.status = status
-        self.requests: List[Received] = []
-        self._lock = threading.Lock()
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = self.headers.get("Content-Length")
-                # Wove's receiver reads exactly Content-Length bytes; a body without one is a
-                # protocol failure worth recording rather than guessing at.
-                body = self.rfile.read(int(length)) if length is not None else b""
-                with owner._lock:
-                    owner.requests.append(Received("POST", self.path, dict(self.headers.items()), body))
-                self.send_response(owner.status if length is not None else 411)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, _format: str, *args: Any) -> None:
-                return None
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def received(self) -> List[Received]:
-        with self._lock:
-            return list(self.requests)
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-
-@pytest.fixture
-def receiver() -> Iterator[EventReceiver]:
-    server = EventReceiver()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 # -- helpers --------------------------------------------------------------------------------

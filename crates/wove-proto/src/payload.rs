@@ -105,6 +105,17 @@ pub enum PayloadError {
     Empty,
 }
 
+fn check_version(version: Option<&serde_json::Value>) -> Result<(), PayloadError> {
+    match version {
+        None => Err(PayloadError::field("version", "missing")),
+        Some(v) if v.as_u64() == Some(PAYLOAD_VERSION) => Ok(()),
+        Some(v) => Err(PayloadError::field(
+            "version",
+            format!("unsupported version {v} (this worker reads version {PAYLOAD_VERSION})"),
+        )),
+    }
+}
+
 impl PayloadError {
     pub(crate) fn field(field: impl Into<String>, problem: impl Into<String>) -> Self {
         Self::Field { field: field.into(), problem: problem.into() }
@@ -139,9 +150,11 @@ impl Payload {
         let text = std::str::from_utf8(bytes).map_err(|_| PayloadError::Utf8)?;
         // Parse to a value first so that syntax errors and field errors read differently.
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| PayloadError::Json(e.to_string()))?;
-        if !value.is_object() {
+        let Some(object) = value.as_object() else {
             return Err(PayloadError::field("(root)", "expected a JSON object"));
-        }
+        };
+        // The version decides how everything else is read, so it is checked before anything else.
+        check_version(object.get("version"))?;
         let payload: Payload = serde_path_to_error::deserialize(&value).map_err(|e| {
             let field = e.path().to_string();
             PayloadError::field(if field == "." { "(root)".into() } else { field }, e.into_inner().to_string())
@@ -158,12 +171,7 @@ impl Payload {
     }
 
     fn validate(&self) -> Result<(), PayloadError> {
-        if self.version != PAYLOAD_VERSION {
-            return Err(PayloadError::field(
-                "version",
-                format!("unsupported version {} (this worker reads version {PAYLOAD_VERSION})", self.version),
-            ));
-        }
+        check_version(Some(&serde_json::Value::from(self.version)))?;
         for (name, value) in
             [("callback_url", &self.callback_url), ("run_id", &self.run_id), ("task_id", &self.task_id)]
         {
@@ -244,6 +252,13 @@ mod tests {
         let mut v = wove_json();
         v["version"] = serde_json::json!(2);
         assert!(matches!(decode(&v), Err(PayloadError::Field { field, .. }) if field == "version"));
+        // The version is read first: a version 2 payload missing version 1's keys is "unsupported".
+        let e = decode(&serde_json::json!({"version": 2})).unwrap_err();
+        assert_eq!(e.to_string(), "payload field `version`: unsupported version 2 (this worker reads version 1)");
+        let e = decode(&serde_json::json!({"run_id": "x"})).unwrap_err();
+        assert_eq!(e.to_string(), "payload field `version`: missing");
+        let e = decode(&serde_json::json!({"version": "1"})).unwrap_err();
+        assert!(e.to_string().contains("unsupported version \"1\""), "{e}");
 
         let mut v = wove_json();
         v.as_object_mut().unwrap().remove("run_id");

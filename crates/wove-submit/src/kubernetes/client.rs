@@ -247,7 +247,10 @@ impl Client {
             Err(e) => return Err(e),
         };
 
-        if let Some(secret) = manifest.owned_secret(&current) {
+        // The Job found under this name may carry its payload inline (it was
+        // submitted with other options); then it needs no Secret.
+        let secret = manifest.owned_secret(&current).filter(|s| mounts_secret(&current, s));
+        if let Some(secret) = secret {
             if current.metadata.uid.as_deref().unwrap_or_default().is_empty() {
                 return Err(ClientError::Unexpected(format!(
                     "the API server returned Job {name} without a uid, so its payload Secret cannot be owned by it"
@@ -399,9 +402,11 @@ impl Client {
     }
 
     async fn get_job(&self, jobs: &Api<Job>, namespace: &str, name: &str) -> Result<Job, ClientError> {
-        self.call("read Job", jobs.get_opt(name))
-            .await?
-            .ok_or_else(|| ClientError::NotFound { name: name.into(), namespace: namespace.into() })
+        match self.call("read Job", jobs.get(name)).await {
+            // By the code: servers word the reason of a 404 differently.
+            Err(e) if e.is_not_found() => Err(ClientError::NotFound { name: name.into(), namespace: namespace.into() }),
+            other => other,
+        }
     }
 
     async fn pods(&self, namespace: &str, job: &str) -> Result<Vec<Pod>, ClientError> {
@@ -445,6 +450,15 @@ impl ClientError {
             _ => None,
         }
     }
+}
+
+/// Whether the Job's pods mount this Secret.
+fn mounts_secret(job: &Job, secret: &Secret) -> bool {
+    let volumes = job.spec.as_ref().and_then(|s| s.template.spec.as_ref()).and_then(|p| p.volumes.as_ref());
+    volumes
+        .into_iter()
+        .flatten()
+        .any(|v| v.secret.as_ref().and_then(|s| s.secret_name.as_ref()) == secret.metadata.name.as_ref())
 }
 
 /// Whether the pod's worker container got far enough to have a log.

@@ -1,0 +1,103 @@
+//! The submitter's exit codes, in one place.
+//!
+//! They stay clear of the worker's own codes (`wove_proto::exit`), which
+//! `wait` and `submit --wait` pass through when the worker ran, so a script
+//! can tell "the task failed" (3) from "the cluster could not be reached" (69).
+
+use std::process::ExitCode;
+
+/// How a `wove-submit` run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubmitExit {
+    /// Done: rendered, submitted, cancelled; for `wait`, the Job succeeded.
+    Success,
+    /// The command line is wrong (clap's own code).
+    Usage,
+    /// Refused before anything was sent: invalid options or payload.
+    Refused,
+    /// No Job of that name.
+    NotFound,
+    /// The API could not be reached or refused the request (a name taken by another payload included).
+    Api,
+    /// The Job failed without a worker exit code (deadline, pod never started, evicted).
+    JobFailed,
+    /// Waiting gave up before the Job ended.
+    TimedOut,
+    /// The worker's own exit code, from the pod that decided the Job's outcome.
+    Worker(u8),
+}
+
+impl SubmitExit {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Success => 0,
+            Self::Usage => 2,
+            Self::Refused => 64,
+            Self::NotFound => 68,
+            Self::Api => 69,
+            Self::JobFailed => 79,
+            Self::TimedOut => 124,
+            Self::Worker(code) => code,
+        }
+    }
+
+    /// The exit for a worker's exit code; 0 stays success.
+    pub fn worker(code: i32) -> Self {
+        match u8::try_from(code) {
+            Ok(0) => Self::Success,
+            Ok(code) => Self::Worker(code),
+            Err(_) => Self::JobFailed,
+        }
+    }
+}
+
+impl From<SubmitExit> for ExitCode {
+    fn from(exit: SubmitExit) -> Self {
+        ExitCode::from(exit.code())
+    }
+}
+
+/// The table in `--help`, beside the worker's codes that `wait` passes through.
+pub fn help() -> String {
+    format!(
+        "\
+Exit codes:
+    0    success (wait: the Job succeeded)
+    2    usage error
+   64    refused before anything was sent: invalid options or payload
+   68    no Job of that name
+   69    the Kubernetes API could not be reached or refused the request
+   79    the Job failed without a worker exit code (deadline, pod never ran)
+  124    timed out waiting
+  With `wait` and `submit --wait`, a Job that failed after its worker ran exits
+  with the worker's own code:
+{}",
+        wove_proto::exit::EXIT_CODES_HELP.lines().skip(2).map(|l| format!("  {l}\n")).collect::<String>()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wove_proto::Exit;
+
+    #[test]
+    fn codes_stay_clear_of_the_workers() {
+        let ours = [
+            SubmitExit::Usage,
+            SubmitExit::Refused,
+            SubmitExit::NotFound,
+            SubmitExit::Api,
+            SubmitExit::JobFailed,
+            SubmitExit::TimedOut,
+        ];
+        for exit in ours {
+            assert!(Exit::from_code(i32::from(exit.code())).is_none(), "{exit:?} collides with the worker's codes");
+            assert!(help().contains(&format!(" {} ", exit.code())), "{exit:?} missing from help");
+        }
+        assert_eq!(SubmitExit::worker(3).code(), 3);
+        assert_eq!(SubmitExit::worker(0), SubmitExit::Success);
+        assert!(help().contains("   3    task failed"));
+    }
+}

@@ -1,0 +1,661 @@
+//! `wove-submit kubernetes render|submit|status|wait|logs|cancel`.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{
+    Affinity, ConfigMapEnvSource, EnvFromSource, EnvVar, ResourceRequirements, SecretEnvSource, Toleration, Volume,
+    VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use wove_submit::kubernetes::{
+    self, Client, ClientError, Indexed, JobOptions, JobReport, PayloadPlacement, RenderError, SigningSecret,
+};
+use wove_submit::EncodedPayload;
+
+use super::output::{self, Output, RenderFormat, Stream};
+use super::{Failure, SubmitExit};
+
+/// Largest payload file read: far above what a Job can carry, small enough to refuse at once.
+const MAX_PAYLOAD_READ: u64 = 16 * 1024 * 1024;
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the Job (and the payload Secret, if the payload needs one) for
+    /// `kubectl apply -f -`. Needs no cluster.
+    #[command(after_long_help = super::exit::help())]
+    Render(Box<RenderArgs>),
+    #[command(flatten)]
+    Remote(Remote),
+}
+
+/// The subcommands that talk to a cluster.
+#[derive(Debug, Subcommand)]
+pub enum Remote {
+    /// Submit the Job. With --wait, wait for it and exit with the worker's exit code.
+    #[command(after_long_help = super::exit::help())]
+    Submit(Box<SubmitArgs>),
+    /// How a Job stands: pending, running, succeeded or failed, and why.
+    #[command(after_long_help = super::exit::help())]
+    Status(NamedArgs),
+    /// Wait until a Job succeeds or fails; exit with the worker's exit code.
+    #[command(after_long_help = super::exit::help())]
+    Wait(WaitArgs),
+    /// Print the log of the Job's worker, following it until the Job ends.
+    #[command(after_long_help = super::exit::help())]
+    Logs(LogsArgs),
+    /// Delete the Job with background propagation: its pods get SIGTERM and
+    /// the worker sends task_cancelled. A Job already gone is not an error.
+    #[command(after_long_help = super::exit::help())]
+    Cancel(NamedArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    payload: PayloadArgs,
+    #[command(flatten)]
+    job: JobArgs,
+    /// Output format.
+    #[arg(long, short = 'o', env = "WOVE_SUBMIT_OUTPUT", value_enum, default_value_t = RenderFormat::Yaml)]
+    output: RenderFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    payload: PayloadArgs,
+    #[command(flatten)]
+    job: JobArgs,
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Wait for the Job to end and exit with the worker's exit code.
+    #[arg(long, env = "WOVE_SUBMIT_WAIT")]
+    wait: bool,
+    /// With --wait: stream the worker's log to stdout while waiting.
+    #[arg(long, env = "WOVE_SUBMIT_LOGS", requires = "wait")]
+    logs: bool,
+    #[command(flatten)]
+    waiting: WaitingArgs,
+    /// Output format.
+    #[arg(long, short = 'o', env = "WOVE_SUBMIT_OUTPUT", value_enum, default_value_t = Output::Text)]
+    output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct NamedArgs {
+    /// The Job's name (as `submit` printed it).
+    name: String,
+    /// The Job's namespace.
+    #[arg(long, short = 'n', env = "WOVE_SUBMIT_NAMESPACE", default_value = "default")]
+    namespace: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Output format.
+    #[arg(long, short = 'o', env = "WOVE_SUBMIT_OUTPUT", value_enum, default_value_t = Output::Text)]
+    output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    #[command(flatten)]
+    named: NamedArgs,
+    #[command(flatten)]
+    waiting: WaitingArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The Job's name.
+    name: String,
+    /// The Job's namespace.
+    #[arg(long, short = 'n', env = "WOVE_SUBMIT_NAMESPACE", default_value = "default")]
+    namespace: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Stop following after this many seconds [default: until the Job ends].
+    #[arg(long, env = "WOVE_SUBMIT_LOGS_TIMEOUT", value_name = "SECS", value_parser = seconds)]
+    timeout: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Waiting")]
+struct WaitingArgs {
+    /// Seconds to wait for the Job to end.
+    #[arg(long, env = "WOVE_SUBMIT_TIMEOUT", default_value = "3600", value_name = "SECS", value_parser = seconds)]
+    timeout: Duration,
+    /// Seconds between two looks at the Job.
+    #[arg(long, env = "WOVE_SUBMIT_POLL", default_value = "2", value_name = "SECS", value_parser = seconds)]
+    poll: Duration,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Cluster")]
+struct ConnectArgs {
+    /// Kubeconfig file [default: KUBECONFIG, ~/.kube/config, then in-cluster].
+    #[arg(long, env = "WOVE_SUBMIT_KUBECONFIG", value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context [default: its current context].
+    #[arg(long, env = "WOVE_SUBMIT_CONTEXT")]
+    context: Option<String>,
+    /// Seconds each API call may take.
+    #[arg(long, env = "WOVE_SUBMIT_API_TIMEOUT", default_value = "30", value_name = "SECS", value_parser = seconds)]
+    api_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Payload")]
+struct PayloadArgs {
+    /// The payload: a file of JSON or base64, `-` for stdin.
+    #[arg(long, env = "WOVE_BACKEND_PAYLOAD_FILE", value_name = "PATH")]
+    payload_file: Option<PathBuf>,
+    /// The payload as base64, as Wove writes it (--payload-file wins when both are given).
+    #[arg(long, env = "WOVE_BACKEND_PAYLOAD", value_name = "BASE64", hide_env_values = true)]
+    payload: Option<String>,
+    /// Keep the payload out of the Job's environment even when it is small.
+    #[arg(long, env = "WOVE_SUBMIT_SENSITIVE")]
+    sensitive: bool,
+}
+
+/// Job options. Each overrides the same option from --options.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Job")]
+struct JobArgs {
+    /// Job options as JSON (the library's `JobOptions`: snake_case keys,
+    /// Kubernetes structures inside them as in a manifest).
+    #[arg(long = "options", env = "WOVE_SUBMIT_OPTIONS", value_name = "FILE")]
+    options_file: Option<PathBuf>,
+    /// The worker image (required, here or in --options).
+    #[arg(long, env = "WOVE_SUBMIT_IMAGE")]
+    image: Option<String>,
+    /// Namespace of the Job [default: default].
+    #[arg(long, short = 'n', env = "WOVE_SUBMIT_NAMESPACE")]
+    namespace: Option<String>,
+    /// Start of the Job's name [default: wove].
+    #[arg(long, env = "WOVE_SUBMIT_NAME_PREFIX")]
+    name_prefix: Option<String>,
+    /// Always, IfNotPresent or Never [default: the cluster's].
+    #[arg(long, env = "WOVE_SUBMIT_IMAGE_PULL_POLICY")]
+    image_pull_policy: Option<String>,
+    /// A registry credentials Secret (repeat, or comma-separated).
+    #[arg(long, env = "WOVE_SUBMIT_IMAGE_PULL_SECRETS", value_name = "NAME", value_delimiter = ',')]
+    image_pull_secret: Vec<String>,
+    /// The container's command, one word per flag [default: wove-worker].
+    #[arg(long, env = "WOVE_SUBMIT_COMMAND", value_name = "WORD", allow_hyphen_values = true)]
+    command: Vec<String>,
+    /// An argument for the worker (repeat).
+    #[arg(long = "arg", env = "WOVE_SUBMIT_ARGS", value_name = "ARG", allow_hyphen_values = true)]
+    args: Vec<String>,
+    /// An environment variable NAME=VALUE (repeat; one per line in the variable).
+    #[arg(long, env = "WOVE_SUBMIT_ENV", value_name = "NAME=VALUE", value_delimiter = '\n', value_parser = key_value)]
+    env: Vec<(String, String)>,
+    /// Take variables from this Secret (repeat, or comma-separated).
+    #[arg(long, env = "WOVE_SUBMIT_ENV_FROM_SECRET", value_name = "NAME", value_delimiter = ',')]
+    env_from_secret: Vec<String>,
+    /// Take variables from this ConfigMap (repeat, or comma-separated).
+    #[arg(long, env = "WOVE_SUBMIT_ENV_FROM_CONFIGMAP", value_name = "NAME", value_delimiter = ',')]
+    env_from_configmap: Vec<String>,
+    /// CPU request, e.g. 500m.
+    #[arg(long, env = "WOVE_SUBMIT_CPU", value_name = "QUANTITY")]
+    cpu: Option<String>,
+    /// Memory request, e.g. 1Gi.
+    #[arg(long, env = "WOVE_SUBMIT_MEMORY", value_name = "QUANTITY")]
+    memory: Option<String>,
+    /// CPU limit.
+    #[arg(long, env = "WOVE_SUBMIT_CPU_LIMIT", value_name = "QUANTITY")]
+    cpu_limit: Option<String>,
+    /// Memory limit.
+    #[arg(long, env = "WOVE_SUBMIT_MEMORY_LIMIT", value_name = "QUANTITY")]
+    memory_limit: Option<String>,
+    /// GPUs (limit on nvidia.com/gpu).
+    #[arg(long, env = "WOVE_SUBMIT_GPUS", value_name = "N")]
+    gpus: Option<u32>,
+    /// The pod's service account [default: none, and no API token mounted].
+    #[arg(long, env = "WOVE_SUBMIT_SERVICE_ACCOUNT")]
+    service_account: Option<String>,
+    /// A node label the pod needs, KEY=VALUE (repeat, or comma-separated).
+    #[arg(long, env = "WOVE_SUBMIT_NODE_SELECTOR", value_name = "KEY=VALUE", value_delimiter = ',', value_parser = key_value)]
+    node_selector: Vec<(String, String)>,
+    /// A toleration as JSON, or a JSON array of them (repeat).
+    #[arg(long, env = "WOVE_SUBMIT_TOLERATIONS", value_name = "JSON", value_parser = json_list::<Toleration>)]
+    toleration: Vec<Vec<Toleration>>,
+    /// The pod's affinity as JSON.
+    #[arg(long, env = "WOVE_SUBMIT_AFFINITY", value_name = "JSON", value_parser = json_one::<Affinity>)]
+    affinity: Option<Affinity>,
+    /// The pod's priority class.
+    #[arg(long, env = "WOVE_SUBMIT_PRIORITY_CLASS")]
+    priority_class: Option<String>,
+    /// A volume as JSON, or a JSON array of them (repeat).
+    #[arg(long, env = "WOVE_SUBMIT_VOLUMES", value_name = "JSON", value_parser = json_list::<Volume>)]
+    volume: Vec<Vec<Volume>>,
+    /// A volume mount of the worker's container as JSON, or an array (repeat).
+    #[arg(long, env = "WOVE_SUBMIT_VOLUME_MOUNTS", value_name = "JSON", value_parser = json_list::<VolumeMount>)]
+    volume_mount: Vec<Vec<VolumeMount>>,
+    /// A label KEY=VALUE on the Job and its pods (repeat, or comma-separated).
+    #[arg(long, env = "WOVE_SUBMIT_LABELS", value_name = "KEY=VALUE", value_delimiter = ',', value_parser = key_value)]
+    label: Vec<(String, String)>,
+    /// An annotation KEY=VALUE on the Job and its pods (repeat; one per line in the variable).
+    #[arg(long, env = "WOVE_SUBMIT_ANNOTATIONS", value_name = "KEY=VALUE", value_delimiter = '\n', value_parser = key_value)]
+    annotation: Vec<(String, String)>,
+    /// User id of the container [default: 65532].
+    #[arg(long, env = "WOVE_SUBMIT_RUN_AS_USER", value_name = "UID")]
+    run_as_user: Option<i64>,
+    /// Group id and fsGroup of the pod [default: 65532].
+    #[arg(long, env = "WOVE_SUBMIT_RUN_AS_GROUP", value_name = "GID")]
+    run_as_group: Option<i64>,
+    /// Allow the container to run as root (off by default: runAsNonRoot).
+    #[arg(long, env = "WOVE_SUBMIT_ALLOW_ROOT")]
+    allow_root: bool,
+    /// Mount the root filesystem read-only (/tmp gets an emptyDir).
+    #[arg(long, env = "WOVE_SUBMIT_READ_ONLY_ROOT")]
+    read_only_root: bool,
+    /// Retries of a failed pod [default: 0].
+    #[arg(long, env = "WOVE_SUBMIT_BACKOFF_LIMIT", value_name = "N")]
+    backoff_limit: Option<i32>,
+    /// Seconds the whole Job may run.
+    #[arg(long, env = "WOVE_SUBMIT_ACTIVE_DEADLINE", value_name = "SECS")]
+    active_deadline: Option<i64>,
+    /// Seconds a finished Job is kept [default: 3600].
+    #[arg(long, env = "WOVE_SUBMIT_TTL_AFTER_FINISHED", value_name = "SECS")]
+    ttl_after_finished: Option<i32>,
+    /// The worker's shutdown budget in seconds [default: 25].
+    #[arg(long, env = "WOVE_SUBMIT_SHUTDOWN_BUDGET", value_name = "SECS")]
+    shutdown_budget: Option<u64>,
+    /// The pod's terminationGracePeriodSeconds [default: shutdown budget + 5].
+    #[arg(long, env = "WOVE_SUBMIT_TERMINATION_GRACE", value_name = "SECS")]
+    termination_grace: Option<i64>,
+    /// The signing secret: a Kubernetes Secret NAME, or NAME:KEY [key default: secret].
+    #[arg(long, env = "WOVE_SUBMIT_SIGNING_SECRET", value_name = "NAME[:KEY]")]
+    signing_secret: Option<String>,
+    /// Mount the signing secret as a file instead of an environment variable.
+    #[arg(long, env = "WOVE_SUBMIT_SIGNING_SECRET_AS_FILE", requires = "signing_secret")]
+    signing_secret_as_file: bool,
+    /// Where the payload travels: auto (environment while small), env, or secret.
+    #[arg(long, env = "WOVE_SUBMIT_PAYLOAD_PLACEMENT", value_parser = placement)]
+    payload_placement: Option<PayloadPlacement>,
+    /// Largest base64 payload kept in the environment under `auto` [default: 32768].
+    #[arg(long, env = "WOVE_SUBMIT_INLINE_PAYLOAD_MAX", value_name = "BYTES")]
+    inline_payload_max: Option<usize>,
+    /// Indexed completions: run N pods with JOB_COMPLETION_INDEX 0..N-1.
+    #[arg(long, env = "WOVE_SUBMIT_COMPLETIONS", value_name = "N")]
+    completions: Option<i32>,
+    /// With --completions: pods at once [default: all].
+    #[arg(long, env = "WOVE_SUBMIT_PARALLELISM", value_name = "N", requires = "completions")]
+    parallelism: Option<i32>,
+    /// With --completions: retries of each index on its own.
+    #[arg(long, env = "WOVE_SUBMIT_BACKOFF_LIMIT_PER_INDEX", value_name = "N", requires = "completions")]
+    backoff_limit_per_index: Option<i32>,
+    /// With --backoff-limit-per-index: fail the Job after this many failed indexes.
+    #[arg(long, env = "WOVE_SUBMIT_MAX_FAILED_INDEXES", value_name = "N", requires = "backoff_limit_per_index")]
+    max_failed_indexes: Option<i32>,
+    /// Create the Job suspended.
+    #[arg(long, env = "WOVE_SUBMIT_SUSPEND")]
+    suspend: bool,
+    /// A JSON merge patch (RFC 7386) applied to the built Job, as Wove's
+    /// job_factory would change it; `@FILE` reads it from a file. The result
+    /// is checked like any rendered Job.
+    #[arg(long, env = "WOVE_SUBMIT_PATCH", value_name = "JSON|@FILE")]
+    patch: Option<String>,
+}
+
+/// Run one `kubernetes` subcommand.
+pub fn run(command: Command) -> Result<SubmitExit, Failure> {
+    match command {
+        Command::Render(args) => {
+            let manifest = build(&args.payload, &args.job)?;
+            output::print_manifest(&manifest, args.output).map_err(|e| Failure::new(SubmitExit::Api, e))?;
+            Ok(SubmitExit::Success)
+        }
+        Command::Remote(command) => block_on(remote(command)),
+    }
+}
+
+fn block_on(future: impl std::future::Future<Output = Result<SubmitExit, Failure>>) -> Result<SubmitExit, Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(SubmitExit::Api, format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(future)
+}
+
+async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
+    match command {
+        Remote::Submit(args) => submit(*args).await,
+        Remote::Status(args) => {
+            let client = connect(&args.connect).await?;
+            let report = client.status(&args.namespace, &args.name).await.map_err(client_failure)?;
+            output::print_report(&report, args.output, Stream::Stdout);
+            Ok(SubmitExit::Success)
+        }
+        Remote::Wait(args) => {
+            let client = connect(&args.named.connect).await?.poll_interval(args.waiting.poll);
+            let outcome = client.wait(&args.named.namespace, &args.named.name, args.waiting.timeout).await;
+            finish_wait(outcome, args.named.output, Stream::Stdout)
+        }
+        Remote::Logs(args) => {
+            let client = connect(&args.connect).await?;
+            let mut stdout = tokio::io::stdout();
+            let follow = client.logs(&args.namespace, &args.name, &mut stdout);
+            match args.timeout {
+                None => follow.await.map_err(client_failure)?,
+                Some(limit) => match tokio::time::timeout(limit, follow).await {
+                    Ok(done) => done.map_err(client_failure)?,
+                    Err(_) => {
+                        return Err(Failure::new(
+                            SubmitExit::TimedOut,
+                            format!("stopped following the log after {} s", limit.as_secs_f64()),
+                        ))
+                    }
+                },
+            }
+            Ok(SubmitExit::Success)
+        }
+        Remote::Cancel(args) => {
+            let client = connect(&args.connect).await?;
+            let result = client.cancel(&args.namespace, &args.name).await.map_err(client_failure)?;
+            output::print_cancelled(&args.namespace, &args.name, result, args.output);
+            Ok(SubmitExit::Success)
+        }
+    }
+}
+
+async fn submit(args: SubmitArgs) -> Result<SubmitExit, Failure> {
+    let manifest = build(&args.payload, &args.job)?;
+    let client = connect(&args.connect).await?.poll_interval(args.waiting.poll);
+    let submitted = client.submit(&manifest).await.map_err(client_failure)?;
+    let to = if args.logs { Stream::Stderr } else { Stream::Stdout };
+    output::print_submitted(&manifest, &submitted, args.output, args.wait, to);
+    if !args.wait {
+        return Ok(SubmitExit::Success);
+    }
+    let (namespace, name) = (manifest.namespace(), manifest.name());
+    let waiting = client.wait(namespace, name, args.waiting.timeout);
+    let outcome = if args.logs {
+        let mut stdout = tokio::io::stdout();
+        let follow = client.logs(namespace, name, &mut stdout);
+        tokio::pin!(follow);
+        tokio::pin!(waiting);
+        // The log ends when the Job ends; the wait decides, the log gets a
+        // moment to deliver its last lines.
+        let outcome = tokio::select! {
+            outcome = &mut waiting => outcome,
+            followed = &mut follow => {
+                if let Err(e) = followed {
+                    eprintln!("wove-submit: {}", wove_submit::error_chain(&e));
+                }
+                waiting.await
+            }
+        };
+        let _ = tokio::time::timeout(kubernetes::client::LOG_DRAIN, follow).await;
+        outcome
+    } else {
+        waiting.await
+    };
+    finish_wait(outcome, args.output, to)
+}
+
+fn finish_wait(outcome: Result<JobReport, ClientError>, format: Output, to: Stream) -> Result<SubmitExit, Failure> {
+    match outcome {
+        Ok(report) => {
+            output::print_report(&report, format, to);
+            Ok(match (report.succeeded(), report.exit_code) {
+                (true, _) => SubmitExit::Success,
+                (false, Some(code)) if code != 0 => SubmitExit::worker(code),
+                (false, _) => SubmitExit::JobFailed,
+            })
+        }
+        Err(e) => {
+            if let Some(last) = e.last_report() {
+                output::print_report(last, format, to);
+            }
+            Err(client_failure(e))
+        }
+    }
+}
+
+async fn connect(args: &ConnectArgs) -> Result<Client, Failure> {
+    let client = Client::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await.map_err(client_failure)?;
+    Ok(client.api_timeout(args.api_timeout))
+}
+
+fn client_failure(error: ClientError) -> Failure {
+    let exit = match &error {
+        ClientError::NotFound { .. } => SubmitExit::NotFound,
+        ClientError::WaitTimedOut { .. } => SubmitExit::TimedOut,
+        _ => SubmitExit::Api,
+    };
+    Failure::new(exit, error)
+}
+
+fn refused(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Failure {
+    Failure::new(SubmitExit::Refused, error)
+}
+
+/// Read the payload, merge the options and build the checked Job.
+fn build(payload: &PayloadArgs, job: &JobArgs) -> Result<kubernetes::Manifest, Failure> {
+    let encoded = read_payload(payload)?.sensitive(payload.sensitive);
+    let options = job.options()?;
+    let patch = job.patch.as_deref().map(read_patch).transpose()?;
+    let mut patch_error = None;
+    let rendered = kubernetes::render_with(&encoded, &options, |built| {
+        if let Some(patch) = &patch {
+            if let Err(e) = apply_patch(built, patch) {
+                patch_error = Some(e);
+            }
+        }
+    });
+    if let Some(e) = patch_error {
+        return Err(refused(e));
+    }
+    rendered.map_err(|e: RenderError| refused(e))
+}
+
+fn read_payload(args: &PayloadArgs) -> Result<EncodedPayload, Failure> {
+    let text = match (&args.payload_file, &args.payload) {
+        (Some(path), _) => {
+            let mut bytes = Vec::new();
+            let read = if path.as_os_str() == "-" {
+                std::io::stdin().take(MAX_PAYLOAD_READ + 1).read_to_end(&mut bytes)
+            } else {
+                std::fs::File::open(path).and_then(|f| f.take(MAX_PAYLOAD_READ + 1).read_to_end(&mut bytes))
+            };
+            read.map_err(|e| refused(format!("cannot read the payload file {}: {e}", path.display())))?;
+            if bytes.len() as u64 > MAX_PAYLOAD_READ {
+                return Err(refused(format!("the payload file is larger than {MAX_PAYLOAD_READ} bytes")));
+            }
+            String::from_utf8(bytes).map_err(|_| refused("the payload file is not UTF-8 text"))?
+        }
+        (None, Some(text)) => text.clone(),
+        (None, None) => {
+            return Err(refused("no payload: give --payload-file, --payload or WOVE_BACKEND_PAYLOAD"));
+        }
+    };
+    EncodedPayload::from_text(&text).map_err(refused)
+}
+
+fn read_patch(text: &str) -> Result<serde_json::Value, Failure> {
+    let text = match text.strip_prefix('@') {
+        Some(path) => {
+            std::fs::read_to_string(path).map_err(|e| refused(format!("cannot read --patch file {path}: {e}")))?
+        }
+        None => text.to_string(),
+    };
+    serde_json::from_str(&text).map_err(|e| refused(format!("--patch is not JSON: {e}")))
+}
+
+fn apply_patch(job: &mut Job, patch: &serde_json::Value) -> Result<(), String> {
+    let mut value = serde_json::to_value(&*job).map_err(|e| e.to_string())?;
+    json_patch::merge(&mut value, patch);
+    *job = serde_json::from_value(value).map_err(|e| format!("--patch makes the Job unreadable: {e}"))?;
+    Ok(())
+}
+
+impl JobArgs {
+    /// The options file, then every flag that was given on top of it.
+    fn options(&self) -> Result<JobOptions, Failure> {
+        let mut o = match &self.options_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| refused(format!("cannot read --options {}: {e}", path.display())))?;
+                serde_json::from_str(&text).map_err(|e| refused(format!("--options {}: {e}", path.display())))?
+            }
+            None => JobOptions::default(),
+        };
+        set(&mut o.image, self.image.clone());
+        set(&mut o.namespace, self.namespace.clone());
+        set(&mut o.name_prefix, self.name_prefix.clone());
+        if self.image_pull_policy.is_some() {
+            o.image_pull_policy = self.image_pull_policy.clone();
+        }
+        o.image_pull_secrets.extend(self.image_pull_secret.iter().cloned());
+        if !self.command.is_empty() {
+            o.command = self.command.clone();
+        }
+        o.args.extend(self.args.iter().cloned());
+        o.env.extend(self.env.iter().map(|(name, value)| EnvVar {
+            name: name.clone(),
+            value: Some(value.clone()),
+            ..Default::default()
+        }));
+        o.env_from.extend(self.env_from_secret.iter().map(|name| EnvFromSource {
+            secret_ref: Some(SecretEnvSource { name: name.clone(), optional: None }),
+            ..Default::default()
+        }));
+        o.env_from.extend(self.env_from_configmap.iter().map(|name| EnvFromSource {
+            config_map_ref: Some(ConfigMapEnvSource { name: name.clone(), optional: None }),
+            ..Default::default()
+        }));
+        self.resources(&mut o);
+        if self.service_account.is_some() {
+            o.service_account = self.service_account.clone();
+        }
+        o.node_selector.extend(self.node_selector.iter().cloned());
+        o.tolerations.extend(self.toleration.iter().flatten().cloned());
+        if self.affinity.is_some() {
+            o.affinity = self.affinity.clone();
+        }
+        if self.priority_class.is_some() {
+            o.priority_class = self.priority_class.clone();
+        }
+        o.volumes.extend(self.volume.iter().flatten().cloned());
+        o.volume_mounts.extend(self.volume_mount.iter().flatten().cloned());
+        o.labels.extend(self.label.iter().cloned());
+        o.annotations.extend(self.annotation.iter().cloned());
+        if self.run_as_user.is_some() {
+            o.security.run_as_user = self.run_as_user;
+        }
+        if self.run_as_group.is_some() {
+            o.security.run_as_group = self.run_as_group;
+        }
+        if self.allow_root {
+            o.security.run_as_non_root = false;
+        }
+        if self.read_only_root {
+            o.security.read_only_root_filesystem = true;
+        }
+        set(&mut o.backoff_limit, self.backoff_limit);
+        if self.active_deadline.is_some() {
+            o.active_deadline_seconds = self.active_deadline;
+        }
+        if self.ttl_after_finished.is_some() {
+            o.ttl_seconds_after_finished = self.ttl_after_finished;
+        }
+        set(&mut o.shutdown_budget_seconds, self.shutdown_budget);
+        if self.termination_grace.is_some() {
+            o.termination_grace_period_seconds = self.termination_grace;
+        }
+        if let Some(spec) = &self.signing_secret {
+            let (name, key) = spec.split_once(':').unwrap_or((spec, "secret"));
+            o.signing_secret =
+                Some(SigningSecret { name: name.into(), key: key.into(), as_file: self.signing_secret_as_file });
+        }
+        set(&mut o.payload_placement, self.payload_placement);
+        set(&mut o.inline_payload_max_bytes, self.inline_payload_max);
+        if let Some(completions) = self.completions {
+            o.indexed = Some(Indexed {
+                completions,
+                parallelism: self.parallelism,
+                backoff_limit_per_index: self.backoff_limit_per_index,
+                max_failed_indexes: self.max_failed_indexes,
+            });
+        }
+        if self.suspend {
+            o.suspend = true;
+        }
+        Ok(o)
+    }
+
+    fn resources(&self, o: &mut JobOptions) {
+        let quantity = |q: &Option<String>| q.clone().map(Quantity);
+        let requests = [("cpu", quantity(&self.cpu)), ("memory", quantity(&self.memory))];
+        let limits = [
+            ("cpu", quantity(&self.cpu_limit)),
+            ("memory", quantity(&self.memory_limit)),
+            ("nvidia.com/gpu", self.gpus.map(|n| Quantity(n.to_string()))),
+        ];
+        if requests.iter().chain(limits.iter()).all(|(_, q)| q.is_none()) {
+            return;
+        }
+        let resources = o.resources.get_or_insert_with(ResourceRequirements::default);
+        let put = |map: &mut Option<BTreeMap<String, Quantity>>, items: &[(&str, Option<Quantity>)]| {
+            for (name, q) in items {
+                if let Some(q) = q {
+                    map.get_or_insert_with(BTreeMap::new).insert((*name).to_string(), q.clone());
+                }
+            }
+        };
+        put(&mut resources.requests, &requests);
+        put(&mut resources.limits, &limits);
+    }
+}
+
+fn set<T>(field: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *field = value;
+    }
+}
+
+fn seconds(text: &str) -> Result<Duration, String> {
+    let value: f64 = text.trim().parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !value.is_finite() || value <= 0.0 || value > 1e9 {
+        return Err(format!("`{text}` must be a positive number of seconds"));
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+fn key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
+}
+
+fn placement(text: &str) -> Result<PayloadPlacement, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_string()))
+        .map_err(|_| format!("`{text}` is not auto, env or secret"))
+}
+
+fn json_one<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    serde_json::from_str(text).map_err(|e| format!("not valid JSON for this field: {e}"))
+}
+
+fn json_list<T: serde::de::DeserializeOwned>(text: &str) -> Result<Vec<T>, String> {
+    if text.trim_start().starts_with('[') {
+        json_one(text)
+    } else {
+        json_one(text).map(|one| vec![one])
+    }
+}
+
+/// The manifest's objects, each with its `apiVersion` and `kind`, Secret first.
+pub fn render_typed(manifest: &kubernetes::Manifest) -> Vec<serde_json::Value> {
+    let json = manifest.to_json();
+    match json["items"].as_array() {
+        Some(items) => items.clone(),
+        None => vec![json],
+    }
+}

@@ -1,0 +1,155 @@
+//! What the commands print: manifests for kubectl, and results as text for
+//! people or JSON for programs. Results go to stdout, except with
+//! `submit --wait --logs`, where stdout is the worker's log and the results go
+//! to stderr.
+
+use clap::ValueEnum;
+use wove_submit::kubernetes::{Cancelled, JobReport, Manifest, Submitted};
+
+use super::kubernetes::render_typed;
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Lines for people.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// Where results are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error, when stdout carries a pod's log.
+    Stderr,
+}
+
+impl Stream {
+    fn write(self, text: &str) {
+        match self {
+            Self::Stdout => print!("{text}"),
+            Self::Stderr => eprint!("{text}"),
+        }
+    }
+}
+
+/// How a manifest is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RenderFormat {
+    /// YAML documents (the Secret first, then the Job), as kubectl reads them.
+    Yaml,
+    /// One JSON document: the Job, or a List with the Secret and the Job.
+    Json,
+}
+
+/// Print a manifest for `kubectl apply -f -`.
+pub fn print_manifest(manifest: &Manifest, format: RenderFormat) -> Result<(), String> {
+    let text = match format {
+        RenderFormat::Json => pretty(&manifest.to_json()),
+        RenderFormat::Yaml => {
+            let docs = render_typed(manifest);
+            serde_saphyr::to_string_multiple(&docs).map_err(|e| format!("cannot write YAML: {e}"))?
+        }
+    };
+    print!("{text}");
+    if !text.ends_with('\n') {
+        println!();
+    }
+    if manifest.payload_secret.is_some() {
+        eprintln!(
+            "wove-submit: the payload travels in Secret {}; `kubectl apply` cannot make the Job its owner, \
+             so delete it with the Job (or use `wove-submit kubernetes submit`, which does)",
+            manifest.payload_secret.as_ref().and_then(|s| s.metadata.name.as_deref()).unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// Print what a submit did.
+pub fn print_submitted(manifest: &Manifest, submitted: &Submitted, format: Output, more_follows: bool, to: Stream) {
+    let name = manifest.name();
+    let namespace = manifest.namespace();
+    let secret = manifest.payload_secret.as_ref().and_then(|s| s.metadata.name.clone());
+    match format {
+        // With --wait the report that follows is the one JSON document.
+        Output::Json if more_follows => {}
+        Output::Json => to.write(&format!(
+            "{}\n",
+            pretty(&serde_json::json!({
+                "name": name,
+                "namespace": namespace,
+                "uid": submitted.job.metadata.uid,
+                "created": submitted.created,
+                "payload_secret": secret,
+            }))
+        )),
+        Output::Text => {
+            let verb = if submitted.created { "created" } else { "already submitted with this payload" };
+            let carried = match &secret {
+                Some(secret) => format!(", payload in Secret {secret}"),
+                None => String::new(),
+            };
+            to.write(&format!("job/{name} {verb} in namespace {namespace}{carried}\n"));
+        }
+    }
+}
+
+/// Print a Job's state.
+pub fn print_report(report: &JobReport, format: Output, to: Stream) {
+    match format {
+        Output::Json => to.write(&format!("{}\n", pretty(&serde_json::to_value(report).unwrap_or_default()))),
+        Output::Text => to.write(&report_text(report)),
+    }
+}
+
+/// Print what a cancel did.
+pub fn print_cancelled(namespace: &str, name: &str, result: Cancelled, format: Output) {
+    match format {
+        Output::Json => {
+            println!("{}", pretty(&serde_json::json!({"name": name, "namespace": namespace, "result": result})))
+        }
+        Output::Text => match result {
+            Cancelled::Deleted => {
+                println!("job/{name} deleted in namespace {namespace}: its pods get SIGTERM and their grace period")
+            }
+            Cancelled::NotFound => println!("job/{name} not found in namespace {namespace}: nothing to cancel"),
+        },
+    }
+}
+
+fn report_text(r: &JobReport) -> String {
+    let phase = serde_json::to_value(r.phase).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let mut out = format!("job/{} in namespace {}: {phase}", r.name, r.namespace);
+    if let Some(reason) = &r.reason {
+        out.push_str(&format!(" ({reason})"));
+    }
+    out.push('\n');
+    if let Some(message) = &r.message {
+        out.push_str(&format!("  {message}\n"));
+    }
+    if let (Some(code), Some(meaning)) = (r.exit_code, &r.exit_meaning) {
+        out.push_str(&format!("  worker exit code {code}: {meaning}\n"));
+    }
+    out.push_str(&format!("  pods: {} active, {} succeeded, {} failed\n", r.active, r.succeeded, r.failed));
+    for pod in &r.pods {
+        out.push_str(&format!("  pod {}: {}", pod.name, pod.phase));
+        if let Some(code) = pod.exit_code {
+            out.push_str(&format!(", exit {code}"));
+        }
+        if let Some(reason) = &pod.reason {
+            out.push_str(&format!(", {reason}"));
+        }
+        if let Some(summary) = pod.termination_message.as_ref().and_then(|t| t.get("message")).and_then(|m| m.as_str())
+        {
+            out.push_str(&format!(": {summary}"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default()
+}

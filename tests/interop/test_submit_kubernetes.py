@@ -1,0 +1,471 @@
+"""`wove-submit kubernetes`, driven as an operator or a CI job would, against a Kubernetes API.
+
+Rendered Jobs are held to the published schemas (`kubernetes-validate --strict`, oldest and newest
+supported version) and to the rules in k8s_rules.py. Submitting, watching and cancelling go through
+the kube client the program builds from a kubeconfig, to the emulated API in k8s_cluster.py, whose
+kubelet stand-in runs the submitted Job's container command: the real worker, whose events reach a
+loopback receiver.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import pytest
+import yaml
+from wove import NetworkExecutorSecurity
+
+import k8s_rules
+from k8s_cluster import JOBS, PODS, SECRETS, Cluster
+from receiver import EventReceiver
+
+pytestmark = pytest.mark.wove_worker_only
+
+REPO = Path(__file__).resolve().parents[2]
+EXIT_REFUSED = 64
+EXIT_NOT_FOUND = 68
+EXIT_API = 69
+EXIT_TIMED_OUT = 124
+EXIT_TASK_FAILED = 3
+RUN_ID = "compute:0123456789abcdef0123456789abcdef"
+
+
+def payload(
+    callback_url: str = "http://127.0.0.1:9/wove/events/secret-token",
+    *,
+    run_id: str = RUN_ID,
+    task: Optional[Dict[str, Any]] = None,
+    **extra: Any,
+) -> str:
+    body = {
+        "version": 1,
+        "callback_url": callback_url,
+        "run_id": run_id,
+        "task_id": run_id.split(":")[0],
+        "task": task or {"runner": "subprocess", "program": "true"},
+        **extra,
+    }
+    return json.dumps(body)
+
+
+def run(submit_bin: str, *args: str, cluster: Optional[Cluster] = None, stdin: Optional[str] = None,
+        timeout: float = 60) -> subprocess.CompletedProcess:
+    """`wove-submit kubernetes ARGS`, with nothing of the test's environment but PATH (and the
+    emulator's kubeconfig), so no developer kubeconfig can leak in."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent"}
+    if cluster is not None:
+        env["WOVE_SUBMIT_KUBECONFIG"] = str(cluster.kubeconfig)
+    return subprocess.run(
+        [submit_bin, "kubernetes", *args], env=env, input=stdin, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def render(submit_bin: str, *args: str, stdin: str) -> List[Dict[str, Any]]:
+    done = run(submit_bin, "render", "--payload-file", "-", "--output", "json", *args, stdin=stdin)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    return document["items"] if document["kind"] == "List" else [document]
+
+
+def split(objects: List[Dict[str, Any]]):
+    job = next(o for o in objects if o["kind"] == "Job")
+    secret = next((o for o in objects if o["kind"] == "Secret"), None)
+    return job, secret
+
+
+# -- rendering: schema and rules --------------------------------------------------------------
+
+
+def options_file(tmp_path: Path) -> Path:
+    """Every optional field set, through the options file."""
+    path = tmp_path / "options.json"
+    path.write_text(json.dumps({
+        "image": "registry.example/wove-worker:0.1.0",
+        "namespace": "batch",
+        "name_prefix": "etl",
+        "image_pull_policy": "IfNotPresent",
+        "image_pull_secrets": ["regcred"],
+        "command": ["/usr/local/bin/wove-worker"],
+        "args": ["--log-format", "json"],
+        "env": [{"name": "WOVE_WORKER_SIGNING_SCHEME", "value": "standard-webhooks"},
+                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+        "env_from": [{"configMapRef": {"name": "wove-settings"}}],
+        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        "service_account": "wove-runner",
+        "node_selector": {"kubernetes.io/arch": "amd64"},
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["batch"]}]}]}}},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "batch", "effect": "NoSchedule"}],
+        "priority_class": "batch-low",
+        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "datasets"}}],
+        "volume_mounts": [{"name": "data", "mountPath": "/data", "readOnly": True}],
+        "labels": {"team.example/owner": "data"},
+        "annotations": {"team.example/ticket": "ETL-1, see wiki"},
+        "security": {"run_as_user": 1000, "run_as_group": 1000, "run_as_non_root": True,
+                     "read_only_root_filesystem": True},
+        "backoff_limit": 2,
+        "active_deadline_seconds": 7200,
+        "ttl_seconds_after_finished": 600,
+        "shutdown_budget_seconds": 40,
+        "termination_grace_period_seconds": 60,
+        "signing_secret": {"name": "wove-signing", "key": "current", "as_file": True},
+        "payload_placement": "secret",
+        "inline_payload_max_bytes": 4096,
+        "suspend": True,
+    }))
+    return path
+
+
+RENDER_CASES = {
+    "small payload": lambda tmp: (["--image", "i:1"], payload()),
+    "secret-borne payload": lambda tmp: (["--image", "i:1"], payload(task={
+        "runner": "subprocess", "program": "cat", "input": {"blob": "x" * 60_000}})),
+    "sensitive payload": lambda tmp: (["--image", "i:1", "--sensitive"], payload()),
+    "signing secret and flags": lambda tmp: ([
+        "--image", "i:1", "--signing-secret", "wove-signing", "--cpu", "1", "--memory", "512Mi", "--gpus", "1",
+        "--label", "team=data", "--env", "A=1", "--toleration", '{"operator": "Exists"}', "--backoff-limit", "3",
+        "--shutdown-budget", "10", "--read-only-root", "--env-from-secret", "extra"], payload()),
+    "indexed completions": lambda tmp: ([
+        "--image", "i:1", "--completions", "8", "--parallelism", "3", "--backoff-limit-per-index", "1",
+        "--max-failed-indexes", "2"], payload()),
+    "hook used": lambda tmp: ([
+        "--image", "i:1", "--patch",
+        '{"metadata": {"annotations": {"team.example/x": "y"}}, "spec": {"template": {"spec": '
+        '{"hostname": "wove"}}}}'], payload()),
+    "every optional field": lambda tmp: (["--options", str(options_file(tmp))], payload()),
+    "hostile ids": lambda tmp: (["--image", "i:1"], payload(run_id="Ünïcödé.task:" + "z" * 300 + ":-")),
+}
+
+
+@pytest.mark.parametrize("case", list(RENDER_CASES))
+def test_rendered_jobs_pass_the_schema_and_the_rules(case: str, submit_bin: str, tmp_path: Path) -> None:
+    args, text = RENDER_CASES[case](tmp_path)
+    objects = render(submit_bin, *args, stdin=text)
+    k8s_rules.validate_schema(objects)
+    job, secret = split(objects)
+    assert k8s_rules.job_problems(job, secret) == []
+    annotations = job["metadata"]["annotations"]
+    assert annotations["wove.dev/run-id"] == json.loads(text)["run_id"], "the raw id survives in an annotation"
+    env = {v["name"]: v for v in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    if secret is not None:
+        assert "WOVE_BACKEND_PAYLOAD" not in env
+        assert base64.b64decode(secret["data"]["payload"]) == text.encode(), "the Secret holds the payload as given"
+    else:
+        assert base64.b64decode(env["WOVE_BACKEND_PAYLOAD"]["value"]) == text.encode()
+
+
+def test_yaml_output_passes_kubernetes_validate_as_a_user_runs_it(submit_bin: str, tmp_path: Path) -> None:
+    large = payload(task={"runner": "subprocess", "program": "cat", "input": {"blob": "x" * 60_000}})
+    done = run(submit_bin, "render", "--payload-file", "-", "--image", "i:1", stdin=large)
+    assert done.returncode == 0, done.stderr
+    assert "cannot make the Job its owner" in done.stderr, "render says what kubectl apply cannot do"
+    manifest = tmp_path / "job.yaml"
+    manifest.write_text(done.stdout)
+    assert [d["kind"] for d in yaml.safe_load_all(done.stdout)] == ["Secret", "Job"]
+    for version in k8s_rules.SUPPORTED_VERSIONS:
+        checked = subprocess.run(
+            [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", version, str(manifest)],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_example_payload_renders_as_documented(submit_bin: str) -> None:
+    done = run(submit_bin, "render", "--payload-file", str(REPO / "examples/payloads/reverse.json"),
+               "--image", "registry/x:1")
+    assert done.returncode == 0, done.stderr
+    readme = (REPO / "README.md").read_text()
+    assert done.stdout.strip() in readme, "the README shows the Job rendered for examples/payloads/reverse.json"
+
+
+@pytest.mark.parametrize(
+    "args, text, expected",
+    [
+        (["--image", "i:1", "--payload-placement", "env"],
+         payload(task={"runner": "subprocess", "program": "cat", "input": {"blob": "x" * 200_000}}),
+         "MAX_ARG_STRLEN"),
+        (["--image", "i:1"],
+         payload(task={"runner": "subprocess", "program": "cat", "input": {"blob": "x" * 1_200_000}}),
+         "over the 1048576-byte limit of a Kubernetes Secret"),
+        (["--image", "i:1", "--patch", '{"spec": {"template": {"spec": {"restartPolicy": "Always"}}}}'],
+         payload(), "restartPolicy"),
+        (["--image", "i:1", "--termination-grace", "10"], payload(), "shutdown budget"),
+        (["--image", "i:1", "--label", "run=a:b"], payload(), "not a valid label"),
+        ([], payload(), "option `image`: is required"),
+        (["--image", "i:1"], '{"version": 2}', "payload field `version`"),
+        (["--image", "i:1"], "not base64!", "not valid base64"),
+    ],
+    ids=["env too small", "secret too small", "hook breaks a rule", "grace too short", "bad label",
+         "no image", "bad version", "bad base64"],
+)
+def test_what_cannot_run_is_refused_before_sending(
+    submit_bin: str, args: List[str], text: str, expected: str
+) -> None:
+    done = run(submit_bin, "render", "--payload-file", "-", *args, stdin=text)
+    assert done.returncode == EXIT_REFUSED, (done.returncode, done.stderr)
+    assert expected in done.stderr, done.stderr
+    assert done.stdout == "", "nothing is printed for kubectl to apply"
+    assert done.stderr.count("\n") == 1, f"one line: {done.stderr!r}"
+
+
+# -- against the API --------------------------------------------------------------------------
+
+
+def submit(submit_bin: str, cluster: Cluster, text: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return run(submit_bin, "submit", "--payload-file", "-", "--image", "local", *args,
+               cluster=cluster, stdin=text, timeout=timeout)
+
+
+def test_submit_creates_the_job_then_its_owned_secret_then_resumes(submit_bin: str, cluster: Cluster) -> None:
+    cluster.run_pods = False
+    done = submit(submit_bin, cluster, payload(), "--sensitive", "--output", "json")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["created"] is True
+    name = out["name"]
+    job = cluster.get(JOBS, "default", name)
+    secret = cluster.get(SECRETS, "default", f"{name}-payload")
+    assert secret is not None
+    owner = secret["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["uid"]) == ("Job", name, job["metadata"]["uid"])
+    assert job["spec"].get("suspend") is False, "resumed once the Secret exists"
+    assert "wove.dev/suspended-for-payload" not in job["metadata"].get("annotations", {})
+    calls = [(r.method, r.path.rsplit("/", 2)[-2:]) for r in cluster.requests()]
+    writes = [c for c in calls if c[0] in ("POST", "PATCH")]
+    assert writes == [("POST", ["default", "jobs"]), ("POST", ["default", "secrets"]), ("PATCH", ["jobs", name])]
+    created = next(r for r in cluster.requests() if r.method == "POST" and r.path.endswith("/jobs"))
+    assert created.body["spec"]["suspend"] is True, "no pod may start before its payload Secret exists"
+    assert k8s_rules.job_problems(job, secret) == []
+
+
+def test_resubmitting_is_idempotent_and_another_payload_is_refused(submit_bin: str, cluster: Cluster) -> None:
+    cluster.run_pods = False
+    first = submit(submit_bin, cluster, payload(), "--output", "json")
+    again = submit(submit_bin, cluster, payload(), "--output", "json")
+    assert first.returncode == again.returncode == 0, (first.stderr, again.stderr)
+    assert json.loads(first.stdout)["created"] is True
+    assert json.loads(again.stdout)["created"] is False
+    assert json.loads(again.stdout)["uid"] == json.loads(first.stdout)["uid"]
+    assert len(cluster.list(JOBS)) == 1
+
+    other = submit(submit_bin, cluster, payload(callback_url="http://127.0.0.1:9/wove/events/other-token"))
+    assert other.returncode == EXIT_API, other.stderr
+    assert "already exists" in other.stderr and "different payload" in other.stderr, other.stderr
+    assert "other-token" not in other.stderr and "secret-token" not in other.stderr
+
+
+def test_status_and_wait_follow_a_job_a_controller_moves(submit_bin: str, cluster: Cluster) -> None:
+    cluster.run_pods = False
+    name = json.loads(submit(submit_bin, cluster, payload(), "--output", "json").stdout)["name"]
+
+    def status() -> Dict[str, Any]:
+        done = run(submit_bin, "status", name, "--output", "json", cluster=cluster)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    assert (status()["phase"], status()["reason"]) == ("pending", "NoPod")
+
+    pod_name = f"{name}-abcde"
+    pod = {"metadata": {"labels": {"batch.kubernetes.io/job-name": name}}, "status": {"phase": "Pending",
+           "containerStatuses": [{"name": "wove", "image": "local", "imageID": "", "ready": False, "restartCount": 0,
+                                  "state": {"waiting": {"reason": "ImagePullBackOff",
+                                                        "message": 'Back-off pulling image "local"'}}}]}}
+    cluster.put(PODS, "default", pod_name, pod)
+    seen = status()
+    assert (seen["phase"], seen["reason"]) == ("pending", "ImagePullBackOff")
+    assert "Back-off pulling" in seen["message"]
+
+    waiter = subprocess.Popen(
+        [submit_bin, "kubernetes", "wait", name, "--timeout", "30", "--poll", "0.2", "--output", "json"],
+        env={"PATH": os.environ["PATH"], "HOME": "/nonexistent", "WOVE_SUBMIT_KUBECONFIG": str(cluster.kubeconfig)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        cluster.patch_status(PODS, "default", pod_name, {"phase": "Running", "containerStatuses": [
+            {"name": "wove", "image": "local", "imageID": "", "ready": True, "restartCount": 0,
+             "state": {"running": {}}}]})
+        cluster.patch_status(JOBS, "default", name, {"active": 1})
+        assert status()["phase"] == "running"
+        time.sleep(0.5)
+        assert waiter.poll() is None, "a running Job is not an answer"
+
+        summary = {"status": "failed", "exit_code": 3, "error_kind": "NonZeroExit", "message": "cat: boom"}
+        cluster.patch_status(PODS, "default", pod_name, {"phase": "Failed", "containerStatuses": [
+            {"name": "wove", "image": "local", "imageID": "", "ready": False, "restartCount": 0,
+             "state": {"terminated": {"exitCode": 3, "reason": "Error", "message": json.dumps(summary)}}}]})
+        condition = {"status": "True", "reason": "PodFailurePolicy",
+                     "message": "Container wove for pod default/x failed with exit code 3 matching FailJob rule"}
+        cluster.patch_status(JOBS, "default", name, {"active": 0, "failed": 1, "conditions": [
+            dict(condition, type="FailureTarget"), dict(condition, type="Failed")]})
+        out, err = waiter.communicate(timeout=20)
+    finally:
+        waiter.kill()
+    assert waiter.returncode == EXIT_TASK_FAILED, err
+    report = json.loads(out)
+    assert (report["phase"], report["reason"], report["exit_code"]) == ("failed", "PodFailurePolicy", 3)
+    assert report["exit_meaning"].startswith("task failed")
+    assert report["pods"][0]["termination_message"]["error_kind"] == "NonZeroExit"
+
+    text = run(submit_bin, "status", name, cluster=cluster)
+    assert "worker exit code 3: task failed" in text.stdout and "cat: boom" in text.stdout, text.stdout
+
+
+def test_wait_gives_up_at_its_timeout_and_says_where_the_job_stands(submit_bin: str, cluster: Cluster) -> None:
+    cluster.run_pods = False
+    name = json.loads(submit(submit_bin, cluster, payload(), "--output", "json").stdout)["name"]
+    started = time.monotonic()
+    done = run(submit_bin, "wait", name, "--timeout", "1", "--poll", "0.2", cluster=cluster, timeout=30)
+    assert done.returncode == EXIT_TIMED_OUT, done.stderr
+    assert time.monotonic() - started < 15
+    assert "gave up after" in done.stderr and "pending (NoPod" in done.stderr, done.stderr
+
+
+def test_unknown_jobs(submit_bin: str, cluster: Cluster) -> None:
+    for command in ("status", "wait"):
+        done = run(submit_bin, command, "wove-nothing-here", cluster=cluster)
+        assert done.returncode == EXIT_NOT_FOUND, done.stderr
+        assert "no Job named wove-nothing-here in namespace default" in done.stderr
+    done = run(submit_bin, "cancel", "wove-nothing-here", "--output", "json", cluster=cluster)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["result"] == "not_found"
+
+
+def test_an_unreachable_api_is_its_own_exit_code(submit_bin: str, tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    done = run(submit_bin, "submit", "--payload-file", "-", "--image", "i:1", "--kubeconfig", str(kubeconfig),
+               "--api-timeout", "5", stdin=payload())
+    assert done.returncode == EXIT_API, done.stderr
+    assert done.stderr.startswith("wove-submit: create Job"), done.stderr
+    missing = run(submit_bin, "status", "x", "--kubeconfig", str(tmp_path / "nope"))
+    assert missing.returncode == EXIT_API and "Kubernetes configuration" in missing.stderr, missing.stderr
+
+
+def test_cancel_deletes_with_background_propagation(submit_bin: str, cluster: Cluster) -> None:
+    cluster.run_pods = False
+    name = json.loads(submit(submit_bin, cluster, payload(), "--sensitive", "--output", "json").stdout)["name"]
+    done = run(submit_bin, "cancel", name, cluster=cluster)
+    assert done.returncode == 0, done.stderr
+    deletes = [r for r in cluster.requests() if r.method == "DELETE"]
+    assert len(deletes) == 1 and deletes[0].path.endswith(f"/jobs/{name}")
+    assert deletes[0].propagation_policy == "Background"
+    assert cluster.get(JOBS, "default", name) is None
+    deadline = time.monotonic() + 10
+    while cluster.get(SECRETS, "default", f"{name}-payload") is not None:
+        assert time.monotonic() < deadline, "the owned payload Secret went with the Job"
+        time.sleep(0.05)
+
+
+# -- end to end: the submitted Job runs the worker ----------------------------------------------
+
+
+def echo_task(text: str) -> Dict[str, Any]:
+    """A task whose result is its input, and which prints a line the log should show."""
+    script = 'import json, os, sys; d = json.load(sys.stdin); print("task says", d["text"]); ' \
+             'json.dump(d, open(os.environ["WOVE_RESULT_FILE"], "w"))'
+    return {"runner": "subprocess", "program": sys.executable, "args": ["-c", script], "input": {"text": text}}
+
+
+def callback(receiver: EventReceiver, token: str = "e2e-token") -> str:
+    return f"{receiver.base_url}/wove/events/{token}"
+
+
+def test_a_submitted_job_runs_the_worker_and_its_result_arrives(
+    submit_bin: str, cluster: Cluster, receiver: EventReceiver
+) -> None:
+    cluster.put(SECRETS, "default", "wove-signing", {"data": {"secret": base64.b64encode(b"s3cr3t").decode()}})
+    text = payload(callback(receiver), task=echo_task("hello"))
+    done = submit(submit_bin, cluster, text, "--signing-secret", "wove-signing", "--wait", "--logs",
+                  "--timeout", "60", "--poll", "0.2", timeout=90)
+    assert done.returncode == 0, done.stderr
+    assert "task says hello" in done.stdout, "the pod's log was streamed"
+    assert "succeeded" in done.stderr
+    events = receiver.events()
+    result = [e for e in events if e["type"] == "task_result"]
+    assert len(result) == 1 and result[0]["result"] == {"text": "hello"}
+    assert result[0]["run_id"] == RUN_ID
+    # Signed with the secret the Job took from the Kubernetes Secret, as Wove's verifier checks it.
+    signed = [r for r in receiver.received() if r.event()["type"] == "task_result"][0]
+    verifier = NetworkExecutorSecurity(mode="signed", secret="s3cr3t")
+    verifier.verify_headers(headers=signed.headers, transport="http", target=signed.path, body=signed.body)
+    with pytest.raises(Exception):
+        NetworkExecutorSecurity(mode="signed", secret="other").verify_headers(
+            headers=signed.headers, transport="http", target=signed.path, body=signed.body)
+
+
+def test_a_secret_borne_payload_reaches_the_worker(
+    submit_bin: str, cluster: Cluster, receiver: EventReceiver
+) -> None:
+    text = payload(callback(receiver), task=echo_task("x" * 50_000))
+    done = submit(submit_bin, cluster, text, "--wait", "--timeout", "60", "--poll", "0.2", "--output", "json",
+                  timeout=90)
+    assert done.returncode == 0, done.stderr
+    name = json.loads(done.stdout)["name"]
+    assert cluster.get(SECRETS, "default", f"{name}-payload") is not None
+    run_env = cluster.pod_runs(name)[0].env
+    assert "WOVE_BACKEND_PAYLOAD" not in run_env and run_env["WOVE_BACKEND_PAYLOAD_FILE"].endswith("/payload")
+    result = [e for e in receiver.events() if e["type"] == "task_result"]
+    assert result[0]["result"] == {"text": "x" * 50_000}
+
+
+def test_a_failed_task_fails_the_job_and_wait_exits_with_the_workers_code(
+    submit_bin: str, cluster: Cluster, receiver: EventReceiver
+) -> None:
+    task = {"runner": "subprocess", "program": "sh", "args": ["-c", "echo boom >&2; exit 9"]}
+    done = submit(submit_bin, cluster, payload(callback(receiver), task=task), "--backoff-limit", "3",
+                  "--wait", "--timeout", "60", "--poll", "0.2", "--output", "json", timeout=90)
+    assert done.returncode == EXIT_TASK_FAILED, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["phase"], report["reason"], report["exit_code"]) == ("failed", "PodFailurePolicy", 3)
+    assert len(report["pods"]) == 1, "a permanent failure is not retried despite backoffLimit 3"
+    assert report["pods"][0]["termination_message"]["error_kind"] == "NonZeroExit"
+    errors = [e for e in receiver.events() if e["type"] == "task_error"]
+    assert errors and errors[0]["error"]["exit_code"] == 9
+
+
+def test_cancel_stops_the_running_worker_which_reports_task_cancelled(
+    submit_bin: str, cluster: Cluster, receiver: EventReceiver
+) -> None:
+    task = {"runner": "subprocess", "program": "sleep", "args": ["60"]}
+    name = json.loads(submit(submit_bin, cluster, payload(callback(receiver), task=task), "--output", "json").stdout)[
+        "name"]
+    receiver.wait_for(lambda events: any(e["type"] == "task_started" for e in events), timeout=20)
+    done = run(submit_bin, "cancel", name, cluster=cluster)
+    assert done.returncode == 0, done.stderr
+    events = receiver.wait_for(lambda events: any(e["type"] == "task_cancelled" for e in events), timeout=20)
+    assert [e["type"] for e in events if e["type"] != "heartbeat"][-1] == "task_cancelled"
+    runs = cluster.pod_runs(name)
+    deadline = time.monotonic() + 10
+    while runs[0].exit_code is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert runs[0].exit_code == 143, "the worker ended on SIGTERM, within its grace"
+
+
+def test_a_delete_without_propagation_orphans_the_pods(
+    submit_bin: str, cluster: Cluster, receiver: EventReceiver
+) -> None:
+    """What Wove's own adapter does, and why `cancel` sends Background: the stand-in keeps the
+    orphaned pod running, as a real cluster does."""
+    import urllib.request
+
+    task = {"runner": "subprocess", "program": "sleep", "args": ["60"]}
+    name = json.loads(submit(submit_bin, cluster, payload(callback(receiver), task=task), "--output", "json").stdout)[
+        "name"]
+    receiver.wait_for(lambda events: any(e["type"] == "task_started" for e in events), timeout=20)
+    request = urllib.request.Request(f"{cluster.url}/apis/batch/v1/namespaces/default/jobs/{name}", method="DELETE")
+    urllib.request.urlopen(request, timeout=10).read()
+    time.sleep(1.5)
+    assert cluster.pod_runs(name)[0].exit_code is None, "the orphaned pod is still running"
+    assert not any(e["type"] == "task_cancelled" for e in receiver.events())

@@ -1,0 +1,114 @@
+"""Wove's own `kubernetes_jobs` adapter, configured with the README's snippet (`wove_submit.py`).
+
+A real weave submits through `wove-submit` to the emulated API; the kubelet stand-in runs the
+Job's container (the worker, running the pickled callable), and the result comes back through
+Wove's own callback server. Wove's cancel must end in a DELETE that stops the pod.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import cloudpickle
+import pytest
+import wove
+from wove import DeliveryTimeoutError, weave
+from wove.integrations.kubernetes_jobs import KubernetesJobsAdapter
+
+import k8s_rules
+from k8s_cluster import JOBS, Cluster
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "crates/wove-submit/python"))
+from wove_submit import KubernetesJobs  # noqa: E402
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+pytestmark = pytest.mark.wove_worker_only
+
+ENVIRONMENT = "k8s-submit"
+
+
+def multiply(a: int, b: int) -> int:
+    return a * b
+
+
+def sleep_long() -> str:
+    time.sleep(60)
+    return "too late"
+
+
+@pytest.fixture
+def jobs(cluster: Cluster, submit_bin: str) -> Iterator[KubernetesJobs]:
+    # A short shutdown budget (and so grace period) keeps the cancel test quick.
+    jobs = KubernetesJobs(image="local", program=submit_bin, kubeconfig=str(cluster.kubeconfig),
+                          options=["--shutdown-budget", "3"])
+    wove.config(environments={ENVIRONMENT: {"executor": "kubernetes_jobs",
+                                            "executor_config": jobs.executor_config(callback_host="127.0.0.1")}})
+    try:
+        yield jobs
+    finally:
+        wove.config(environments={ENVIRONMENT: None})
+
+
+def test_the_snippet_is_the_documented_one() -> None:
+    readme = (REPO / "README.md").read_text()
+    module = (REPO / "crates/wove-submit/python/wove_submit.py").read_text()
+    for line in ("from wove_submit import KubernetesJobs", "jobs = KubernetesJobs(",
+                 '"executor_config": jobs.executor_config()'):
+        assert line in readme and line in module, line
+
+
+def test_a_weave_runs_its_task_in_a_job_wove_submit_made(jobs: KubernetesJobs, cluster: Cluster) -> None:
+    with weave() as w:
+        @w.do(environment=ENVIRONMENT, delivery_timeout=30)
+        def product() -> int:
+            return multiply(6, 7)
+
+    assert w.result["product"] == 42
+    (job,) = cluster.list(JOBS)
+    k8s_rules.validate_schema([job])
+    assert k8s_rules.job_problems(job) == []
+    run_id = job["metadata"]["annotations"]["wove.dev/run-id"]
+    assert ":" in run_id, "Wove's raw run id, colon included, is kept in an annotation"
+    assert ":" not in job["metadata"]["labels"]["wove.dev/run"]
+
+
+def test_wove_s_own_job_breaks_the_rules_this_one_keeps() -> None:
+    """Why the snippet exists: the Job Wove 2.0.3 builds by itself is refused by a real API server."""
+    adapter = KubernetesJobsAdapter(name="k8s", config={"image": "local"}, callback_url="http://x/wove/events/t",
+                                    run_config={})
+    frame = {"run_id": "product:0123456789abcdef0123456789abcdef"}
+    from kubernetes.client import ApiClient
+
+    job = ApiClient().sanitize_for_serialization(adapter._default_job({"version": 1}, frame))
+    problems = k8s_rules.job_problems(job)
+    assert any("wove-run-id" in p for p in problems), problems
+
+
+def test_wove_s_cancel_stops_the_pod_with_background_propagation(jobs: KubernetesJobs, cluster: Cluster) -> None:
+    with weave() as w:
+        w.do(environment=ENVIRONMENT, delivery_timeout=4)(sleep_long)
+    with pytest.raises(DeliveryTimeoutError):
+        w.result["sleep_long"]
+    deletes = [r for r in cluster.requests() if r.method == "DELETE"]
+    assert len(deletes) == 1, [r.path for r in cluster.requests()]
+    assert deletes[0].propagation_policy == "Background"
+    name = deletes[0].path.rsplit("/", 1)[-1]
+    assert cluster.get(JOBS, "default", name) is None
+    (run,) = cluster.pod_runs(name)
+    # SIGTERM from the pod's deletion: the worker stops the task and sends task_cancelled, which
+    # arrives (143) unless the weave's callback server is already gone (75, retried until its
+    # shutdown budget ran out) -- never a SIGKILL at the end of the grace period (137).
+    assert _wait_exit(run, 15) in (143, 75)
+    assert "SIGTERM" in run.stderr_path.read_text()
+
+
+def _wait_exit(run, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while run.exit_code is None:
+        assert time.monotonic() < deadline, "the pod was not stopped"
+        time.sleep(0.05)
+    return run.exit_code
