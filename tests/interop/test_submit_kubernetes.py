@@ -469,3 +469,24 @@ def test_a_delete_without_propagation_orphans_the_pods(
     time.sleep(1.5)
     assert cluster.pod_runs(name)[0].exit_code is None, "the orphaned pod is still running"
     assert not any(e["type"] == "task_cancelled" for e in receiver.events())
+
+
+def test_logs_reads_a_finished_job(submit_bin: str, cluster: Cluster, receiver: EventReceiver) -> None:
+    done = submit(submit_bin, cluster, payload(callback(receiver), task=echo_task("later")), "--wait",
+                  "--timeout", "60", "--poll", "0.2", "--output", "json", timeout=90)
+    assert done.returncode == 0, done.stderr
+    name = json.loads(done.stdout)["name"]
+    logs = run(submit_bin, "logs", name, "--timeout", "30", cluster=cluster)
+    assert logs.returncode == 0, logs.stderr
+    assert "task says later" in logs.stdout
+    assert "secret-token" not in logs.stdout + logs.stderr
+
+
+def test_a_job_that_failed_before_its_worker_ran(submit_bin: str, cluster: Cluster) -> None:
+    cluster.run_pods = False
+    name = json.loads(submit(submit_bin, cluster, payload(), "--output", "json").stdout)["name"]
+    condition = {"status": "True", "reason": "DeadlineExceeded", "message": "Job was active longer than specified deadline"}
+    cluster.patch_status(JOBS, "default", name, {"failed": 1, "conditions": [dict(condition, type="Failed")]})
+    done = run(submit_bin, "wait", name, "--timeout", "20", "--poll", "0.2", cluster=cluster, timeout=30)
+    assert done.returncode == 79, done.stderr
+    assert "failed (DeadlineExceeded)" in done.stdout and "longer than specified deadline" in done.stdout
