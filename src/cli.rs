@@ -10,7 +10,7 @@ use clap::{Parser, ValueEnum};
 use wove_proto::env as vars;
 use wove_proto::sign::{Scheme, Secret};
 
-use crate::config::{Config, DeliveryConfig, PayloadSource, RunnerSettings, SigningConfig};
+use crate::config::{Config, DeliveryConfig, PayloadSource, RunnerSettings, Signing};
 use crate::logging::LogFormat;
 
 /// Environment variables that hold secrets; never passed on to a task.
@@ -33,7 +33,7 @@ Signing (secrets never come from the payload):
 pub struct Cli {
     /// A tool command instead of running a payload.
     #[command(subcommand)]
-    pub command: Option<Tool>,
+    pub command: Option<Command>,
 
     /// The base64 payload (otherwise read from WOVE_BACKEND_PAYLOAD).
     #[arg(value_name = "PAYLOAD")]
@@ -118,6 +118,15 @@ pub struct Cli {
     #[arg(long, env = "WOVE_WORKER_OUTPUT_KEEP", default_value_t = 8192, value_name = "BYTES")]
     pub output_keep: usize,
 
+    /// Directories searched for runner executables (wove-runner-NAME), separated
+    /// by ':' [default: PATH].
+    #[arg(long, env = "WOVE_WORKER_RUNNER_PATH", value_name = "DIRS")]
+    pub runner_path: Option<String>,
+
+    /// Seconds a runner executable may run when its task sets no timeout_seconds [default: no limit].
+    #[arg(long, env = "WOVE_WORKER_RUNNER_TIMEOUT", value_name = "SECS", value_parser = seconds)]
+    pub runner_timeout: Option<Duration>,
+
     /// Directory for per-task scratch files [default: $TMPDIR or /tmp].
     #[arg(long, env = "WOVE_WORKER_WORK_DIR", value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
@@ -133,7 +142,14 @@ pub struct Cli {
 
 /// Commands other than running a payload.
 #[derive(Debug, clap::Subcommand)]
-pub enum Tool {
+pub enum Command {
+    /// List the runners a payload may name here: the built-in ones, and the
+    /// runner executables (wove-runner-NAME) found on the runner path.
+    Runners {
+        /// Directories searched, separated by ':' [default: PATH].
+        #[arg(long, env = "WOVE_WORKER_RUNNER_PATH", value_name = "DIRS")]
+        runner_path: Option<String>,
+    },
     /// Compile a WebAssembly module or component to a `.cwasm` that this
     /// same binary loads without compiling (exit 0; 65 invalid module; 78 unreadable or unwritable path).
     #[cfg(feature = "wasm")]
@@ -239,23 +255,26 @@ impl Cli {
                 backoff_base: self.backoff_base,
                 backoff_cap: self.backoff_cap,
                 heartbeat_interval: self.heartbeat_interval,
-                ca_bundle: self.ca_bundle.clone(),
             },
-            signing: SigningConfig { scheme, key_id: self.signing_key_id, secrets },
+            signing: Signing { scheme, key_id: self.signing_key_id, secrets },
             runner: RunnerSettings {
                 python: self.python,
                 kill_grace: self.kill_grace,
-                cancel_grace: self.kill_grace.min(self.shutdown_budget / 2),
                 output_keep: self.output_keep,
                 work_dir: self.work_dir.unwrap_or(defaults.work_dir),
                 scrub_env: defaults.scrub_env,
                 adopt_orphans: true,
                 memory_events: self.memory_events.or(defaults.memory_events),
-                ca_bundle: self.ca_bundle,
+                runner_path: self
+                    .runner_path
+                    .as_deref()
+                    .map_or(defaults.runner_path, crate::runner::lookup::split_path),
+                runner_timeout: self.runner_timeout,
             },
             print_events: self.print_events,
             shutdown_budget: self.shutdown_budget,
             termination_log: Some(self.termination_log),
+            ca_bundle: self.ca_bundle,
         })
     }
 }

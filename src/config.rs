@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use wove_proto::sign::{Scheme, Secret};
+pub use wove_proto::request::Signing;
 
 /// Where the payload comes from, in the order the CLI prefers them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub struct Config {
     /// How events are delivered.
     pub delivery: DeliveryConfig,
     /// How events are signed.
-    pub signing: SigningConfig,
+    pub signing: Signing,
     /// How tasks are run.
     pub runner: RunnerSettings,
     /// Print events to stdout instead of posting them.
@@ -41,6 +41,32 @@ pub struct Config {
     /// Where the outcome summary goes; written only if the file exists.
     /// Default `/dev/termination-log`, Kubernetes' termination message path.
     pub termination_log: Option<PathBuf>,
+    /// PEM bundle of extra CAs to trust (a private CA in front of the
+    /// receiver), for delivery and for runners that download alike.
+    pub ca_bundle: Option<PathBuf>,
+}
+
+impl Config {
+    /// Every default, reading the payload from `payload`.
+    pub fn new(payload: PayloadSource) -> Self {
+        Self {
+            payload,
+            delivery: DeliveryConfig::default(),
+            signing: Signing::default(),
+            runner: RunnerSettings::default(),
+            print_events: false,
+            shutdown_budget: DEFAULT_SHUTDOWN_BUDGET,
+            termination_log: Some(PathBuf::from(DEFAULT_TERMINATION_LOG)),
+            ca_bundle: None,
+        }
+    }
+
+    /// Time between TERM and KILL when the worker is cancelled by a signal:
+    /// the kill grace, but at most half the shutdown budget, so the final
+    /// event keeps the other half.
+    pub fn cancel_grace(&self) -> Duration {
+        self.runner.kill_grace.min(self.shutdown_budget / 2)
+    }
 }
 
 /// Default for [`Config::shutdown_budget`].
@@ -64,8 +90,6 @@ pub struct DeliveryConfig {
     /// Heartbeat period. `None`: a third of the payload's
     /// `delivery_heartbeat_seconds`, and no heartbeats when that is unset.
     pub heartbeat_interval: Option<Duration>,
-    /// PEM bundle of extra CAs to trust (a private CA in front of the receiver).
-    pub ca_bundle: Option<PathBuf>,
 }
 
 impl Default for DeliveryConfig {
@@ -77,25 +101,7 @@ impl Default for DeliveryConfig {
             backoff_base: Duration::from_millis(500),
             backoff_cap: Duration::from_secs(30),
             heartbeat_interval: None,
-            ca_bundle: None,
         }
-    }
-}
-
-/// Signing keys. With no secrets, events go unsigned.
-#[derive(Debug, Clone)]
-pub struct SigningConfig {
-    /// Which headers to add.
-    pub scheme: Scheme,
-    /// Wove v1's `X-Wove-Key`. Default `default`.
-    pub key_id: String,
-    /// Current secret first; older ones follow during a rotation.
-    pub secrets: Vec<Secret>,
-}
-
-impl Default for SigningConfig {
-    fn default() -> Self {
-        Self { scheme: Scheme::WoveV1, key_id: "default".into(), secrets: Vec::new() }
     }
 }
 
@@ -106,10 +112,6 @@ pub struct RunnerSettings {
     pub python: String,
     /// Time between TERM and KILL when a task times out. Default 10 s.
     pub kill_grace: Duration,
-    /// Time between TERM and KILL when the worker is cancelled by a signal:
-    /// `kill_grace`, but at most half the shutdown budget, so the final event
-    /// keeps the other half. Default 10 s.
-    pub cancel_grace: Duration,
     /// Bytes of the start and of the end of each output stream kept for error reports. Default 8 KiB.
     pub output_keep: usize,
     /// Where per-task scratch files go. Default the system temp dir.
@@ -123,9 +125,11 @@ pub struct RunnerSettings {
     /// cgroup v2 `memory.events`, read to tell an OOM kill from another
     /// SIGKILL. Default: found from `/proc/self/cgroup`; `None` turns it off.
     pub memory_events: Option<PathBuf>,
-    /// Extra CAs for runners that download (WebAssembly modules by URL);
-    /// the same bundle the delivery trusts.
-    pub ca_bundle: Option<PathBuf>,
+    /// Directories searched, in order, for runner executables
+    /// (`wove-runner-<name>`). Default: the worker's `PATH`.
+    pub runner_path: Vec<PathBuf>,
+    /// Timeout of a runner executable whose task sets no `timeout_seconds`. Default none.
+    pub runner_timeout: Option<Duration>,
 }
 
 impl RunnerSettings {
@@ -142,13 +146,13 @@ impl Default for RunnerSettings {
         Self {
             python: "python3".into(),
             kill_grace: Duration::from_secs(10),
-            cancel_grace: Duration::from_secs(10),
             output_keep: 8 * 1024,
             work_dir: std::env::temp_dir(),
             scrub_env: crate::cli::SECRET_ENV_VARS.iter().map(|s| s.to_string()).collect(),
             adopt_orphans: true,
             memory_events: crate::supervise::oom::default_memory_events(),
-            ca_bundle: None,
+            runner_path: crate::runner::lookup::split_path(&std::env::var("PATH").unwrap_or_default()),
+            runner_timeout: None,
         }
     }
 }

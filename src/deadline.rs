@@ -71,3 +71,63 @@ impl Deadline {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signals::Signals;
+    use nix::sys::signal::Signal;
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_passes_at_its_time() {
+        let started = Instant::now();
+        let d = Deadline::after(10 * S);
+        assert_eq!(d.remaining(), 10 * S);
+        d.reached().await;
+        assert_eq!(started.elapsed(), 10 * S);
+        assert!(d.passed() && d.remaining().is_zero());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelling_signal_brings_it_forward_to_the_shutdown_budget() {
+        let (signals, injector) = Signals::injected();
+        let started = Instant::now();
+        let d = Deadline::after(300 * S).or_shutdown(&signals, 5 * S);
+        tokio::time::sleep(10 * S).await;
+        assert_eq!(d.remaining(), 290 * S, "no signal yet: the delivery budget counts");
+        injector.deliver(Signal::SIGHUP);
+        assert_eq!(d.remaining(), 290 * S, "only SIGTERM and SIGINT cancel");
+        injector.deliver(Signal::SIGTERM);
+        assert_eq!(d.current(), started + 15 * S, "five seconds from the signal");
+        d.reached().await;
+        assert_eq!(started.elapsed(), 15 * S);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_signal_while_waiting_wakes_the_wait_early() {
+        let (signals, injector) = Signals::injected();
+        let started = Instant::now();
+        let d = Deadline::after(300 * S).or_shutdown(&signals, 2 * S);
+        tokio::spawn(async move {
+            tokio::time::sleep(S).await;
+            injector.deliver(Signal::SIGINT);
+        });
+        d.reached().await;
+        assert_eq!(started.elapsed(), 3 * S);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_budget_never_extends_an_earlier_deadline() {
+        let (signals, injector) = Signals::injected();
+        let started = Instant::now();
+        let d = Deadline::after(3 * S).or_shutdown(&signals, 25 * S);
+        injector.deliver(Signal::SIGTERM);
+        assert_eq!(d.current(), started + 3 * S);
+        // A second signal does not restart the budget.
+        tokio::time::sleep(S).await;
+        injector.deliver(Signal::SIGTERM);
+        assert_eq!(d.current(), started + 3 * S);
+    }
+}

@@ -16,6 +16,7 @@
 //! `examples/custom_runner.rs`).
 
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod deadline;
 pub mod dns;
@@ -28,8 +29,7 @@ pub mod report;
 pub mod runner;
 pub mod signals;
 pub mod supervise;
-pub mod termination;
-pub mod tools;
+pub mod termination_message;
 pub mod worker;
 
 pub use wove_proto as proto;
@@ -50,14 +50,14 @@ pub fn run_cli(registry: runner::Registry) -> ExitCode {
         }
     };
     logging::init(cli.log_format, &cli.log);
-    if let Some(tool) = cli.command {
-        return tools::run(tool).into();
+    if let Some(command) = cli.command {
+        return commands::run(command, &registry).into();
     }
     let env = |name: &str| std::env::var(name).ok();
     let config = match cli.into_config(env(proto::env::SIGNING_SECRET), env(proto::env::PAYLOAD)) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!("{}", logging::chain(&e));
+            tracing::error!("{}", wove_proto::error_chain(&e));
             return exit::Exit::BadConfig.into();
         }
     };

@@ -38,15 +38,3 @@ pub fn init(format: LogFormat, filter: &str) {
         tracing::warn!(filter, error = %e, "invalid log filter, using `info`");
     }
 }
-
-/// An error and its causes on one line: `cannot read x: permission denied`.
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}

@@ -33,7 +33,7 @@ pub enum PayloadReadError {
         path: PathBuf,
     },
     /// The text does not decode.
-    #[error("{origin}: {source}")]
+    #[error("cannot decode the payload from {origin}")]
     Decode {
         /// Which source the text came from.
         origin: String,

@@ -5,6 +5,8 @@
 //! is latched in a watch channel, so a signal that arrives before the task
 //! starts, or between two awaits, is never missed.
 
+use std::sync::Arc;
+
 use nix::sys::signal::Signal;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{broadcast, watch};
@@ -13,6 +15,29 @@ use tokio::time::Instant;
 /// Signals passed on to the task's process group. Never SIGCHLD or job-control ones.
 pub const FORWARDED: [Signal; 6] =
     [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2];
+
+/// Plays signals into a [`Signals`], as the process's handlers do.
+#[derive(Debug, Clone)]
+pub struct Injector {
+    forward: broadcast::Sender<Signal>,
+    cancel: Arc<watch::Sender<Option<(Signal, Instant)>>>,
+}
+
+impl Injector {
+    /// Act as if the worker received `sig`: SIGTERM and SIGINT cancel (the
+    /// first one is kept, with its time), and every signal is forwarded.
+    pub fn deliver(&self, sig: Signal) {
+        if matches!(sig, Signal::SIGTERM | Signal::SIGINT) {
+            self.cancel.send_if_modified(|c| {
+                c.is_none() && {
+                    *c = Some((sig, Instant::now()));
+                    true
+                }
+            });
+        }
+        let _ = self.forward.send(sig);
+    }
+}
 
 /// Receivers for the worker's signals.
 #[derive(Debug, Clone)]
@@ -24,35 +49,32 @@ pub struct Signals {
 impl Signals {
     /// Install the handlers. Must run inside the tokio runtime.
     pub fn install() -> std::io::Result<Self> {
-        let (forward, _) = broadcast::channel(32);
-        let (cancel_tx, cancel) = watch::channel(None);
+        let (signals, injector) = Self::injected();
         for sig in FORWARDED {
             let mut stream = signal(SignalKind::from_raw(sig as i32))?;
-            let forward = forward.clone();
-            let cancel_tx = cancel_tx.clone();
+            let injector = injector.clone();
             tokio::spawn(async move {
                 while stream.recv().await.is_some() {
                     tracing::info!(signal = %sig, "received signal");
-                    if matches!(sig, Signal::SIGTERM | Signal::SIGINT) {
-                        cancel_tx.send_if_modified(|c| {
-                            c.is_none() && {
-                                *c = Some((sig, Instant::now()));
-                                true
-                            }
-                        });
-                    }
-                    let _ = forward.send(sig);
+                    injector.deliver(sig);
                 }
             });
         }
-        Ok(Self { forward, cancel })
+        Ok(signals)
+    }
+
+    /// Signals no process signal reaches; the [`Injector`] plays them. For
+    /// tests of what a signal does, and for programs that embed the worker
+    /// and decide themselves when it should stop.
+    pub fn injected() -> (Self, Injector) {
+        let (forward, _) = broadcast::channel(32);
+        let (cancel_tx, cancel) = watch::channel(None);
+        (Self { forward: forward.clone(), cancel }, Injector { forward, cancel: Arc::new(cancel_tx) })
     }
 
     /// Signals that never fire: for embedding and tests.
     pub fn none() -> Self {
-        let (forward, _) = broadcast::channel(1);
-        let (_tx, cancel) = watch::channel(None);
-        Self { forward, cancel }
+        Self::injected().0
     }
 
     /// A receiver of every forwardable signal from now on.

@@ -2,18 +2,18 @@
 
 use std::time::Duration;
 
-use wove_proto::{ErrorInfo, Event, EventKind, Payload};
+use wove_proto::{ErrorInfo, ErrorKind, Event, EventKind, Payload, Status};
 
 use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::exit::Exit;
-use crate::logging::chain;
 use crate::redact::redact_url;
-use crate::report::{DeliveryError, HttpSink, Reporter, Signer, Sink, SinkError};
-use crate::runner::{Context, Finished, Outcome, Registry, TaskValue};
+use crate::report::{DeliveryError, HttpSink, Reporter, Requests, Sink, SinkError};
+use crate::runner::{Context, Finished, Outcome, Registry, TaskEvents, TaskValue, Unresolved};
 use crate::signals::Signals;
-use crate::supervise::Reaper;
-use crate::termination::{self, Summary};
+use crate::supervise::{ReapMode, Reaper};
+use crate::termination_message::{self, Summary};
+use wove_proto::error_chain;
 
 /// Shortest heartbeat period, whatever the payload asks for.
 const MIN_HEARTBEAT: Duration = Duration::from_millis(100);
@@ -35,17 +35,21 @@ impl Worker {
     /// tokio runtime with I/O and time enabled. Writes the termination message.
     pub async fn run(self) -> Exit {
         let (exit, summary) = self.run_inner().await;
-        termination::write(self.config.termination_log.as_deref(), &summary);
+        termination_message::write(self.config.termination_log.as_deref(), &summary);
         exit
     }
 
     async fn run_inner(&self) -> (Exit, Summary) {
         // Signals and reaping first: they must cover the whole run, delivery included.
-        let (signals, reaper) = match (Signals::install(), Reaper::start()) {
+        // As the container's init (or its subreaper) every orphan is ours to reap;
+        // embedded in a host program, only the children we start.
+        let in_charge = self.config.runner.adopt_orphans || std::process::id() == 1;
+        let mode = if in_charge { ReapMode::Everything } else { ReapMode::OwnChildren };
+        let (signals, reaper) = match (Signals::install(), Reaper::start(mode)) {
             (Ok(s), Ok(r)) => (s, r),
             (Err(e), _) | (_, Err(e)) => {
                 tracing::error!("cannot set up signal handling: {e}");
-                return (Exit::Internal, bare_summary(Exit::Internal, "internal", e.to_string()));
+                return (Exit::Internal, bare_summary(Exit::Internal, Status::Internal, e.to_string()));
             }
         };
         if self.config.runner.adopt_orphans {
@@ -55,9 +59,9 @@ impl Worker {
         let payload = match crate::payload_source::read(&self.config.payload) {
             Ok(p) => p,
             Err(e) => {
-                let message = chain(&e);
+                let message = error_chain(&e);
                 tracing::error!("{message}");
-                return (Exit::BadPayload, bare_summary(Exit::BadPayload, "bad_payload", message));
+                return (Exit::BadPayload, bare_summary(Exit::BadPayload, Status::BadPayload, message));
             }
         };
         tracing::info!(
@@ -68,9 +72,9 @@ impl Worker {
             Ok(r) => r,
             Err(e) => {
                 let (exit, status) = match e {
-                    SinkError::Url => (Exit::BadPayload, "bad_payload"),
-                    SinkError::CaBundle(_) => (Exit::BadConfig, "bad_config"),
-                    SinkError::Client(_) => (Exit::Internal, "internal"),
+                    SinkError::Url => (Exit::BadPayload, Status::BadPayload),
+                    SinkError::CaBundle(_) => (Exit::BadConfig, Status::BadConfig),
+                    SinkError::Client(_) => (Exit::Internal, Status::Internal),
                 };
                 let message = match e {
                     SinkError::Url => "payload field `callback_url`: not a valid URL".to_string(),
@@ -85,17 +89,22 @@ impl Worker {
         }
 
         let settings = std::sync::Arc::new(self.config.runner.clone());
-        let prepared = match self.registry.resolve(&payload).and_then(|r| r.prepare(&payload, &settings)) {
+        let prepared = match self.registry.resolve(&payload, &settings.runner_path) {
+            Ok(runner) => runner.prepare(&payload, &settings).map_err(|e| (ErrorKind::InvalidPayload, e.to_string())),
+            Err(Unresolved::Payload(e)) => Err((ErrorKind::InvalidPayload, e.to_string())),
+            Err(Unresolved::Unknown(message)) => Err((ErrorKind::UnknownRunner, message)),
+        };
+        let prepared = match prepared {
             Ok(p) => p,
-            Err(e) => {
-                tracing::error!("{e}");
+            Err((kind, message)) => {
+                tracing::error!("{message}");
                 // The weave is waiting for this task: tell it why it will not run.
                 let mut event = reporter.event(EventKind::TaskError);
-                event.error = Some(ErrorInfo::worker("InvalidPayload", e.to_string()));
+                event.error = Some(ErrorInfo::of(kind, message.clone()));
                 let delivered = self.deliver_final(&reporter, &event, &signals).await;
                 // Delivered or not, the payload is at fault: the exit code says so.
-                let mut summary = event_summary(Exit::BadPayload, "bad_payload", &payload, &event, &delivered);
-                summary.message = Some(e.to_string());
+                let mut summary = event_summary(Exit::BadPayload, Status::BadPayload, &payload, &event, &delivered);
+                summary.message = Some(message);
                 return (Exit::BadPayload, summary);
             }
         };
@@ -112,19 +121,29 @@ impl Worker {
         let heartbeats =
             self.heartbeat_interval(&payload).map(|every| tokio::spawn(heartbeat(reporter.clone(), every)));
 
-        let ctx = Context { settings, reaper, signals: signals.clone() };
+        let (events, progress) = TaskEvents::channel();
+        let progress = tokio::spawn(report_progress(reporter.clone(), progress));
+        let ctx = Context {
+            settings,
+            reaper,
+            signals: signals.clone(),
+            cancel_grace: self.config.cancel_grace(),
+            ca_bundle: self.config.ca_bundle.clone(),
+            events,
+        };
         let finished = match signals.cancelled() {
             // Told to stop before the task began: do not begin it.
             Some(sig) => Outcome::Cancelled(Some(sig)).into(),
             // A panic inside a runner must not cost the final event.
             None => tokio::spawn(prepared.run(ctx)).await.unwrap_or_else(|e| {
-                Outcome::failed(ErrorInfo::worker("WorkerPanic", format!("the runner panicked: {e}"))).into()
+                Outcome::failed(ErrorInfo::of(ErrorKind::WorkerPanic, format!("the runner panicked: {e}"))).into()
             }),
         };
 
         if let Some(h) = heartbeats {
             h.abort();
         }
+        progress.abort();
         // The final event supersedes a task_started still retrying.
         started.abort();
 
@@ -136,21 +155,19 @@ impl Worker {
             Err(DeliveryError::Exhausted { .. }) => Exit::Undeliverable,
             Err(DeliveryError::Untrusted { .. }) => Exit::BadConfig,
         };
-        let status = if delivered.is_ok() { status } else { "undelivered" };
+        let status = if delivered.is_ok() { status } else { Status::Undelivered };
         (exit, event_summary(exit, status, &payload, &event, &delivered))
     }
 
     fn reporter(&self, payload: &Payload) -> Result<Reporter, SinkError> {
         let sink = if self.config.print_events {
-            Sink::Print {
-                redacted_url: redact_url(&payload.callback_url),
-                target: wove_proto::sign::wove_v1::target_of(&payload.callback_url),
-            }
+            Sink::Print { redacted_url: redact_url(&payload.callback_url) }
         } else {
-            Sink::Http(HttpSink::new(&payload.callback_url, &self.config.delivery)?)
+            Sink::Http(HttpSink::new(&payload.callback_url, &self.config.delivery, self.config.ca_bundle.as_deref())?)
         };
         let env = |name: &str| std::env::var(name).ok();
-        Ok(Reporter::new(payload, sink, Signer::new(&self.config.signing), &env))
+        let requests = Requests::new(&payload.callback_url, self.config.signing.clone());
+        Ok(Reporter::new(payload, sink, requests, &env))
     }
 
     fn heartbeat_interval(&self, payload: &Payload) -> Option<Duration> {
@@ -186,7 +203,24 @@ async fn heartbeat(reporter: Reporter, every: Duration) {
     }
 }
 
-fn final_event(reporter: &Reporter, finished: Finished) -> (Event, Exit, &'static str) {
+/// Heartbeats a runner asked for (with its progress), one at a time; when
+/// they come faster than they can be delivered, the latest wins.
+async fn report_progress(
+    reporter: Reporter,
+    mut updates: tokio::sync::watch::Receiver<(u64, Option<serde_json::Value>)>,
+) {
+    while updates.changed().await.is_ok() {
+        let progress = updates.borrow_and_update().1.clone();
+        let mut event = reporter.event(EventKind::Heartbeat);
+        event.progress = progress;
+        let _ = reporter.send(&event, &Deadline::after(PROGRESS_BUDGET)).await;
+    }
+}
+
+/// How long one progress heartbeat may take to deliver before the next replaces it.
+const PROGRESS_BUDGET: Duration = Duration::from_secs(30);
+
+fn final_event(reporter: &Reporter, finished: Finished) -> (Event, Exit, Status) {
     let (mut event, exit, status) = match finished.outcome {
         Outcome::Succeeded(value) => {
             let mut event = reporter.event(EventKind::TaskResult);
@@ -194,18 +228,18 @@ fn final_event(reporter: &Reporter, finished: Finished) -> (Event, Exit, &'stati
                 TaskValue::Json(v) => event.result = Some(v),
                 TaskValue::Pickle(p) => event.result_pickle = Some(p),
             }
-            (event, Exit::Success, "succeeded")
+            (event, Exit::Success, Status::Succeeded)
         }
         Outcome::Failed { error, exception_pickle } => {
             tracing::warn!(kind = %error.kind, message = %error.message, "task failed");
             let mut event = reporter.event(EventKind::TaskError);
             event.error = Some(error);
             event.exception_pickle = exception_pickle;
-            (event, Exit::TaskFailed, "failed")
+            (event, Exit::TaskFailed, Status::Failed)
         }
         Outcome::Cancelled(signal) => {
             let exit = signal.map_or(Exit::TaskFailed, |s| Exit::Signal(s as i32));
-            (reporter.event(EventKind::TaskCancelled), exit, "cancelled")
+            (reporter.event(EventKind::TaskCancelled), exit, Status::Cancelled)
         }
     };
     event.output = finished.output;
@@ -214,7 +248,7 @@ fn final_event(reporter: &Reporter, finished: Finished) -> (Event, Exit, &'stati
 
 fn event_summary(
     exit: Exit,
-    status: &'static str,
+    status: Status,
     payload: &Payload,
     event: &Event,
     delivered: &Result<(), DeliveryError>,
@@ -234,7 +268,7 @@ fn event_summary(
     }
 }
 
-fn bare_summary(exit: Exit, status: &'static str, message: String) -> Summary {
+fn bare_summary(exit: Exit, status: Status, message: String) -> Summary {
     Summary {
         status,
         exit_code: exit.code(),

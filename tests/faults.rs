@@ -2,15 +2,14 @@
 //! binary, each ending in its documented events and exit code with no process
 //! left behind.
 
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::support::{
-    b64, code, payload, private_ca, processes_matching, processes_running, run, sh, stderr, wait_for, worker, Receiver,
-    Reply, TOKEN,
+    b64, code, payload, private_ca, processes_matching, processes_running, run, sh, start, stderr, wait_for, worker,
+    Receiver, Reply, Running, TOKEN,
 };
 
 /// A task slow enough that task_started is always answered first.
@@ -18,24 +17,16 @@ fn slow_ok(callback: &str) -> String {
     b64(&payload(callback, sh("sleep 0.3; echo '{\"ok\":true}' > \"$WOVE_RESULT_FILE\"")))
 }
 
-fn spawn(cmd: &mut std::process::Command) -> Child {
-    cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start worker")
+/// Wait for `running` to exit and say how: code, stderr, and the time since `from`.
+fn wait_exit(running: Running, limit: Duration, from: Instant) -> (i32, String, Duration) {
+    let out = running.finish(limit);
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned(), from.elapsed())
 }
 
-fn wait_exit(child: Child, limit: Duration) -> (i32, String, Duration) {
-    let started = Instant::now();
-    let pid = child.id();
-    let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
-    while !waiter.is_finished() {
-        if started.elapsed() > limit {
-            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-            panic!("worker still running after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = waiter.join().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned(), started.elapsed())
-}
+/// Slack for measuring a promised time from outside the process: signal
+/// delivery, process exit and this thread's polling on a loaded 2-core machine.
+/// It is added to a measurement, never to the worker's own budgets.
+const MEASURING_SLACK: Duration = Duration::from_millis(500);
 
 fn finals(rx: &Receiver) -> Vec<serde_json::Value> {
     rx.events()
@@ -138,17 +129,19 @@ fn a_bad_ca_bundle_is_a_configuration_error() {
 fn sigterm_during_the_task_fits_the_shutdown_budget() {
     let rx = Receiver::start(vec![Reply::Status(204)]);
     let p = payload(&rx.url(TOKEN), sh("trap 'echo term-ignored >&2' TERM; sleep 3011 & sleep 3011; sleep 3011"));
-    let child = spawn(
+    let child = start(
         worker()
             .env("WOVE_BACKEND_PAYLOAD", b64(&p))
             .env("WOVE_WORKER_KILL_GRACE", "60")
             .env("WOVE_WORKER_SHUTDOWN_BUDGET", "3"),
     );
     assert!(wait_for(Duration::from_secs(10), || processes_running("sleep 3011").len() >= 2));
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-    let (code, err, took) = wait_exit(child, Duration::from_secs(20));
+    let signalled = Instant::now();
+    child.signal(Signal::SIGTERM);
+    let (code, err, took) = wait_exit(child, Duration::from_secs(20), signalled);
     assert_eq!(code, 143, "{err}");
-    assert!(took < Duration::from_secs(3), "shutdown took {took:?}, budget 3 s");
+    // The promise: grace, kill and the final event fit in the shutdown budget, counted from SIGTERM.
+    assert!(took < Duration::from_secs(3) + MEASURING_SLACK, "shutdown took {took:?}, budget 3 s");
     assert!(err.contains("term-ignored"), "SIGTERM was forwarded to the task");
     assert_eq!(finals(&rx)[0]["type"], "task_cancelled");
     assert!(processes_matching("sleep 3011").is_empty(), "task processes left behind");
@@ -158,29 +151,31 @@ fn sigterm_during_the_task_fits_the_shutdown_budget() {
 fn sigterm_during_delivery_retries_shortens_them() {
     let rx = Receiver::start(vec![Reply::Status(503)]);
     let p = payload(&rx.url(TOKEN), sh("true"));
-    let child = spawn(
+    let child = start(
         worker()
             .env("WOVE_BACKEND_PAYLOAD", b64(&p))
             .env("WOVE_WORKER_DELIVERY_BUDGET", "300")
             .env("WOVE_WORKER_SHUTDOWN_BUDGET", "2"),
     );
     assert!(wait_for(Duration::from_secs(10), || rx.of_type("task_result").len() >= 2));
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
-    let (code, err, took) = wait_exit(child, Duration::from_secs(20));
+    let signalled = Instant::now();
+    child.signal(Signal::SIGTERM);
+    let (code, err, took) = wait_exit(child, Duration::from_secs(20), signalled);
     assert_eq!(code, 75, "{err}");
-    assert!(took < Duration::from_secs(4), "retries went on for {took:?} after SIGTERM");
+    // The promise: retries end with the shutdown budget (2 s), not the delivery budget (300 s).
+    assert!(took < Duration::from_secs(2) + MEASURING_SLACK, "retries went on for {took:?} after SIGTERM");
     assert!(err.contains("FINAL EVENT NOT DELIVERED"));
 }
 
 #[test]
 fn sigkill_of_the_child_is_reported() {
     let rx = Receiver::start(vec![Reply::Status(204)]);
-    let child = spawn(worker().env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), sh("exec sleep 3012")))));
+    let child = start(worker().env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), sh("exec sleep 3012")))));
     assert!(wait_for(Duration::from_secs(10), || processes_running("sleep 3012").len() == 1));
     for pid in processes_running("sleep 3012") {
         kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
     }
-    let (code, err, _) = wait_exit(child, Duration::from_secs(20));
+    let (code, err, _) = wait_exit(child, Duration::from_secs(20), Instant::now());
     assert_eq!(code, 3, "{err}");
     let e = &finals(&rx)[0];
     assert_eq!(e["error"]["kind"], "Killed");
@@ -192,9 +187,12 @@ fn an_orphan_holding_stdout_does_not_hang_the_worker() {
     let rx = Receiver::start(vec![Reply::Status(204)]);
     // setsid: the orphan leaves the task's process group and keeps stdout open.
     let p = payload(&rx.url(TOKEN), sh("setsid sleep 3013 & echo '\"done\"' > \"$WOVE_RESULT_FILE\""));
-    let child = spawn(worker().env("WOVE_BACKEND_PAYLOAD", b64(&p)));
-    let (code, err, took) = wait_exit(child, Duration::from_secs(30));
+    let started = Instant::now();
+    let child = start(worker().env("WOVE_BACKEND_PAYLOAD", b64(&p)));
+    let (code, err, took) = wait_exit(child, Duration::from_secs(30), started);
     assert_eq!(code, 0, "{err}");
+    // The promise: done when the task exits, output read at most 2 s more (DRAIN_AFTER_EXIT);
+    // the rest is the 0.3 s task, startup and delivery.
     assert!(took < Duration::from_secs(6), "took {took:?}");
     assert_eq!(finals(&rx)[0]["result"], "done");
     assert!(processes_matching("sleep 3013").is_empty(), "the orphan outlived the worker");
@@ -311,7 +309,7 @@ fn successful_events_report_output_sizes() {
 
 /// Runs the worker as PID 1 of a new PID namespace (as in a container),
 /// or returns `None` where namespaces cannot be made here.
-fn as_pid_1(envs: &[(&str, String)]) -> Option<(Child, i32)> {
+fn as_pid_1(envs: &[(&str, String)]) -> Option<(Running, i32)> {
     let probe = std::process::Command::new("unshare").args(["--pid", "--fork", "--mount-proc", "true"]).output();
     if !probe.is_ok_and(|o| o.status.success()) {
         eprintln!("SKIPPED: cannot create a PID namespace here (needs root and unshare)");
@@ -327,11 +325,12 @@ fn as_pid_1(envs: &[(&str, String)]) -> Option<(Child, i32)> {
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let child = spawn(&mut cmd);
+    let child = start(&mut cmd);
+    let outer = child.pid().as_raw();
     // The worker is unshare's only child; its pid as seen from here.
     let mut inner = None;
     wait_for(Duration::from_secs(10), || {
-        inner = std::fs::read_to_string(format!("/proc/{}/task/{}/children", child.id(), child.id()))
+        inner = std::fs::read_to_string(format!("/proc/{outer}/task/{outer}/children"))
             .ok()
             .and_then(|c| c.split_whitespace().next().and_then(|p| p.parse().ok()));
         inner.is_some()
@@ -359,7 +358,7 @@ sleep 3021 & wait
     };
     assert!(wait_for(Duration::from_secs(10), || !processes_running("sleep 3021").is_empty()), "task did not start");
     kill(Pid::from_raw(worker_pid), Signal::SIGTERM).unwrap();
-    let (code, err, _) = wait_exit(child, Duration::from_secs(20));
+    let (code, err, _) = wait_exit(child, Duration::from_secs(20), Instant::now());
     assert!(err.contains("zombies=0"), "an orphan was left a zombie under PID 1: {err}");
     assert_eq!(code, 143, "{err}");
     assert_eq!(finals(&rx)[0]["type"], "task_cancelled");

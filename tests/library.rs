@@ -1,7 +1,6 @@
 //! The worker embedded as a library, with a user's runner registered beside the built-ins.
 //!
-//! A test binary of its own: the embedded worker reaps every child of its
-//! process, which must not race the other tests' worker processes.
+//! A test binary of its own, so its children are only the ones these tests make.
 
 mod support;
 
@@ -44,17 +43,11 @@ impl Prepared for ShoutTask {
 }
 
 fn run_worker(task: serde_json::Value, rx: &Receiver) -> Exit {
-    let mut config = Config {
-        payload: PayloadSource::Env(b64(&payload(&rx.url(TOKEN), task))),
-        delivery: Default::default(),
-        signing: Default::default(),
-        // This test process has children of its own (other tests' receivers are threads,
-        // but nothing here may be swept as an orphan).
-        runner: RunnerSettings { adopt_orphans: false, ..RunnerSettings::default() },
-        print_events: false,
-        shutdown_budget: wove_worker::config::DEFAULT_SHUTDOWN_BUDGET,
-        termination_log: None,
-    };
+    let mut config = Config::new(PayloadSource::Env(b64(&payload(&rx.url(TOKEN), task))));
+    // This test process has children of its own (other tests' receivers are threads,
+    // but nothing here may be swept as an orphan).
+    config.runner = RunnerSettings { adopt_orphans: false, ..RunnerSettings::default() };
+    config.termination_log = None;
     config.delivery.budget = Duration::from_secs(10);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(Worker::new(config, Registry::builtin().register(Shout)).run())
@@ -83,4 +76,16 @@ fn builtins_still_resolve_beside_a_custom_runner() {
         assert!(names.contains(&name), "{names:?}");
     }
     assert_eq!(names.contains(&"wasm"), cfg!(feature = "wasm-runtime"));
+}
+
+#[test]
+fn an_embedded_worker_leaves_the_hosts_own_children_alone() {
+    // The host has a child of its own, which ends while the worker runs a task.
+    let mut own = std::process::Command::new("sh").args(["-c", "sleep 0.3; exit 7"]).spawn().unwrap();
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    let task = serde_json::json!({"runner": "subprocess", "program": "sleep", "args": ["1.5"]});
+    assert_eq!(run_worker(task, &rx), Exit::Success);
+    // Nothing reaped it in between: the host still gets its child's status.
+    let status = own.wait().expect("the host's child was reaped by someone else");
+    assert_eq!(status.code(), Some(7));
 }

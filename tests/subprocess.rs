@@ -3,7 +3,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{b64, code, payload, run, sh, stderr, worker, Receiver, Reply, TOKEN};
+use crate::support::{b64, code, payload, run, sh, start, stderr, wait_for, worker, Receiver, Reply, TOKEN};
 
 fn run_task(task: serde_json::Value) -> (std::process::Output, Receiver) {
     let rx = Receiver::start(vec![Reply::Status(204)]);
@@ -123,18 +123,12 @@ fn timeout_stops_the_whole_group() {
 fn sigterm_cancels_the_task_and_exits_143() {
     let rx = Receiver::start(vec![Reply::Status(204)]);
     let p = payload(&rx.url(TOKEN), sh("trap 'echo got-term >&2; exit 0' TERM; sleep 30 & wait"));
-    let child =
-        worker().env("WOVE_BACKEND_PAYLOAD", b64(&p)).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    // Wait until the task is running (task_started arrived), bounded.
-    for _ in 0..200 {
-        if !rx.of_type("task_started").is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let worker = start(worker().env("WOVE_BACKEND_PAYLOAD", b64(&p)));
+    assert!(wait_for(Duration::from_secs(10), || !rx.of_type("task_started").is_empty()), "the task never started");
     std::thread::sleep(Duration::from_millis(200));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
-    let out = child.wait_with_output().unwrap();
+    worker.signal(nix::sys::signal::Signal::SIGTERM);
+    // The kill grace is 1 s in tests; the shutdown budget (25 s) bounds the rest.
+    let out = worker.finish(Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(143), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("got-term"), "SIGTERM reached the task");
     assert_eq!(final_event(&rx)["type"], "task_cancelled");

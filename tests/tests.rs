@@ -7,6 +7,9 @@ mod bad_payload;
 mod cli;
 mod delivery;
 mod faults;
+mod readme;
+mod runners;
 mod subprocess;
 #[cfg(feature = "wasm")]
 mod wasm;
+mod wire;

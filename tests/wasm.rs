@@ -297,16 +297,23 @@ fn sigterm_stops_a_spinning_guest() {
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start(vec![Reply::Status(204)]);
     let task = wasm_task(serde_json::json!({"path": module_file(dir.path(), "spin")}), serde_json::json!({}));
-    let child = worker()
-        .env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), task)))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let worker = crate::support::start(worker().env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), task))));
     assert!(crate::support::wait_for(Duration::from_secs(10), || !rx.of_type("task_started").is_empty()));
     std::thread::sleep(Duration::from_millis(300));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
-    let out = child.wait_with_output().unwrap();
+    worker.signal(nix::sys::signal::Signal::SIGTERM);
+    let out = worker.finish(Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(143));
     assert_eq!(rx.of_type("task_cancelled").len(), 1);
+}
+
+/// `examples/payloads/wasm-echo.json` carries tests/data/echo.wat, compiled, inline: the
+/// example a new user runs is the module these tests check.
+#[test]
+fn the_wasm_example_payload_carries_the_echo_module() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/payloads/wasm-echo.json")).unwrap();
+    let example: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let module = wat::parse_file(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/echo.wat")).unwrap();
+    let expected = base64::engine::general_purpose::STANDARD.encode(module);
+    assert_eq!(example["task"]["module"]["base64"], expected.as_str(), "regenerate the example's module: {expected}");
 }

@@ -4,8 +4,8 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use super::retry::{classify_status, parse_retry_after, Backoff, Verdict};
-use super::signer::Signer;
+use super::request::Requests;
+use super::retry::{classify_status, next_delay, parse_retry_after, Backoff, Verdict};
 use crate::config::DeliveryConfig;
 use crate::deadline::Deadline;
 use crate::redact::redact_url;
@@ -52,7 +52,6 @@ pub enum DeliveryError {
 pub struct HttpSink {
     client: reqwest::Client,
     url: reqwest::Url,
-    target: String,
     redacted: String,
     attempt_timeout: Duration,
     backoff: Backoff,
@@ -74,9 +73,13 @@ pub enum SinkError {
 
 impl HttpSink {
     /// A sink for `callback_url`.
-    pub fn new(callback_url: &str, config: &DeliveryConfig) -> Result<Self, SinkError> {
+    pub fn new(
+        callback_url: &str,
+        config: &DeliveryConfig,
+        ca_bundle: Option<&std::path::Path>,
+    ) -> Result<Self, SinkError> {
         let url = reqwest::Url::parse(callback_url).map_err(|_| SinkError::Url)?;
-        let client = crate::http_client::builder(config.ca_bundle.as_deref())?
+        let client = crate::http_client::builder(ca_bundle)?
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.attempt_timeout.min(Duration::from_secs(5)))
             .pool_max_idle_per_host(1)
@@ -84,17 +87,11 @@ impl HttpSink {
             .map_err(|e| SinkError::Client(e.without_url().to_string()))?;
         Ok(Self {
             client,
-            target: wove_proto::sign::wove_v1::target_of(callback_url),
             redacted: redact_url(callback_url),
             url,
             attempt_timeout: config.attempt_timeout,
             backoff: Backoff { base: config.backoff_base, cap: config.backoff_cap },
         })
-    }
-
-    /// The URL's path and query, which Wove's signature covers.
-    pub fn target(&self) -> &str {
-        &self.target
     }
 
     /// The URL with its token hidden, for logs.
@@ -109,7 +106,7 @@ impl HttpSink {
         kind: &str,
         event_id: &str,
         body: Bytes,
-        signer: &Signer,
+        requests: &Requests,
         deadline: &Deadline,
     ) -> Result<Delivered, DeliveryError> {
         let mut attempts = 0u32;
@@ -119,16 +116,12 @@ impl HttpSink {
                 return Err(DeliveryError::Exhausted { attempts, last });
             }
             attempts += 1;
-            let mut request = self
-                .client
-                .post(self.url.clone())
-                .timeout(self.attempt_timeout.min(deadline.remaining()))
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header("Idempotency-Key", event_id);
-            for (name, value) in signer.headers(event_id, &self.target, &body) {
+            let mut request =
+                self.client.post(self.url.clone()).timeout(self.attempt_timeout.min(deadline.remaining()));
+            // Every header comes from the one definition of the request, Content-Length included.
+            for (name, value) in requests.headers(event_id, &body) {
                 request = request.header(name, value);
             }
-            // A Bytes body has a known length, so it goes with Content-Length, never chunked.
             let sent = tokio::select! {
                 sent = request.body(body.clone()).send() => sent,
                 _ = deadline.reached() => {
@@ -164,11 +157,11 @@ impl HttpSink {
                         return Err(DeliveryError::Untrusted { detail });
                     }
                     // reqwest puts the URL (and so the token) in its errors: stripped above.
-                    last = crate::logging::chain(&e);
+                    last = wove_proto::error_chain(&e);
                     None
                 }
             };
-            let delay = retry_after.unwrap_or_else(|| self.backoff.delay(attempts)).min(deadline.remaining());
+            let delay = next_delay(retry_after, &self.backoff, attempts, deadline.remaining());
             tracing::warn!(
                 event = kind, event_id, attempt = attempts, error = %last, retry_in = ?delay, url = %self.redacted,
                 "delivery attempt failed"

@@ -1,15 +1,18 @@
 //! Events out: building them, signing them, and getting them to the receiver.
 //!
+//! - [`request`]: each attempt's request, from `wove_proto::request` (the one
+//!   definition of the wire request), with a clock and a nonce.
 //! - [`retry`]: which failures are retried and how long to wait.
-//! - [`signer`]: signature headers per attempt.
 //! - [`http`]: the delivery loop.
 //!
 //! [`Reporter`] ties them together for one payload. Each event gets its id
 //! once, when it is made, and keeps it (and its exact body) across retries.
+//! The HTTP path sends the requests [`request::Requests`] makes; the print
+//! mode prints the same requests, so what is printed is what would be sent.
 
 pub mod http;
+pub mod request;
 pub mod retry;
-pub mod signer;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -23,7 +26,7 @@ use wove_proto::env as vars;
 use wove_proto::{Event, EventKind, EventMeta, Payload};
 
 pub use http::{Delivered, DeliveryError, HttpSink, SinkError};
-pub use signer::Signer;
+pub use request::Requests;
 
 /// Platform variables copied into every event's `meta.platform`.
 const PLATFORM_ENV: [(&str, &str); 4] = [
@@ -42,8 +45,6 @@ pub enum Sink {
     Print {
         /// The callback URL, token hidden.
         redacted_url: String,
-        /// The signed target.
-        target: String,
     },
 }
 
@@ -60,12 +61,12 @@ struct Inner {
     meta: EventMeta,
     sequence: AtomicU64,
     sink: Sink,
-    signer: Signer,
+    requests: Requests,
 }
 
 impl Reporter {
     /// A reporter for `payload`, reading platform identity from `env`.
-    pub fn new(payload: &Payload, sink: Sink, signer: Signer, env: &dyn Fn(&str) -> Option<String>) -> Self {
+    pub fn new(payload: &Payload, sink: Sink, requests: Requests, env: &dyn Fn(&str) -> Option<String>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 run_id: payload.run_id.clone(),
@@ -73,7 +74,7 @@ impl Reporter {
                 meta: platform_meta(env),
                 sequence: AtomicU64::new(0),
                 sink,
-                signer,
+                requests,
             }),
         }
     }
@@ -93,13 +94,14 @@ impl Reporter {
             error: None,
             exception_pickle: None,
             output: None,
+            progress: None,
             meta,
         }
     }
 
     /// Whether events are signed.
     pub fn is_signing(&self) -> bool {
-        self.inner.signer.is_signing()
+        self.inner.requests.is_signing()
     }
 
     /// Deliver `event` before `deadline`.
@@ -107,11 +109,9 @@ impl Reporter {
         let body = Bytes::from(event.to_body());
         let kind = event.kind.as_str();
         let result = match &self.inner.sink {
-            Sink::Http(http) => http.deliver(kind, &event.event_id, body, &self.inner.signer, deadline).await,
-            Sink::Print { redacted_url, target } => {
-                let headers: BTreeMap<&str, String> =
-                    self.inner.signer.headers(&event.event_id, target, &body).into_iter().collect();
-                print_event(redacted_url, &headers, &body);
+            Sink::Http(http) => http.deliver(kind, &event.event_id, body, &self.inner.requests, deadline).await,
+            Sink::Print { redacted_url } => {
+                print_event(redacted_url, &self.inner.requests.request(event));
                 Ok(Delivered { attempts: 1, status: 0 })
             }
         };
@@ -125,15 +125,22 @@ impl Reporter {
     }
 }
 
-fn print_event(url: &str, headers: &BTreeMap<&str, String>, body: &[u8]) {
+/// The line `--print-events` prints for `request`: `{"url", "headers", "body"}`,
+/// the body embedded byte for byte.
+pub fn print_line(url: &str, request: &wove_proto::request::EventRequest) -> String {
+    let headers: BTreeMap<&str, &str> = request.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
     // The body is compact JSON already: embed it byte for byte, so what is
     // printed is exactly what would have been signed and sent.
-    let line = format!(
+    format!(
         "{{\"url\":{},\"headers\":{},\"body\":{}}}\n",
         serde_json::Value::from(url),
-        serde_json::to_string(headers).unwrap_or_default(),
-        String::from_utf8_lossy(body)
-    );
+        serde_json::to_string(&headers).unwrap_or_default(),
+        String::from_utf8_lossy(&request.body)
+    )
+}
+
+fn print_event(url: &str, request: &wove_proto::request::EventRequest) {
+    let line = print_line(url, request);
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(line.as_bytes());
     let _ = out.flush();
@@ -189,8 +196,8 @@ mod tests {
             r#"{"version":1,"callback_url":"http://h/t","run_id":"r","task_id":"t","task":{"runner":"x"}}"#,
         )
         .unwrap();
-        let sink = Sink::Print { redacted_url: String::new(), target: "/t".into() };
-        let r = Reporter::new(&payload, sink, Signer::new(&Default::default()), &|_| None);
+        let sink = Sink::Print { redacted_url: String::new() };
+        let r = Reporter::new(&payload, sink, Requests::new("http://h/t", Default::default()), &|_| None);
         let a = r.event(EventKind::TaskStarted);
         let b = r.event(EventKind::Heartbeat);
         assert_ne!(a.event_id, b.event_id);

@@ -50,6 +50,13 @@ impl Backoff {
     }
 }
 
+/// The wait before retry `retry` (from 1): the receiver's `Retry-After` when
+/// it gave one, otherwise the jittered backoff; never past the time left in
+/// the budget, so the last wait ends exactly when the budget does.
+pub fn next_delay(retry_after: Option<Duration>, backoff: &Backoff, retry: u32, remaining: Duration) -> Duration {
+    retry_after.unwrap_or_else(|| backoff.delay(retry)).min(remaining)
+}
+
 /// Parse `Retry-After`: delay-seconds or an HTTP-date (relative to `now`).
 /// A date in the past means "now"; anything unparseable is ignored.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
@@ -86,6 +93,33 @@ mod tests {
         for n in 1..10 {
             assert!(b.delay(n) <= b.ceiling(n));
         }
+    }
+
+    #[test]
+    fn the_wait_never_passes_the_budget() {
+        let b = Backoff { base: Duration::from_millis(500), cap: Duration::from_secs(30) };
+        let left = Duration::from_secs(2);
+        for retry in 1..64 {
+            let wait = next_delay(None, &b, retry, left);
+            assert!(wait <= left && wait <= b.ceiling(retry), "retry {retry}: {wait:?}");
+        }
+        assert_eq!(next_delay(Some(Duration::from_secs(3600)), &b, 1, left), left, "Retry-After capped");
+        assert_eq!(next_delay(Some(Duration::from_secs(1)), &b, 9, left), Duration::from_secs(1), "Retry-After wins");
+        assert_eq!(next_delay(None, &b, 3, Duration::ZERO), Duration::ZERO, "no budget, no wait");
+    }
+
+    #[test]
+    fn retries_fill_the_budget_without_passing_it() {
+        // Sum the waits of a delivery that always fails: they stop at the budget, never beyond.
+        let b = Backoff { base: Duration::from_millis(500), cap: Duration::from_secs(30) };
+        let budget = Duration::from_secs(300);
+        let mut spent = Duration::ZERO;
+        let mut retry = 0;
+        while spent < budget && retry < 10_000 {
+            retry += 1;
+            spent += next_delay(None, &b, retry, budget - spent).max(Duration::from_millis(1)).min(budget - spent);
+        }
+        assert_eq!(spent, budget);
     }
 
     #[test]

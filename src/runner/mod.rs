@@ -4,8 +4,65 @@
 //! steps: [`Runner::prepare`] decodes and checks the description before
 //! anything is started or reported (an error there is a bad payload), and
 //! [`Prepared::run`] does the work. The built-in runners are registered
-//! through [`Registry::register`] exactly as a user's runner is.
+//! through [`Registry::register`] exactly as a user's runner is. A payload
+//! naming a runner no registry has runs a runner executable ([`executable`],
+//! found by [`lookup`], speaking [`protocol`]).
+//!
+//! A runner with its own task fields, which reports progress and fails with a
+//! structured error (`{"runner": "resize", "images": ["a.png"], "width": 64}`):
+//!
+//! ```
+//! use serde::Deserialize;
+//! use wove_worker::config::RunnerSettings;
+//! use wove_worker::proto::{ErrorInfo, Payload, PayloadError};
+//! use wove_worker::runner::{BoxFuture, Context, Finished, Outcome, Prepared, Registry, Runner, TaskValue};
+//!
+//! struct Resize;
+//!
+//! #[derive(Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct ResizeTask {
+//!     images: Vec<String>,
+//!     width: u32,
+//! }
+//!
+//! impl Runner for Resize {
+//!     fn name(&self) -> &str {
+//!         "resize"
+//!     }
+//!
+//!     // A task that does not decode is a bad payload: the weave hears why, the exit code is 65.
+//!     fn prepare(&self, payload: &Payload, _: &RunnerSettings) -> Result<Box<dyn Prepared>, PayloadError> {
+//!         Ok(Box::new(payload.task_for(self.name())?.decode::<ResizeTask>()?))
+//!     }
+//! }
+//!
+//! impl Prepared for ResizeTask {
+//!     fn run(self: Box<Self>, ctx: Context) -> BoxFuture<'static, Finished> {
+//!         Box::pin(async move {
+//!             if self.width == 0 {
+//!                 // A structured error: the weave gets this kind and message in task_error.
+//!                 let error = ErrorInfo::task("BadWidth", "width must be at least 1").with_detail("width", 0);
+//!                 return Outcome::failed(error).into();
+//!             }
+//!             for (done, _image) in self.images.iter().enumerate() {
+//!                 // ... resize it ...
+//!                 // A heartbeat carrying progress; the runner never sees HTTP.
+//!                 ctx.events.progress(serde_json::json!({"done": done + 1, "of": self.images.len()}));
+//!             }
+//!             Outcome::Succeeded(TaskValue::Json(serde_json::json!({"resized": self.images.len()}))).into()
+//!         })
+//!     }
+//! }
+//!
+//! // A worker binary with it: `fn main() -> ExitCode { wove_worker::run_cli(registry) }`.
+//! let registry = Registry::builtin().register(Resize);
+//! assert!(registry.names().any(|name| name == "resize"));
+//! ```
 
+pub mod executable;
+pub mod lookup;
+pub mod protocol;
 pub mod python;
 pub mod subprocess;
 #[cfg(feature = "wasm-runtime")]
@@ -21,6 +78,17 @@ use wove_proto::{ErrorInfo, OutputInfo, Payload, PayloadError};
 use crate::config::RunnerSettings;
 use crate::signals::Signals;
 use crate::supervise::Reaper;
+
+/// Why no runner was found for a payload.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Unresolved {
+    /// The payload names a runner in a way that is never looked up.
+    #[error(transparent)]
+    Payload(PayloadError),
+    /// No built-in runner and no runner executable has that name.
+    #[error("{0}")]
+    Unknown(String),
+}
 
 /// A boxed future, as runners return them (keeps the trait object-safe).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -72,6 +140,44 @@ impl From<Outcome> for Finished {
     }
 }
 
+/// Heartbeats and progress from a running task, without knowing how events
+/// travel: the worker turns them into `heartbeat` events (carrying the
+/// progress value), one at a time, the latest winning when they come faster
+/// than they can be delivered.
+#[derive(Debug, Clone)]
+pub struct TaskEvents {
+    tx: Arc<tokio::sync::watch::Sender<(u64, Option<serde_json::Value>)>>,
+}
+
+impl TaskEvents {
+    /// A handle and the receiver the worker reads it through.
+    pub fn channel() -> (Self, tokio::sync::watch::Receiver<(u64, Option<serde_json::Value>)>) {
+        let (tx, rx) = tokio::sync::watch::channel((0, None));
+        (Self { tx: Arc::new(tx) }, rx)
+    }
+
+    /// A handle whose messages go nowhere (for tests, and runners run alone).
+    pub fn none() -> Self {
+        Self::channel().0
+    }
+
+    /// The task is still working.
+    pub fn heartbeat(&self) {
+        self.tx.send_modify(|(n, progress)| {
+            *n += 1;
+            *progress = None;
+        });
+    }
+
+    /// The task is still working, this far (any JSON: a fraction, a count, a stage).
+    pub fn progress(&self, value: serde_json::Value) {
+        self.tx.send_modify(|(n, progress)| {
+            *n += 1;
+            *progress = Some(value);
+        });
+    }
+}
+
 /// What a runner gets to run a task with.
 #[derive(Debug, Clone)]
 pub struct Context {
@@ -81,6 +187,13 @@ pub struct Context {
     pub reaper: Reaper,
     /// The worker's signals, to forward and to cancel on.
     pub signals: Signals,
+    /// Time between TERM and KILL when a signal cancels the task
+    /// ([`crate::config::Config::cancel_grace`]).
+    pub cancel_grace: std::time::Duration,
+    /// Extra CAs for runners that download, the same ones delivery trusts.
+    pub ca_bundle: Option<std::path::PathBuf>,
+    /// Heartbeats and progress, reported as events.
+    pub events: TaskEvents,
 }
 
 /// A task that passed [`Runner::prepare`] and is ready to run.
@@ -132,16 +245,27 @@ impl Registry {
         self
     }
 
-    /// The runner for a payload, or a payload error naming the known ones.
-    pub fn resolve(&self, payload: &Payload) -> Result<Arc<dyn Runner>, PayloadError> {
+    /// The runner for a payload: a registered one, or else the runner
+    /// executable of that name on `runner_path`.
+    pub fn resolve(
+        &self,
+        payload: &Payload,
+        runner_path: &[std::path::PathBuf],
+    ) -> Result<Arc<dyn Runner>, Unresolved> {
         let name = payload.runner_name();
-        self.runners.get(name).cloned().ok_or_else(|| PayloadError::Field {
-            field: "task.runner".into(),
-            problem: format!(
-                "unknown runner `{name}` (this worker knows: {})",
+        if let Some(runner) = self.runners.get(name) {
+            return Ok(runner.clone());
+        }
+        match lookup::find(name, runner_path) {
+            Ok(path) => Ok(Arc::new(executable::ExecutableRunner::new(name, path))),
+            Err(e @ lookup::LookupError::BadName(_)) => {
+                Err(Unresolved::Payload(PayloadError::field("task.runner", e.to_string())))
+            }
+            Err(e @ lookup::LookupError::NotFound { .. }) => Err(Unresolved::Unknown(format!(
+                "{e} (built-in runners: {})",
                 self.runners.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
-        })
+            ))),
+        }
     }
 
     /// Names of the registered runners.

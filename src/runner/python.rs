@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use wove_proto::task::PythonTask;
-use wove_proto::{ErrorInfo, Payload, PayloadError};
+use wove_proto::{ErrorInfo, ErrorKind, Payload, PayloadError};
 
 use super::subprocess::{kind_of, output_info, process_error, scratch_dir, stopped_outcome};
 use super::{BoxFuture, Context, Finished, Outcome, Prepared, Runner, TaskValue};
@@ -82,20 +82,20 @@ impl PreparedPython {
         let in_path = scratch.path().join("input.json");
         let out_path = scratch.path().join("outcome.json");
         if let Err(e) = std::fs::write(&in_path, self.input.to_string()) {
-            let error = ErrorInfo::worker("WorkDirUnavailable", format!("cannot write the task input: {e}"));
+            let error = ErrorInfo::of(ErrorKind::WorkDirUnavailable, format!("cannot write the task input: {e}"));
             return Outcome::failed(error).into();
         }
 
         let mut command = Command::new(&self.interpreter);
         command.arg("-c").arg(HELPER).arg(&in_path).arg(&out_path);
         ctx.settings.remove_secrets(&mut command);
-        let mut job = supervise::Job::new(command, &ctx.settings);
+        let mut job = supervise::Job::new(command, &ctx);
         job.timeout = self.timeout_seconds.map(Duration::from_secs_f64);
         let report = match supervise::run(&ctx.reaper, &ctx.signals, job).await {
             Ok(report) => report,
             Err(e) => {
                 let message = format!("cannot start the Python interpreter `{}`: {e}", self.interpreter);
-                return Outcome::failed(ErrorInfo::worker("InterpreterNotFound", message)).into();
+                return Outcome::failed(ErrorInfo::of(ErrorKind::InterpreterNotFound, message)).into();
             }
         };
         let output = Some(output_info(&report));
@@ -111,10 +111,8 @@ impl PreparedPython {
             Some(HelperOutcome::SetupError { kind, message }) => Outcome::failed(ErrorInfo::worker(kind, message)),
             None => {
                 // The interpreter died before reporting: a crash, os._exit, or the OOM killer.
-                let message = format!(
-                    "the Python process ended with {} before reporting an outcome",
-                    report.termination.describe()
-                );
+                let message =
+                    format!("the Python process ended with {} before reporting an outcome", report.exit.describe());
                 Outcome::failed(process_error(kind_of(&report), message, &report))
             }
         };

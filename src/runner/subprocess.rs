@@ -12,11 +12,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use wove_proto::task::SubprocessTask;
-use wove_proto::{ErrorInfo, Payload, PayloadError};
+use wove_proto::{ErrorInfo, ErrorKind, Payload, PayloadError};
 
 use super::{BoxFuture, Context, Finished, Outcome, Prepared, Runner, TaskValue};
 use crate::config::RunnerSettings;
-use crate::supervise::{self, Report, Stop, Termination};
+use crate::supervise::{self, ChildExit, Report, Stop};
 
 /// Variable naming the file a program writes its JSON result to.
 pub const RESULT_FILE_ENV: &str = "WOVE_RESULT_FILE";
@@ -75,27 +75,27 @@ impl PreparedSubprocess {
         if let Some(cwd) = &task.cwd {
             command.current_dir(cwd);
         }
-        let mut job = supervise::Job::new(command, &ctx.settings);
+        let mut job = supervise::Job::new(command, &ctx);
         job.stdin = task.input.as_ref().map(|v| serde_json::to_vec(v).unwrap_or_default());
         job.timeout = task.timeout_seconds.map(Duration::from_secs_f64);
         let report = match supervise::run(&ctx.reaper, &ctx.signals, job).await {
             Ok(report) => report,
             Err(e) => {
-                let error = ErrorInfo::worker("SpawnFailed", format!("cannot start `{}`: {e}", task.program));
+                let error = ErrorInfo::of(ErrorKind::SpawnFailed, format!("cannot start `{}`: {e}", task.program));
                 return Outcome::failed(error).into();
             }
         };
-        tracing::info!(program = %task.program, status = %report.termination.describe(), "task process ended");
+        tracing::info!(program = %task.program, status = %report.exit.describe(), "task process ended");
         let output = Some(output_info(&report));
         let outcome = if let Some(outcome) = stopped_outcome(&report, task.timeout_seconds) {
             outcome
-        } else if report.termination != Termination::Exited(0) {
-            let message = format!("`{}` ended with {}", task.program, report.termination.describe());
+        } else if report.exit != ChildExit::Exited(0) {
+            let message = format!("`{}` ended with {}", task.program, report.exit.describe());
             Outcome::failed(process_error(kind_of(&report), message, &report))
         } else {
             match read_result(&result_path) {
                 Ok(value) => Outcome::Succeeded(TaskValue::Json(value)),
-                Err(message) => Outcome::failed(process_error("InvalidResult", message, &report)),
+                Err(message) => Outcome::failed(process_error(ErrorKind::InvalidResult, message, &report)),
             }
         };
         Finished { outcome, output }
@@ -114,8 +114,8 @@ pub(crate) fn output_info(report: &Report) -> wove_proto::OutputInfo {
 /// A per-task scratch directory, removed when dropped.
 pub(crate) fn scratch_dir(settings: &RunnerSettings) -> Result<tempfile::TempDir, Box<Outcome>> {
     tempfile::Builder::new().prefix("wove-task-").tempdir_in(&settings.work_dir).map_err(|e| {
-        Box::new(Outcome::failed(ErrorInfo::worker(
-            "WorkDirUnavailable",
+        Box::new(Outcome::failed(ErrorInfo::of(
+            ErrorKind::WorkDirUnavailable,
             format!("cannot create a scratch directory in {}: {e}", settings.work_dir.display()),
         )))
     })
@@ -127,30 +127,30 @@ pub(crate) fn stopped_outcome(report: &Report, timeout_seconds: Option<f64>) -> 
         Stop::Cancelled(sig) => Some(Outcome::Cancelled(Some(sig))),
         Stop::Timeout => {
             let message = format!("task exceeded its timeout of {}s", timeout_seconds.unwrap_or_default());
-            Some(Outcome::failed(process_error("Timeout", message, report)))
+            Some(Outcome::failed(process_error(ErrorKind::Timeout, message, report)))
         }
     }
 }
 
 /// `NonZeroExit`, `Killed`, or `OutOfMemory` when the cgroup saw an OOM kill.
-pub(crate) fn kind_of(report: &Report) -> &'static str {
-    match report.termination {
-        Termination::Exited(_) => "NonZeroExit",
-        Termination::Signaled(_) if report.oom_killed => "OutOfMemory",
-        Termination::Signaled(_) => "Killed",
+pub(crate) fn kind_of(report: &Report) -> ErrorKind {
+    match report.exit {
+        ChildExit::Exited(_) => ErrorKind::NonZeroExit,
+        ChildExit::Signaled(_) if report.oom_killed => ErrorKind::OutOfMemory,
+        ChildExit::Signaled(_) => ErrorKind::Killed,
     }
 }
 
 /// An error dict describing a process: its status, output sizes and stderr tail.
-pub(crate) fn process_error(kind: &str, message: String, report: &Report) -> ErrorInfo {
-    let mut error = ErrorInfo::task(kind, message)
+pub(crate) fn process_error(kind: ErrorKind, message: String, report: &Report) -> ErrorInfo {
+    let mut error = ErrorInfo::of(kind, message)
         .with_traceback(report.stderr.tail_text())
         .with_detail("stdout_bytes", report.stdout.total)
         .with_detail("stderr_bytes", report.stderr.total)
         .with_detail("output_truncated", report.stdout.truncated() || report.stderr.truncated());
-    error = match report.termination {
-        Termination::Exited(code) => error.with_detail("exit_code", code),
-        Termination::Signaled(sig) => error.with_detail("signal", sig),
+    error = match report.exit {
+        ChildExit::Exited(code) => error.with_detail("exit_code", code),
+        ChildExit::Signaled(sig) => error.with_detail("signal", sig),
     };
     error
 }

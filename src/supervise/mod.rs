@@ -6,6 +6,8 @@
 //! can hold open forever. Stopping it (timeout or a cancelling signal) always
 //! escalates the same way: TERM to the group, a grace period, KILL.
 
+pub mod child_exit;
+pub mod escalation;
 pub mod oom;
 pub mod output;
 pub mod reaper;
@@ -21,8 +23,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::unix::pipe;
 use tokio::time::{sleep_until, Instant};
 
+pub use child_exit::ChildExit;
+use escalation::Escalation;
 pub use output::Captured;
-pub use reaper::{Reaper, Termination};
+pub use reaper::{ReapMode, Reaper};
 
 use crate::signals::Signals;
 
@@ -51,20 +55,25 @@ pub struct Job {
     pub sweep_orphans: bool,
     /// cgroup `memory.events`, to recognise an OOM kill.
     pub memory_events: Option<std::path::PathBuf>,
+    /// Our copies of descriptors the child inherits (a pipe's write end):
+    /// closed as soon as the child is spawned, so that pipe ends when the child does.
+    pub close_after_spawn: Vec<std::os::fd::OwnedFd>,
 }
 
 impl Job {
-    /// A job for `command` with the runner settings' limits.
-    pub fn new(command: Command, settings: &crate::config::RunnerSettings) -> Self {
+    /// A job for `command` with the limits a runner's context gives.
+    pub fn new(command: Command, ctx: &crate::runner::Context) -> Self {
+        let settings = &ctx.settings;
         Self {
             command,
             stdin: None,
             timeout: None,
             grace: settings.kill_grace,
-            cancel_grace: settings.cancel_grace,
+            cancel_grace: ctx.cancel_grace,
             keep: settings.output_keep,
             sweep_orphans: settings.adopt_orphans,
             memory_events: settings.memory_events.clone(),
+            close_after_spawn: Vec::new(),
         }
     }
 }
@@ -82,7 +91,7 @@ pub enum Stop {
 #[derive(Debug)]
 pub struct Report {
     /// How the child ended.
-    pub termination: Termination,
+    pub exit: ChildExit,
     /// Set when we stopped it.
     pub stopped: Option<Stop>,
     /// Its stdout sample.
@@ -102,7 +111,9 @@ pub async fn run(reaper: &Reaper, signals: &Signals, mut job: Job) -> std::io::R
         .stderr(Stdio::piped())
         .process_group(0);
     let oom = oom::OomWatch::start(job.memory_events.as_deref());
-    let (mut child, mut exited) = reaper.spawn(&mut job.command)?;
+    let spawned = reaper.spawn(&mut job.command);
+    job.close_after_spawn.clear();
+    let (mut child, mut exited) = spawned?;
     let group = Pid::from_raw(child.id() as i32);
     tracing::debug!(pid = group.as_raw(), "task process started");
 
@@ -126,47 +137,32 @@ pub async fn run(reaper: &Reaper, signals: &Signals, mut job: Job) -> std::io::R
         }
     }
 
-    let far = Instant::now() + Duration::from_secs(86400 * 365);
-    let mut timeout_at = job.timeout.map_or(far, |t| Instant::now() + t);
-    let mut kill_at = far;
-    let mut stopped = None;
+    let mut escalation = Escalation::new(Instant::now(), job.timeout, job.grace, job.cancel_grace);
     // A cancel that arrived before the child existed still counts.
     if let Some(sig) = signals.cancelled() {
-        stopped = Some(Stop::Cancelled(sig));
-        signal_group(group, sig);
-        kill_at = Instant::now() + job.cancel_grace;
+        signal_all(group, escalation.on_signal(sig, Instant::now()));
     }
-
-    let termination = loop {
+    let far = Instant::now() + Duration::from_secs(86400 * 365);
+    let exit = loop {
         tokio::select! {
-            t = &mut exited => break t.unwrap_or(Termination::Signaled(Signal::SIGKILL as i32)),
-            _ = sleep_until(timeout_at) => {
-                timeout_at = far;
-                if stopped.is_none() {
+            t = &mut exited => break t.unwrap_or(ChildExit::Signaled(Signal::SIGKILL as i32)),
+            _ = sleep_until(escalation.next_wake().unwrap_or(far)) => {
+                let due = escalation.on_time(Instant::now());
+                if due.contains(&Signal::SIGTERM) {
                     tracing::warn!(timeout = ?job.timeout, "task timed out; stopping it");
-                    stopped = Some(Stop::Timeout);
-                    signal_group(group, Signal::SIGTERM);
-                    kill_at = Instant::now() + job.grace;
                 }
-            }
-            _ = sleep_until(kill_at) => {
-                kill_at = far;
-                tracing::warn!(grace = ?job.grace, "task still running after the grace period; killing its process group");
-                signal_group(group, Signal::SIGKILL);
+                if due.contains(&Signal::SIGKILL) {
+                    tracing::warn!("task still running after its grace period; killing its process group");
+                }
+                signal_all(group, due);
             }
             sig = forwarded.recv() => {
                 let Ok(sig) = sig else { continue };
-                signal_group(group, sig);
-                if matches!(sig, Signal::SIGTERM | Signal::SIGINT) {
-                    if stopped.is_none() {
-                        stopped = Some(Stop::Cancelled(sig));
-                    }
-                    // A cancel during a timeout's grace still gets no more than its own grace.
-                    kill_at = kill_at.min(Instant::now() + job.cancel_grace);
-                }
+                signal_all(group, escalation.on_signal(sig, Instant::now()));
             }
         }
     };
+    let stopped = escalation.stopped();
     // The task is over: whatever it left in its group goes with it, and we
     // wait until the group is really gone before reporting.
     signal_group(group, Signal::SIGKILL);
@@ -186,8 +182,8 @@ pub async fn run(reaper: &Reaper, signals: &Signals, mut job: Job) -> std::io::R
         }
     }
     let take = |seen: Arc<Mutex<Captured>>| std::mem::take(&mut *output::lock(&seen));
-    let oom_killed = termination == Termination::Signaled(Signal::SIGKILL as i32) && oom.fired();
-    Ok(Report { termination, stopped, stdout: take(stdout_seen), stderr: take(stderr_seen), oom_killed })
+    let oom_killed = exit == ChildExit::Signaled(Signal::SIGKILL as i32) && oom.fired();
+    Ok(Report { exit, stopped, stdout: take(stdout_seen), stderr: take(stderr_seen), oom_killed })
 }
 
 /// Poll until no process is left in `group` (our reaper collects the dead).
@@ -241,6 +237,12 @@ fn is_zombie(pid: i32) -> bool {
         .ok()
         .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
         .unwrap_or(true)
+}
+
+fn signal_all(group: Pid, signals: Vec<Signal>) {
+    for sig in signals {
+        signal_group(group, sig);
+    }
 }
 
 fn signal_group(group: Pid, sig: Signal) {

@@ -23,22 +23,73 @@ pub fn worker() -> Command {
     cmd
 }
 
-/// Run to completion, at most `limit`; kills and fails the test past it.
-/// Output is read while the worker runs, so a chatty task cannot fill the pipe and stall.
-pub fn run(cmd: &mut Command, limit: Duration) -> Output {
+/// A worker started in the background, its output read as it runs (a chatty
+/// task cannot fill a pipe and stall it).
+pub struct Running {
+    pid: nix::unistd::Pid,
+    reader: std::thread::JoinHandle<Output>,
+    started: Instant,
+}
+
+/// Start `cmd` with stdout and stderr captured.
+pub fn start(cmd: &mut Command) -> Running {
     let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start worker");
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let reader = std::thread::spawn(move || child.wait_with_output().unwrap());
-    let start = Instant::now();
-    while !reader.is_finished() {
-        if start.elapsed() > limit {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            let out = reader.join().unwrap();
-            panic!("worker ran longer than {limit:?}; stderr:\n{}", String::from_utf8_lossy(&out.stderr));
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    Running { pid, reader: std::thread::spawn(move || child.wait_with_output().unwrap()), started: Instant::now() }
+}
+
+impl Running {
+    /// The worker's pid.
+    pub fn pid(&self) -> nix::unistd::Pid {
+        self.pid
     }
-    reader.join().unwrap()
+
+    /// Send it a signal, as a platform would.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(self.pid, sig).expect("signal the worker");
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&self) -> bool {
+        !self.reader.is_finished()
+    }
+
+    /// How long since it started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Wait for it to exit, at most `limit`; past that it is killed and the
+    /// test fails. Every stderr is checked for causes said twice.
+    pub fn finish(self, limit: Duration) -> Output {
+        while !self.reader.is_finished() {
+            if self.started.elapsed() > limit {
+                let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::Signal::SIGKILL);
+                let out = self.reader.join().unwrap();
+                panic!("worker ran longer than {limit:?}; stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let out = self.reader.join().unwrap();
+        assert_causes_said_once(&String::from_utf8_lossy(&out.stderr));
+        out
+    }
+}
+
+/// Run to completion, at most `limit`; kills and fails the test past it.
+pub fn run(cmd: &mut Command, limit: Duration) -> Output {
+    start(cmd).finish(limit)
+}
+
+/// Fail when a log line repeats one of its own causes (`a: b: a: b`): every
+/// error is printed once, with each cause once. Checked on every run.
+pub fn assert_causes_said_once(log: &str) {
+    for line in log.lines() {
+        let parts: Vec<&str> = line.split(": ").map(str::trim).filter(|p| p.len() >= 12).collect();
+        for (i, part) in parts.iter().enumerate() {
+            assert!(!parts[i + 1..].contains(part), "a cause is said twice in: {line}");
+        }
+    }
 }
 
 pub fn stderr(out: &Output) -> String {

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::outcome::ErrorKind;
+
 /// The `type` of an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -69,6 +71,9 @@ pub struct Event {
     /// How much the task printed, when it ran as a process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<OutputInfo>,
+    /// A heartbeat's progress value, when the task reported one (Wove ignores it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<serde_json::Value>,
     /// Who sent it and from where.
     pub meta: EventMeta,
 }
@@ -127,6 +132,12 @@ impl ErrorInfo {
     /// An error of the worker's: the task could not be run as described.
     pub fn worker(kind: impl Into<String>, message: impl Into<String>) -> Self {
         Self { source: "worker".into(), ..Self::task(kind, message) }
+    }
+
+    /// An error of one of the kinds the worker itself reports, with the
+    /// `source` that kind has.
+    pub fn of(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self { source: kind.source().into(), ..Self::task(kind.as_str(), message) }
     }
 
     /// Add a runner-specific detail.
@@ -192,6 +203,7 @@ mod tests {
             error: Some(ErrorInfo::task("ValueError", "bad").with_detail("exit_code", 2)),
             exception_pickle: None,
             output: Some(OutputInfo { stdout_bytes: 3, stderr_bytes: 0, truncated: false }),
+            progress: None,
             meta: EventMeta { worker: "wove-worker/0".into(), attempt: 1, ..Default::default() },
         };
         let v: serde_json::Value = serde_json::from_slice(&e.to_body()).unwrap();

@@ -81,7 +81,7 @@ pub struct Delivery {
 }
 
 /// Why a payload could not be decoded. Each message names the field.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum PayloadError {
     /// The text is neither a JSON object nor valid base64.
     #[error("payload is not valid base64: {0}")]
@@ -117,7 +117,8 @@ fn check_version(version: Option<&serde_json::Value>) -> Result<(), PayloadError
 }
 
 impl PayloadError {
-    pub(crate) fn field(field: impl Into<String>, problem: impl Into<String>) -> Self {
+    /// A problem with the field at this dotted path.
+    pub fn field(field: impl Into<String>, problem: impl Into<String>) -> Self {
         Self::Field { field: field.into(), problem: problem.into() }
     }
 }

@@ -30,19 +30,4 @@ pub mod payload;
 
 pub use payload::EncodedPayload;
 
-/// An error and its causes on one line, each cause said once: a cause whose
-/// text the line already holds (some libraries repeat their source in their
-/// own message) is left out.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let said = cause.to_string();
-        if !said.is_empty() && !text.contains(&said) {
-            text.push_str(": ");
-            text.push_str(&said);
-        }
-        source = cause.source();
-    }
-    text
-}
+pub use wove_proto::error_chain;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use wove_proto::task::{ModuleSource, WasmLimits, WasmTask};
-use wove_proto::{ErrorInfo, Payload, PayloadError};
+use wove_proto::{ErrorInfo, ErrorKind, Payload, PayloadError};
 
 use super::{BoxFuture, Context, Finished, Outcome, Prepared, Runner, TaskValue};
 use crate::config::RunnerSettings;
@@ -94,16 +94,16 @@ impl PreparedWasm {
             Module::File(path) => Fetched::File(path),
             Module::Inline(bytes) => Fetched::Bytes(bytes),
             Module::Url { url, sha256, max_bytes } => {
-                let ca_bundle = ctx.settings.ca_bundle.as_deref();
+                let ca_bundle = ctx.ca_bundle.as_deref();
                 match source::download(&url, &sha256, max_bytes, ca_bundle, DOWNLOAD_TIMEOUT).await {
                     Ok(bytes) => Fetched::Bytes(bytes),
-                    Err(e) => return Outcome::failed(ErrorInfo::worker(e.kind(), e.to_string())),
+                    Err(e) => return Outcome::failed(ErrorInfo::of(e.kind(), e.to_string())),
                 }
             }
         };
         let engine = match engine::engine() {
             Ok(engine) => engine,
-            Err(e) => return Outcome::failed(ErrorInfo::worker("EngineUnavailable", e.to_string())),
+            Err(e) => return Outcome::failed(ErrorInfo::of(ErrorKind::EngineUnavailable, e.to_string())),
         };
         let spec = Spec {
             argv: std::iter::once("task".to_string()).chain(self.task.args.iter().cloned()).collect(),
@@ -128,7 +128,10 @@ impl PreparedWasm {
             let _ = tx.send(load_and_run(engine, fetched, spec, thread_interrupt));
         });
         if let Err(e) = spawned {
-            return Outcome::failed(ErrorInfo::worker("SpawnFailed", format!("cannot start the guest thread: {e}")));
+            return Outcome::failed(ErrorInfo::of(
+                ErrorKind::SpawnFailed,
+                format!("cannot start the guest thread: {e}"),
+            ));
         }
 
         let mut ticks = tokio::time::interval(TICK);
@@ -152,20 +155,20 @@ impl PreparedWasm {
         match (result, cancelled_by) {
             (_, Some(sig)) => Outcome::Cancelled(Some(sig)),
             (None, None) => Outcome::failed(
-                ErrorInfo::task("Timeout", format!("task exceeded its timeout of {}s", timeout.as_secs_f64()))
+                ErrorInfo::of(ErrorKind::Timeout, format!("task exceeded its timeout of {}s", timeout.as_secs_f64()))
                     .with_detail("abandoned", true),
             ),
             (Some(Err(_)), None) => {
-                Outcome::failed(ErrorInfo::worker("WorkerPanic", "the WebAssembly guest thread panicked"))
+                Outcome::failed(ErrorInfo::of(ErrorKind::WorkerPanic, "the WebAssembly guest thread panicked"))
             }
             (Some(Ok(Err(e))), None) => {
                 let kind = match e {
-                    LoadError::Incompatible(_) => "IncompatiblePrecompiled",
-                    LoadError::NoCompiler => "NoCompiler",
-                    LoadError::Read { .. } => "ModuleUnavailable",
-                    _ => "InvalidModule",
+                    LoadError::Incompatible(_) => ErrorKind::IncompatiblePrecompiled,
+                    LoadError::NoCompiler => ErrorKind::NoCompiler,
+                    LoadError::Read { .. } => ErrorKind::ModuleUnavailable,
+                    _ => ErrorKind::InvalidModule,
                 };
-                Outcome::failed(ErrorInfo::worker(kind, e.to_string()))
+                Outcome::failed(ErrorInfo::of(kind, e.to_string()))
             }
             (Some(Ok(Ok(report))), None) => outcome(report, timeout),
         }
@@ -209,23 +212,31 @@ fn load_and_run(
 
 fn outcome(report: GuestReport, timeout: Duration) -> Outcome {
     let stdout_bytes = report.stdout.len();
-    let failed = |kind: &str, message: String| {
-        Outcome::failed(ErrorInfo::task(kind, message).with_detail("stdout_bytes", stdout_bytes))
+    let failed = |kind: ErrorKind, message: String| {
+        Outcome::failed(ErrorInfo::of(kind, message).with_detail("stdout_bytes", stdout_bytes))
     };
     match report.end {
         GuestEnd::Exited(0) => Outcome::Succeeded(TaskValue::Json(result_value(&report.stdout))),
         GuestEnd::Exited(code) => {
-            let mut error = ErrorInfo::task("NonZeroExit", format!("the module exited with code {code}"));
+            let mut error = ErrorInfo::of(ErrorKind::NonZeroExit, format!("the module exited with code {code}"));
             error = error.with_detail("exit_code", code);
             Outcome::failed(error)
         }
-        GuestEnd::Trapped(message, full) => Outcome::failed(ErrorInfo::task("Trap", message).with_traceback(full)),
-        GuestEnd::Timeout => failed("Timeout", format!("task exceeded its timeout of {}s", timeout.as_secs_f64())),
-        GuestEnd::MemoryLimit => failed("MemoryLimit", "the module tried to grow its memory past the limit".into()),
-        GuestEnd::OutputLimit => failed("OutputLimit", "the module wrote more to stdout than the output limit".into()),
+        GuestEnd::Trapped(message, full) => {
+            Outcome::failed(ErrorInfo::of(ErrorKind::Trap, message).with_traceback(full))
+        }
+        GuestEnd::Timeout => {
+            failed(ErrorKind::Timeout, format!("task exceeded its timeout of {}s", timeout.as_secs_f64()))
+        }
+        GuestEnd::MemoryLimit => {
+            failed(ErrorKind::MemoryLimit, "the module tried to grow its memory past the limit".into())
+        }
+        GuestEnd::OutputLimit => {
+            failed(ErrorKind::OutputLimit, "the module wrote more to stdout than the output limit".into())
+        }
         // The async side reports the signal; reaching here means it raced the guest's own end.
         GuestEnd::Cancelled => Outcome::Cancelled(None),
-        GuestEnd::Setup(message) => Outcome::failed(ErrorInfo::worker("InvalidModule", message)),
+        GuestEnd::Setup(message) => Outcome::failed(ErrorInfo::of(ErrorKind::InvalidModule, message)),
     }
 }
 

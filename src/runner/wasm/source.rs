@@ -36,11 +36,12 @@ pub enum SourceError {
 
 impl SourceError {
     /// The `kind` reported in the task's error.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> wove_proto::ErrorKind {
+        use wove_proto::ErrorKind;
         match self {
-            Self::Download(_) => "ModuleUnavailable",
-            Self::TooLarge(_) => "ModuleTooLarge",
-            Self::DigestMismatch { .. } => "DigestMismatch",
+            Self::Download(_) => ErrorKind::ModuleUnavailable,
+            Self::TooLarge(_) => ErrorKind::ModuleTooLarge,
+            Self::DigestMismatch { .. } => ErrorKind::DigestMismatch,
         }
     }
 }
@@ -57,8 +58,8 @@ pub async fn download(
         .map_err(|e| SourceError::Download(e.to_string()))?
         .timeout(timeout)
         .build()
-        .map_err(|e| SourceError::Download(crate::logging::chain(&e.without_url())))?;
-    let fail = |e: reqwest::Error| SourceError::Download(crate::logging::chain(&e.without_url()));
+        .map_err(|e| SourceError::Download(wove_proto::error_chain(&e.without_url())))?;
+    let fail = |e: reqwest::Error| SourceError::Download(wove_proto::error_chain(&e.without_url()));
     let mut response = client.get(url).send().await.map_err(fail)?;
     if !response.status().is_success() {
         return Err(SourceError::Download(format!("HTTP {}", response.status().as_u16())));

@@ -1,18 +1,11 @@
-//! Subcommands that do not run a payload.
+//! `wove-worker precompile IN.wasm OUT.cwasm`: compile a module or component
+//! with exactly the engine configuration the WASM runner uses.
 
-use crate::cli::Tool;
 use crate::exit::Exit;
 
-/// Run a tool command and say how it went.
-pub fn run(tool: Tool) -> Exit {
-    match tool {
-        #[cfg(feature = "wasm")]
-        Tool::Precompile { input, output } => precompile(&input, &output),
-    }
-}
-
-#[cfg(feature = "wasm")]
-fn precompile(input: &std::path::Path, output: &std::path::Path) -> Exit {
+/// Compile `input` to `output`; 0 on success, 65 for an invalid module, 78
+/// for a path that cannot be read or written.
+pub fn precompile(input: &std::path::Path, output: &std::path::Path) -> Exit {
     let bytes = match std::fs::read(input) {
         Ok(b) => b,
         Err(e) => {

@@ -16,8 +16,9 @@ pub const MAX_BYTES: usize = 4096;
 /// What the record says.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
-    /// `succeeded`, `failed`, `cancelled`, `bad_payload`, `undeliverable`, …
-    pub status: &'static str,
+    /// How the run ended (`wove_proto::Status`: `succeeded`, `failed`,
+    /// `cancelled`, `undelivered`, `bad_payload`, `bad_config`, `internal`).
+    pub status: wove_proto::Status,
     /// The worker's exit code.
     pub exit_code: u8,
     /// Wove's run id, when the payload was readable.
@@ -82,7 +83,7 @@ mod tests {
     #[test]
     fn long_messages_are_cut_to_fit() {
         let summary = Summary {
-            status: "failed",
+            status: wove_proto::Status::Failed,
             exit_code: 3,
             run_id: Some("r".into()),
             event: Some("task_error"),
@@ -103,7 +104,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("termination-log");
         let summary = Summary {
-            status: "succeeded",
+            status: wove_proto::Status::Succeeded,
             exit_code: 0,
             run_id: None,
             event: None,
