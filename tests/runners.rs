@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::support::{
-    b64, code, payload, processes_matching, run, start, stderr, wait_for, worker, Receiver, Reply, TOKEN,
+    b64, code, payload, processes_matching, run, start, start_discarding_stdout, stderr, wait_for, worker, Receiver,
+    Reply, TOKEN,
 };
 
 /// Write `wove-runner-<name>` with this shell body into `dir`.
@@ -99,19 +100,27 @@ fn without_result_or_error_the_exit_code_decides() {
 }
 
 #[test]
-fn printing_a_lot_does_not_disturb_the_result() {
+fn printing_a_lot_does_not_disturb_the_result_or_grow_the_worker() {
     let dir = tempfile::tempdir().unwrap();
     runner(
         dir.path(),
         "chatty",
-        r#"head -c 50000000 /dev/zero; head -c 20000000 /dev/zero >&2
+        r#"head -c 300000000 /dev/zero; head -c 20000000 /dev/zero >&2
 echo '{"result": "still here"}' >&3"#,
     );
-    let (code, err, rx) = run_task(dir.path(), task("chatty", serde_json::json!({})), Duration::from_secs(60));
-    assert_eq!(code, 0, "{}", &err[..err.len().min(2000)]);
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    let worker = start_discarding_stdout(
+        worker()
+            .env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), task("chatty", serde_json::json!({})))))
+            .env("WOVE_WORKER_RUNNER_PATH", dir.path()),
+    );
+    let (out, peak_kib) = worker.finish_measuring_memory(Duration::from_secs(120));
+    assert_eq!(out.status.code(), Some(0));
+    // Output streams through a bounded head and tail: 300 MB printed, the worker stays small.
+    assert!(peak_kib > 0 && peak_kib < 40 * 1024, "worker peak RSS {peak_kib} KiB");
     let result = final_event(&rx);
     assert_eq!(result["result"], "still here");
-    assert_eq!(result["output"]["stdout_bytes"], 50_000_000);
+    assert_eq!(result["output"]["stdout_bytes"], 300_000_000);
     assert_eq!(result["output"]["stderr_bytes"], 20_000_000);
 }
 

@@ -1,9 +1,10 @@
 //! The subprocess runner through the built binary.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{b64, code, payload, run, sh, start, stderr, wait_for, worker, Receiver, Reply, TOKEN};
+use crate::support::{
+    b64, code, payload, run, sh, start, start_discarding_stdout, stderr, wait_for, worker, Receiver, Reply, TOKEN,
+};
 
 fn run_task(task: serde_json::Value) -> (std::process::Output, Receiver) {
     let rx = Receiver::start(vec![Reply::Status(204)]);
@@ -140,25 +141,9 @@ fn sigterm_cancels_the_task_and_exits_143() {
 fn large_output_streams_without_memory_growth() {
     let rx = Receiver::start(vec![Reply::Status(204)]);
     let p = payload(&rx.url(TOKEN), sh("head -c 1073741824 /dev/zero; head -c 1000000 /dev/zero >&2; echo done >&2"));
-    let mut child =
-        worker().env("WOVE_BACKEND_PAYLOAD", b64(&p)).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let status_path = format!("/proc/{}/status", child.id());
-    let mut peak_kib = 0u64;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Ok(text) = std::fs::read_to_string(&status_path) {
-            if let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:")) {
-                let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-                peak_kib = peak_kib.max(kib);
-            }
-        }
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "worker did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(status.code(), Some(0));
+    let worker = start_discarding_stdout(worker().env("WOVE_BACKEND_PAYLOAD", b64(&p)));
+    let (out, peak_kib) = worker.finish_measuring_memory(Duration::from_secs(120));
+    assert_eq!(out.status.code(), Some(0));
     assert!(peak_kib > 0, "measured nothing");
     assert!(peak_kib < 40 * 1024, "worker peak RSS {peak_kib} KiB while streaming 1 GiB");
     let output = &final_event(&rx)["output"];

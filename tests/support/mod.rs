@@ -33,7 +33,16 @@ pub struct Running {
 
 /// Start `cmd` with stdout and stderr captured.
 pub fn start(cmd: &mut Command) -> Running {
-    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start worker");
+    start_with_stdout(cmd, Stdio::piped())
+}
+
+/// Start `cmd` with stdout thrown away (a task printing gigabytes) and stderr captured.
+pub fn start_discarding_stdout(cmd: &mut Command) -> Running {
+    start_with_stdout(cmd, Stdio::null())
+}
+
+fn start_with_stdout(cmd: &mut Command, stdout: Stdio) -> Running {
+    let child = cmd.stdout(stdout).stderr(Stdio::piped()).spawn().expect("start worker");
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     Running { pid, reader: std::thread::spawn(move || child.wait_with_output().unwrap()), started: Instant::now() }
 }
@@ -57,6 +66,21 @@ impl Running {
     /// How long since it started.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// [`Self::finish`], also sampling the worker's peak resident memory
+    /// (VmHWM, in KiB) while it runs.
+    pub fn finish_measuring_memory(self, limit: Duration) -> (Output, u64) {
+        let status = format!("/proc/{}/status", self.pid);
+        let mut peak_kib = 0;
+        while !self.reader.is_finished() && self.started.elapsed() <= limit {
+            let text = std::fs::read_to_string(&status).unwrap_or_default();
+            if let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:")) {
+                peak_kib = peak_kib.max(line.split_whitespace().nth(1).and_then(|k| k.parse().ok()).unwrap_or(0));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (self.finish(limit), peak_kib)
     }
 
     /// Wait for it to exit, at most `limit`; past that it is killed and the
