@@ -110,9 +110,11 @@ pub struct Cli {
     #[arg(long, env = "WOVE_WORKER_TERMINATION_LOG", default_value = crate::config::DEFAULT_TERMINATION_LOG, value_name = "PATH")]
     pub termination_log: PathBuf,
 
-    /// cgroup v2 memory.events file used to recognise OOM kills [default: from /proc/self/cgroup].
-    #[arg(long, env = "WOVE_WORKER_MEMORY_EVENTS", value_name = "PATH")]
-    pub memory_events: Option<PathBuf>,
+    /// The memory cgroup used to recognise OOM kills: its directory, or its
+    /// memory.events (cgroup v2) or memory.oom_control (v1) file [default: this
+    /// process's, found from /proc/self/cgroup].
+    #[arg(long, alias = "memory-events", env = "WOVE_WORKER_MEMORY_CGROUP", value_name = "PATH")]
+    pub memory_cgroup: Option<PathBuf>,
 
     /// Bytes kept from the start and from the end of each output stream for error reports.
     #[arg(long, env = "WOVE_WORKER_OUTPUT_KEEP", default_value_t = 8192, value_name = "BYTES")]
@@ -264,7 +266,15 @@ impl Cli {
                 work_dir: self.work_dir.unwrap_or(defaults.work_dir),
                 scrub_env: defaults.scrub_env,
                 adopt_orphans: true,
-                memory_events: self.memory_events.or(defaults.memory_events),
+                memory_cgroup: match &self.memory_cgroup {
+                    Some(path) => Some(crate::supervise::oom::MemoryCgroup::from_path(path).ok_or_else(|| {
+                        ConfigError::Invalid(format!(
+                            "--memory-cgroup {}: not a cgroup directory, memory.events or memory.oom_control",
+                            path.display()
+                        ))
+                    })?),
+                    None => defaults.memory_cgroup,
+                },
                 runner_path: self
                     .runner_path
                     .as_deref()

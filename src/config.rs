@@ -122,9 +122,11 @@ pub struct RunnerSettings {
     /// PID 1) and kill every leftover descendant when the task ends. Turn off
     /// when embedding the worker in a process that has children of its own.
     pub adopt_orphans: bool,
-    /// cgroup v2 `memory.events`, read to tell an OOM kill from another
-    /// SIGKILL. Default: found from `/proc/self/cgroup`; `None` turns it off.
-    pub memory_events: Option<PathBuf>,
+    /// The memory cgroup tasks run in (the worker's own, the container's),
+    /// read to tell an OOM kill from another SIGKILL and to report the limit.
+    /// Default: found from `/proc/self/cgroup` and the mounts, v1 or v2;
+    /// `None` turns detection off.
+    pub memory_cgroup: Option<crate::supervise::oom::MemoryCgroup>,
     /// Directories searched, in order, for runner executables
     /// (`wove-runner-<name>`). Default: the worker's `PATH`.
     pub runner_path: Vec<PathBuf>,
@@ -150,7 +152,7 @@ impl Default for RunnerSettings {
             work_dir: std::env::temp_dir(),
             scrub_env: crate::cli::SECRET_ENV_VARS.iter().map(|s| s.to_string()).collect(),
             adopt_orphans: true,
-            memory_events: crate::supervise::oom::default_memory_events(),
+            memory_cgroup: crate::supervise::oom::MemoryCgroup::of_this_process(),
             runner_path: crate::runner::lookup::split_path(&std::env::var("PATH").unwrap_or_default()),
             runner_timeout: None,
         }

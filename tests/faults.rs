@@ -233,24 +233,6 @@ echo "[$adopted, $zombies]" > "$WOVE_RESULT_FILE"
 }
 
 #[test]
-fn a_sigkill_while_the_oom_count_rises_is_an_oom_kill() {
-    let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("memory.events");
-    std::fs::write(&events, "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n").unwrap();
-    let rx = Receiver::start(vec![Reply::Status(204)]);
-    // The task plays the kernel: bump the counter, then die of SIGKILL.
-    let task = sh(&format!("printf 'oom 1\\noom_kill 1\\n' > '{}'; kill -9 $$", events.display()));
-    let out = run(
-        worker()
-            .env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), task)))
-            .env("WOVE_WORKER_MEMORY_EVENTS", &events),
-        Duration::from_secs(20),
-    );
-    assert_eq!(code(&out), 3, "{}", stderr(&out));
-    assert_eq!(finals(&rx)[0]["error"]["kind"], "OutOfMemory");
-}
-
-#[test]
 fn the_termination_message_records_every_outcome() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("termination-log");

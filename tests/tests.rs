@@ -7,6 +7,7 @@ mod bad_payload;
 mod cli;
 mod delivery;
 mod faults;
+mod oom;
 mod readme;
 mod runners;
 mod subprocess;

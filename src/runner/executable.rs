@@ -26,7 +26,7 @@ use tokio::io::AsyncReadExt as _;
 use wove_proto::{ErrorInfo, ErrorKind, Payload, PayloadError};
 
 use super::protocol::{self, Message, ReportReader, Reported};
-use super::subprocess::{kind_of, output_info, process_error, stopped_outcome};
+use super::subprocess::{ended_with, kind_of, output_info, process_error, stopped_outcome};
 use super::{BoxFuture, Context, Finished, Outcome, Prepared, Runner, TaskValue};
 use crate::config::RunnerSettings;
 use crate::supervise::{self, ChildExit, DRAIN_AFTER_EXIT};
@@ -183,7 +183,7 @@ impl PreparedExecutable {
             }
             (None, None) if report.exit == ChildExit::Exited(0) => Outcome::Succeeded(TaskValue::Json(Value::Null)),
             (None, _) => {
-                let message = format!("runner `{}` ended with {}", self.runner.name, report.exit.describe());
+                let message = ended_with(&format!("runner `{}`", self.runner.name), &report);
                 Outcome::failed(process_error(kind_of(&report), message, &report))
             }
         };

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use wove_proto::task::PythonTask;
 use wove_proto::{ErrorInfo, ErrorKind, Payload, PayloadError};
 
-use super::subprocess::{kind_of, output_info, process_error, scratch_dir, stopped_outcome};
+use super::subprocess::{ended_with, kind_of, output_info, process_error, scratch_dir, stopped_outcome};
 use super::{BoxFuture, Context, Finished, Outcome, Prepared, Runner, TaskValue};
 use crate::config::RunnerSettings;
 use crate::supervise;
@@ -111,8 +111,7 @@ impl PreparedPython {
             Some(HelperOutcome::SetupError { kind, message }) => Outcome::failed(ErrorInfo::worker(kind, message)),
             None => {
                 // The interpreter died before reporting: a crash, os._exit, or the OOM killer.
-                let message =
-                    format!("the Python process ended with {} before reporting an outcome", report.exit.describe());
+                let message = format!("{}, before reporting an outcome", ended_with("the Python process", &report));
                 Outcome::failed(process_error(kind_of(&report), message, &report))
             }
         };

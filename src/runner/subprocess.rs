@@ -90,7 +90,7 @@ impl PreparedSubprocess {
         let outcome = if let Some(outcome) = stopped_outcome(&report, task.timeout_seconds) {
             outcome
         } else if report.exit != ChildExit::Exited(0) {
-            let message = format!("`{}` ended with {}", task.program, report.exit.describe());
+            let message = ended_with(&format!("`{}`", task.program), &report);
             Outcome::failed(process_error(kind_of(&report), message, &report))
         } else {
             match read_result(&result_path) {
@@ -135,9 +135,25 @@ pub(crate) fn stopped_outcome(report: &Report, timeout_seconds: Option<f64>) -> 
 /// `NonZeroExit`, `Killed`, or `OutOfMemory` when the cgroup saw an OOM kill.
 pub(crate) fn kind_of(report: &Report) -> ErrorKind {
     match report.exit {
+        _ if report.oom.is_some() => ErrorKind::OutOfMemory,
         ChildExit::Exited(_) => ErrorKind::NonZeroExit,
-        ChildExit::Signaled(_) if report.oom_killed => ErrorKind::OutOfMemory,
         ChildExit::Signaled(_) => ErrorKind::Killed,
+    }
+}
+
+/// `` `prog` ended with exit code 2 ``, or, when the OOM killer did it, ``
+/// `prog` was killed by the out-of-memory killer (the memory limit is 100 MiB;
+/// peak usage 100 MiB) ``: the words a user acts on.
+pub(crate) fn ended_with(what: &str, report: &Report) -> String {
+    match (&report.oom, report.exit) {
+        (Some(oom), ChildExit::Signaled(_)) => {
+            format!("{what} was killed by the out-of-memory killer ({})", oom.describe())
+        }
+        (Some(oom), ChildExit::Exited(code)) => format!(
+            "{what} ended with exit code {code}: a process of the task was killed by the out-of-memory killer ({})",
+            oom.describe()
+        ),
+        (None, exit) => format!("{what} ended with {}", exit.describe()),
     }
 }
 
@@ -152,6 +168,14 @@ pub(crate) fn process_error(kind: ErrorKind, message: String, report: &Report) -
         ChildExit::Exited(code) => error.with_detail("exit_code", code),
         ChildExit::Signaled(sig) => error.with_detail("signal", sig),
     };
+    if let Some(oom) = &report.oom {
+        if let Some(limit) = oom.limit {
+            error = error.with_detail("memory_limit_bytes", limit);
+        }
+        if let Some(peak) = oom.peak {
+            error = error.with_detail("memory_peak_bytes", peak);
+        }
+    }
     error
 }
 

@@ -53,8 +53,8 @@ pub struct Job {
     pub keep: usize,
     /// Kill every leftover child of this process when the task ends (as init).
     pub sweep_orphans: bool,
-    /// cgroup `memory.events`, to recognise an OOM kill.
-    pub memory_events: Option<std::path::PathBuf>,
+    /// The memory cgroup the task runs in, to recognise an OOM kill.
+    pub memory_cgroup: Option<oom::MemoryCgroup>,
     /// Our copies of descriptors the child inherits (a pipe's write end):
     /// closed as soon as the child is spawned, so that pipe ends when the child does.
     pub close_after_spawn: Vec<std::os::fd::OwnedFd>,
@@ -72,7 +72,7 @@ impl Job {
             cancel_grace: ctx.cancel_grace,
             keep: settings.output_keep,
             sweep_orphans: settings.adopt_orphans,
-            memory_events: settings.memory_events.clone(),
+            memory_cgroup: settings.memory_cgroup.clone(),
             close_after_spawn: Vec::new(),
         }
     }
@@ -98,8 +98,8 @@ pub struct Report {
     pub stdout: Captured,
     /// Its stderr sample.
     pub stderr: Captured,
-    /// It died of SIGKILL while the cgroup's OOM kill count rose.
-    pub oom_killed: bool,
+    /// Set when it died of SIGKILL while the cgroup's OOM kill count rose.
+    pub oom: Option<oom::OomKill>,
 }
 
 /// Run `job` to completion under `signals`. Errors only when it cannot start.
@@ -110,7 +110,7 @@ pub async fn run(reaper: &Reaper, signals: &Signals, mut job: Job) -> std::io::R
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    let oom = oom::OomWatch::start(job.memory_events.as_deref());
+    let oom = oom::OomWatch::start(job.memory_cgroup.as_ref());
     let spawned = reaper.spawn(&mut job.command);
     job.close_after_spawn.clear();
     let (mut child, mut exited) = spawned?;
@@ -182,8 +182,10 @@ pub async fn run(reaper: &Reaper, signals: &Signals, mut job: Job) -> std::io::R
         }
     }
     let take = |seen: Arc<Mutex<Captured>>| std::mem::take(&mut *output::lock(&seen));
-    let oom_killed = exit == ChildExit::Signaled(Signal::SIGKILL as i32) && oom.fired();
-    Ok(Report { exit, stopped, stdout: take(stdout_seen), stderr: take(stderr_seen), oom_killed })
+    // SIGKILL, or the 137 of a shell whose child got it: only then is an OOM kill the cause.
+    let killed = matches!(exit, ChildExit::Signaled(9) | ChildExit::Exited(137));
+    let oom = if killed { oom.fired() } else { None };
+    Ok(Report { exit, stopped, stdout: take(stdout_seen), stderr: take(stderr_seen), oom })
 }
 
 /// Poll until no process is left in `group` (our reaper collects the dead).
