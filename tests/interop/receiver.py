@@ -35,6 +35,8 @@ class EventReceiver:
 
     def __init__(self, status: int = 204) -> None:
         self.status = status
+        # Seconds to wait before answering: a slow receiver.
+        self.delay = 0.0
         self.requests: List[Received] = []
         self._lock = threading.Lock()
         owner = self
@@ -47,6 +49,7 @@ class EventReceiver:
                 body = self.rfile.read(int(length)) if length is not None else b""
                 with owner._lock:
                     owner.requests.append(Received("POST", self.path, dict(self.headers.items()), body))
+                time.sleep(owner.delay)
                 self.send_response(owner.status if length is not None else 411)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
