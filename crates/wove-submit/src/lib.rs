@@ -1,5 +1,5 @@
-//! `wove-submit`: builds, submits, watches and cancels the jobs that carry a
-//! Wove payload to `wove-worker`.
+//! `wove-submit`: builds, submits, watches and cancels the Kubernetes Jobs and
+//! AWS Batch jobs that carry a Wove payload to `wove-worker`.
 //!
 //! ```
 //! use wove_submit::{kubernetes, EncodedPayload};
@@ -19,11 +19,13 @@
 //! - [`payload`]: a validated payload, carried byte for byte as given.
 //! - [`naming`]: names and label values the API servers accept, from Wove's ids.
 //! - [`kubernetes`]: Jobs, rendered offline; the client with feature `kubernetes`.
+//! - [`batch`]: AWS Batch SubmitJob requests, rendered offline; the client with feature `aws-batch`.
 //!
 //! The worker's exit codes come from `wove_proto::exit`: the retry rules the
 //! submitter writes and the outcomes it reports read that one definition.
 #![deny(missing_docs)]
 
+pub mod batch;
 pub mod kubernetes;
 pub mod naming;
 pub mod payload;

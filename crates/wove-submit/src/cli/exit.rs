@@ -17,7 +17,7 @@ pub enum SubmitExit {
     Refused,
     /// No Job of that name.
     NotFound,
-    /// The API could not be reached or refused the request (a name taken by another payload included).
+    /// The platform's API could not be reached or refused the request (a name taken by another payload included).
     Api,
     /// The Job failed without a worker exit code (deadline, pod never started, evicted).
     JobFailed,
@@ -67,7 +67,7 @@ Exit codes:
     2    usage error
    64    refused before anything was sent: invalid options or payload
    68    no Job of that name
-   69    the Kubernetes API could not be reached or refused the request
+   69    the platform's API (Kubernetes, AWS Batch) could not be reached or refused the request
    79    the Job failed without a worker exit code (deadline, pod never ran)
   124    timed out waiting
   With `wait` and `submit --wait`, a Job that failed after its worker ran exits

@@ -1,7 +1,6 @@
 //! `wove-submit kubernetes render|submit|status|wait|logs|cancel`.
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,13 +14,12 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use wove_submit::kubernetes::{
     self, Client, ClientError, Indexed, JobOptions, JobReport, PayloadPlacement, RenderError, SigningSecret,
 };
-use wove_submit::EncodedPayload;
 
+use super::args::{
+    block_on, json_list, json_one, key_value, read_payload, refused, seconds, set, PayloadArgs, WaitingArgs,
+};
 use super::output::{self, Output, RenderFormat, Stream};
 use super::{Failure, SubmitExit};
-
-/// Largest payload file read: far above what a Job can carry, small enough to refuse at once.
-const MAX_PAYLOAD_READ: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -123,17 +121,6 @@ pub struct LogsArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(next_help_heading = "Waiting")]
-struct WaitingArgs {
-    /// Seconds to wait for the Job to end.
-    #[arg(long, env = "WOVE_SUBMIT_TIMEOUT", default_value = "3600", value_name = "SECS", value_parser = seconds)]
-    timeout: Duration,
-    /// Seconds between two looks at the Job.
-    #[arg(long, env = "WOVE_SUBMIT_POLL", default_value = "2", value_name = "SECS", value_parser = seconds)]
-    poll: Duration,
-}
-
-#[derive(Debug, Args)]
 #[command(next_help_heading = "Cluster")]
 struct ConnectArgs {
     /// Kubeconfig file [default: KUBECONFIG, ~/.kube/config, then in-cluster].
@@ -145,20 +132,6 @@ struct ConnectArgs {
     /// Seconds each API call may take.
     #[arg(long, env = "WOVE_SUBMIT_API_TIMEOUT", default_value = "30", value_name = "SECS", value_parser = seconds)]
     api_timeout: Duration,
-}
-
-#[derive(Debug, Args)]
-#[command(next_help_heading = "Payload")]
-struct PayloadArgs {
-    /// The payload: a file of JSON or base64, `-` for stdin.
-    #[arg(long, env = "WOVE_BACKEND_PAYLOAD_FILE", value_name = "PATH")]
-    payload_file: Option<PathBuf>,
-    /// The payload as base64, as Wove writes it (--payload-file wins when both are given).
-    #[arg(long, env = "WOVE_BACKEND_PAYLOAD", value_name = "BASE64", hide_env_values = true)]
-    payload: Option<String>,
-    /// Keep the payload out of the Job's environment even when it is small.
-    #[arg(long, env = "WOVE_SUBMIT_SENSITIVE")]
-    sensitive: bool,
 }
 
 /// Job options. Each overrides the same option from --options.
@@ -314,14 +287,6 @@ pub fn run(command: Command) -> Result<SubmitExit, Failure> {
     }
 }
 
-fn block_on(future: impl std::future::Future<Output = Result<SubmitExit, Failure>>) -> Result<SubmitExit, Failure> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::new(SubmitExit::Api, format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(future)
-}
-
 async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
     match command {
         Remote::Submit(args) => submit(*args).await,
@@ -431,10 +396,6 @@ fn client_failure(error: ClientError) -> Failure {
     Failure::new(exit, error)
 }
 
-fn refused(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Failure {
-    Failure::new(SubmitExit::Refused, error)
-}
-
 /// Read the payload, merge the options and build the checked Job.
 fn build(payload: &PayloadArgs, job: &JobArgs) -> Result<kubernetes::Manifest, Failure> {
     let encoded = read_payload(payload)?.sensitive(payload.sensitive);
@@ -452,29 +413,6 @@ fn build(payload: &PayloadArgs, job: &JobArgs) -> Result<kubernetes::Manifest, F
         return Err(refused(e));
     }
     rendered.map_err(|e: RenderError| refused(e))
-}
-
-fn read_payload(args: &PayloadArgs) -> Result<EncodedPayload, Failure> {
-    let text = match (&args.payload_file, &args.payload) {
-        (Some(path), _) => {
-            let mut bytes = Vec::new();
-            let read = if path.as_os_str() == "-" {
-                std::io::stdin().take(MAX_PAYLOAD_READ + 1).read_to_end(&mut bytes)
-            } else {
-                std::fs::File::open(path).and_then(|f| f.take(MAX_PAYLOAD_READ + 1).read_to_end(&mut bytes))
-            };
-            read.map_err(|e| refused(format!("cannot read the payload file {}: {e}", path.display())))?;
-            if bytes.len() as u64 > MAX_PAYLOAD_READ {
-                return Err(refused(format!("the payload file is larger than {MAX_PAYLOAD_READ} bytes")));
-            }
-            String::from_utf8(bytes).map_err(|_| refused("the payload file is not UTF-8 text"))?
-        }
-        (None, Some(text)) => text.clone(),
-        (None, None) => {
-            return Err(refused("no payload: give --payload-file, --payload or WOVE_BACKEND_PAYLOAD"));
-        }
-    };
-    EncodedPayload::from_text(&text).map_err(refused)
 }
 
 fn read_patch(text: &str) -> Result<serde_json::Value, Failure> {
@@ -613,42 +551,9 @@ impl JobArgs {
     }
 }
 
-fn set<T>(field: &mut T, value: Option<T>) {
-    if let Some(value) = value {
-        *field = value;
-    }
-}
-
-fn seconds(text: &str) -> Result<Duration, String> {
-    let value: f64 = text.trim().parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
-    if !value.is_finite() || value <= 0.0 || value > 1e9 {
-        return Err(format!("`{text}` must be a positive number of seconds"));
-    }
-    Ok(Duration::from_secs_f64(value))
-}
-
-fn key_value(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
-        _ => Err(format!("`{text}` is not KEY=VALUE")),
-    }
-}
-
 fn placement(text: &str) -> Result<PayloadPlacement, String> {
     serde_json::from_value(serde_json::Value::String(text.to_string()))
         .map_err(|_| format!("`{text}` is not auto, env or secret"))
-}
-
-fn json_one<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
-    serde_json::from_str(text).map_err(|e| format!("not valid JSON for this field: {e}"))
-}
-
-fn json_list<T: serde::de::DeserializeOwned>(text: &str) -> Result<Vec<T>, String> {
-    if text.trim_start().starts_with('[') {
-        json_one(text)
-    } else {
-        json_one(text).map(|one| vec![one])
-    }
 }
 
 /// The manifest's objects, each with its `apiVersion` and `kind`, Secret first.

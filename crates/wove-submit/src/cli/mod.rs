@@ -2,6 +2,8 @@
 //! calls → output and one exit code. Errors are printed here, once, with
 //! their causes.
 
+mod args;
+mod batch;
 mod exit;
 mod kubernetes;
 mod output;
@@ -25,6 +27,9 @@ enum Platform {
     /// Kubernetes Jobs.
     #[command(subcommand)]
     Kubernetes(kubernetes::Command),
+    /// AWS Batch jobs.
+    #[command(subcommand)]
+    Batch(batch::Command),
 }
 
 /// A failure, and the exit code it maps to.
@@ -35,7 +40,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(exit: SubmitExit, error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+    pub(crate) fn new(exit: SubmitExit, error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self { exit, error: error.into() }
     }
 }
@@ -51,6 +56,7 @@ pub fn run() -> ExitCode {
     };
     let outcome = match cli.platform {
         Platform::Kubernetes(command) => kubernetes::run(command),
+        Platform::Batch(command) => batch::run(command),
     };
     match outcome {
         Ok(exit) => exit.into(),

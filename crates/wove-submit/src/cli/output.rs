@@ -4,6 +4,7 @@
 //! to stderr.
 
 use clap::ValueEnum;
+use wove_submit::batch::{BatchReport, CancelOutcome, SubmittedJob};
 use wove_submit::kubernetes::{Cancelled, JobReport, Manifest, Submitted};
 
 use super::kubernetes::render_typed;
@@ -119,8 +120,78 @@ pub fn print_cancelled(namespace: &str, name: &str, result: Cancelled, format: O
     }
 }
 
+/// Print what a Batch submit did.
+pub fn print_batch_submitted(submitted: &SubmittedJob, format: Output, more_follows: bool) {
+    match format {
+        // With --wait the report that follows is the one JSON document.
+        Output::Json if more_follows => {}
+        Output::Json => println!("{}", pretty(&serde_json::to_value(submitted).unwrap_or_default())),
+        Output::Text => {
+            let verb = if submitted.created { "submitted" } else { "already submitted with this payload" };
+            println!("job {} ({}) {verb}", submitted.job_id, submitted.job_name);
+        }
+    }
+}
+
+/// Print a Batch job's state.
+pub fn print_batch_report(report: &BatchReport, format: Output, to: Stream) {
+    match format {
+        Output::Json => to.write(&format!("{}\n", pretty(&serde_json::to_value(report).unwrap_or_default()))),
+        Output::Text => {
+            let mut out = format!(
+                "job {} ({}): {} [{}]",
+                report.job_id,
+                report.job_name,
+                phase_word(report.phase),
+                report.status
+            );
+            if let Some(reason) = &report.reason {
+                out.push_str(&format!(" ({reason})"));
+            }
+            out.push('\n');
+            if let (Some(code), Some(meaning)) = (report.exit_code, &report.exit_meaning) {
+                out.push_str(&format!("  worker exit code {code}: {meaning}\n"));
+            }
+            for (i, a) in report.attempts.iter().enumerate() {
+                out.push_str(&format!("  attempt {}:", i + 1));
+                if let Some(code) = a.exit_code {
+                    out.push_str(&format!(" exit {code}"));
+                }
+                if let Some(reason) = a.reason.as_ref().or(a.status_reason.as_ref()) {
+                    out.push_str(&format!(" ({reason})"));
+                }
+                if let Some(log) = &a.log_stream_name {
+                    out.push_str(&format!(", log {log}"));
+                }
+                out.push('\n');
+            }
+            if let Some(array) = &report.array {
+                let by_status: Vec<String> = array.status_summary.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                out.push_str(&format!("  array of {}: {}\n", array.size.unwrap_or(0), by_status.join(", ")));
+            }
+            to.write(&out);
+        }
+    }
+}
+
+/// Print what a Batch cancel did.
+pub fn print_batch_cancelled(job_id: &str, outcome: &CancelOutcome, format: Output) {
+    match format {
+        Output::Json => println!("{}", pretty(&serde_json::json!({"job_id": job_id, "result": outcome}))),
+        Output::Text => match outcome {
+            CancelOutcome::Terminated => println!("job {job_id} terminated: SIGTERM now, SIGKILL 30 s later"),
+            CancelOutcome::Cancelled => println!("job {job_id} cancelled before it started"),
+            CancelOutcome::AlreadyFinished(status) => println!("job {job_id} had already ended: {status}"),
+        },
+    }
+}
+
+fn phase_word(phase: wove_submit::kubernetes::Phase) -> String {
+    serde_json::to_value(phase).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
 fn report_text(r: &JobReport) -> String {
-    let phase = serde_json::to_value(r.phase).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let phase = phase_word(r.phase);
     let mut out = format!("job/{} in namespace {}: {phase}", r.name, r.namespace);
     if let Some(reason) = &r.reason {
         out.push_str(&format!(" ({reason})"));

@@ -1,0 +1,21 @@
+//! AWS Batch jobs that run `wove-worker`.
+//!
+//! - [`options`]: what a caller may choose, with documented defaults.
+//! - [`render`]: the SubmitJob request built offline from a payload, every
+//!   limit checked before anything is sent.
+//! - [`retry`]: the `retryStrategy` derived from the exit codes.
+//! - [`status`]: a job's state read from its description.
+//! - `client` (feature `aws-batch`): submit, status, wait, cancel.
+
+#[cfg(feature = "aws-batch")]
+pub mod client;
+pub mod options;
+pub mod render;
+pub mod retry;
+pub mod status;
+
+#[cfg(feature = "aws-batch")]
+pub use client::{BatchClient, BatchError, CancelOutcome, SubmittedJob};
+pub use options::{BatchOptions, Dependency};
+pub use render::{render, BatchRenderError, SubmitJobRequest};
+pub use status::{BatchReport, JobDescription};

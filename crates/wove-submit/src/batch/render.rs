@@ -1,0 +1,360 @@
+//! The SubmitJob request, built offline from a payload and [`BatchOptions`]:
+//! the JSON `aws batch submit-job --cli-input-json` takes, and what the client
+//! sends. Every limit AWS Batch enforces, or fails a job on later, is checked
+//! here first.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use wove_proto::env as vars;
+
+use super::options::BatchOptions;
+use super::retry::{is_exit_code_pattern, retry_strategy, RetryStrategy, MAX_RULES};
+use crate::naming;
+use crate::payload::EncodedPayload;
+
+/// Longest job name.
+pub const MAX_JOB_NAME: usize = 128;
+/// Largest SubmitJob request, in bytes.
+pub const MAX_REQUEST_BYTES: usize = 30 * 1024;
+/// Largest container overrides (as JSON) an ECS-backed job starts with.
+pub const MAX_ECS_OVERRIDES: usize = 8192;
+/// Tag with the raw run id.
+pub const TAG_RUN_ID: &str = "wove:run-id";
+/// Tag with the raw task id.
+pub const TAG_TASK_ID: &str = "wove:task-id";
+/// Tag with the payload's SHA-256: a resubmit compares it.
+pub const TAG_PAYLOAD_SHA256: &str = "wove:payload-sha256";
+
+/// A SubmitJob request, as the API spells it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubmitJobRequest {
+    /// `<prefix>-<readable ids>-<hash>`.
+    pub job_name: String,
+    /// Queue.
+    pub job_queue: String,
+    /// Job definition.
+    pub job_definition: String,
+    /// Environment, command and resources.
+    pub container_overrides: ContainerOverrides,
+    /// Attempts and the rules that read exit codes.
+    pub retry_strategy: RetryStrategy,
+    /// Per-attempt timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<JobTimeout>,
+    /// Array size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array_properties: Option<ArrayProperties>,
+    /// Tags, the raw ids among them.
+    pub tags: BTreeMap<String, String>,
+    /// Whether the tags go to the ECS task too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub propagate_tags: bool,
+    /// Command parameters.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, String>,
+    /// Dependencies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<JobDependency>,
+    /// Fair-share priority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling_priority_override: Option<i32>,
+    /// Fair-share identifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_identifier: Option<String>,
+    /// Any other field, passed through as given.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `containerOverrides`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerOverrides {
+    /// The caller's variables, then the payload's.
+    pub environment: Vec<KeyValuePair>,
+    /// The command, when it overrides the job definition's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// vCPU, memory and GPU.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_requirements: Vec<ResourceRequirement>,
+}
+
+/// One environment variable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyValuePair {
+    /// Name.
+    pub name: String,
+    /// Value.
+    pub value: String,
+}
+
+/// One resource requirement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceRequirement {
+    /// `VCPU`, `MEMORY` or `GPU`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The amount, as text.
+    pub value: String,
+}
+
+/// `timeout`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobTimeout {
+    /// Seconds per attempt.
+    pub attempt_duration_seconds: i64,
+}
+
+/// `arrayProperties`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArrayProperties {
+    /// Children.
+    pub size: i32,
+}
+
+/// One entry of `dependsOn`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobDependency {
+    /// The job waited for.
+    pub job_id: String,
+    /// `N_TO_N` or `SEQUENTIAL`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// Why no request was built.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchRenderError {
+    /// An option is out of range or contradicts another.
+    #[error("option `{option}`: {problem}")]
+    Option {
+        /// The option, as in [`BatchOptions`].
+        option: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The request or its overrides would be over one of Batch's limits.
+    #[error("the {what} would be {size} bytes, over AWS Batch's {limit}-byte limit; {way_out}")]
+    TooLarge {
+        /// Which part.
+        what: &'static str,
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+        /// What the caller can do instead.
+        way_out: &'static str,
+    },
+}
+
+fn option(option: &'static str, problem: impl Into<String>) -> BatchRenderError {
+    BatchRenderError::Option { option, problem: problem.into() }
+}
+
+const WAY_OUT: &str = "make the payload smaller (large inputs by reference: a URL or a volume the task reads), \
+or put the payload in a file the job definition mounts and pass its path as `payload_file` \
+(the worker reads WOVE_BACKEND_PAYLOAD_FILE); the worker does not fetch payloads from URLs";
+
+/// Build the request for `payload`.
+pub fn render(payload: &EncodedPayload, options: &BatchOptions) -> Result<SubmitJobRequest, BatchRenderError> {
+    validate(options)?;
+    let p = payload.payload();
+    let job_name = naming::object_name_within(&options.name_prefix, &p.run_id, &p.task_id, MAX_JOB_NAME)
+        .map_err(|e| option("name_prefix", e.to_string()))?;
+
+    let mut environment: Vec<KeyValuePair> = options
+        .environment
+        .iter()
+        .map(|(name, value)| KeyValuePair { name: name.clone(), value: value.clone() })
+        .collect();
+    environment.push(match &options.payload_file {
+        Some(path) => KeyValuePair { name: vars::PAYLOAD_FILE.into(), value: path.clone() },
+        None => KeyValuePair { name: vars::PAYLOAD.into(), value: payload.base64().into() },
+    });
+    let mut resource_requirements = Vec::new();
+    let mut resource = |kind: &str, value: Option<String>| {
+        if let Some(value) = value {
+            resource_requirements.push(ResourceRequirement { kind: kind.into(), value });
+        }
+    };
+    resource("VCPU", options.vcpus.clone());
+    resource("MEMORY", options.memory_mib.map(|m| m.to_string()));
+    resource("GPU", options.gpus.map(|g| g.to_string()));
+
+    let mut tags = options.tags.clone();
+    tags.insert(TAG_RUN_ID.into(), tag_value(&p.run_id));
+    tags.insert(TAG_TASK_ID.into(), tag_value(&p.task_id));
+    tags.insert(TAG_PAYLOAD_SHA256.into(), payload.sha256().into());
+
+    let request = SubmitJobRequest {
+        job_name,
+        job_queue: options.job_queue.clone(),
+        job_definition: options.job_definition.clone(),
+        container_overrides: ContainerOverrides {
+            environment,
+            command: options.command.clone(),
+            resource_requirements,
+        },
+        retry_strategy: retry_strategy(options.attempts),
+        timeout: options.attempt_duration_seconds.map(|s| JobTimeout { attempt_duration_seconds: s }),
+        array_properties: options.array_size.map(|size| ArrayProperties { size }),
+        tags,
+        propagate_tags: options.propagate_tags,
+        parameters: options.parameters.clone(),
+        depends_on: options
+            .depends_on
+            .iter()
+            .map(|d| JobDependency { job_id: d.job_id.clone(), kind: d.kind.clone() })
+            .collect(),
+        scheduling_priority_override: options.scheduling_priority,
+        share_identifier: options.share_identifier.clone(),
+        extra: options.extra.clone(),
+    };
+    check_sizes(&request, options.ecs_overrides_limit)?;
+    Ok(request)
+}
+
+impl SubmitJobRequest {
+    /// The request as JSON, for `aws batch submit-job --cli-input-json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        // Strings, numbers and maps: serializing cannot fail.
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// The payload digest among its tags.
+    pub fn payload_sha256(&self) -> Option<&str> {
+        self.tags.get(TAG_PAYLOAD_SHA256).map(String::as_str)
+    }
+}
+
+/// Tag values allow letters, numbers, spaces and `_ . : / = + - @`, at most
+/// 256 characters: Wove's run ids fit as they are; anything else is replaced.
+pub fn tag_value(raw: &str) -> String {
+    raw.chars()
+        .map(|c| if c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c) { c } else { '_' })
+        .take(256)
+        .collect()
+}
+
+fn check_sizes(request: &SubmitJobRequest, ecs: bool) -> Result<(), BatchRenderError> {
+    // Serializing our own types cannot fail.
+    let overrides = serde_json::to_string(&request.container_overrides).unwrap_or_default().len();
+    if ecs && overrides > MAX_ECS_OVERRIDES {
+        return Err(BatchRenderError::TooLarge {
+            what: "container overrides (environment and command, as JSON)",
+            size: overrides,
+            limit: MAX_ECS_OVERRIDES,
+            way_out: WAY_OUT,
+        });
+    }
+    let whole = serde_json::to_vec(request).unwrap_or_default().len();
+    if whole > MAX_REQUEST_BYTES {
+        return Err(BatchRenderError::TooLarge {
+            what: "SubmitJob request",
+            size: whole,
+            limit: MAX_REQUEST_BYTES,
+            way_out: WAY_OUT,
+        });
+    }
+    if request.retry_strategy.evaluate_on_exit.len() > MAX_RULES {
+        return Err(option("attempts", format!("more than {MAX_RULES} retry rules")));
+    }
+    if let Some(rule) = request
+        .retry_strategy
+        .evaluate_on_exit
+        .iter()
+        .find(|r| r.on_exit_code.as_deref().is_some_and(|p| !is_exit_code_pattern(p)))
+    {
+        return Err(option("attempts", format!("{:?} is not an exit code pattern", rule.on_exit_code)));
+    }
+    Ok(())
+}
+
+/// Whether `name` is a job name Batch accepts: 1 to 128 characters, the
+/// first a letter or digit, then letters, digits, `_` and `-`.
+pub fn is_job_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_JOB_NAME
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn validate(o: &BatchOptions) -> Result<(), BatchRenderError> {
+    if o.job_queue.trim().is_empty() {
+        return Err(option("job_queue", "is required"));
+    }
+    if o.job_definition.trim().is_empty() {
+        return Err(option("job_definition", "is required"));
+    }
+    for (name, _) in &o.environment {
+        if name.starts_with("AWS_BATCH") {
+            return Err(option("environment", format!("{name}: names starting AWS_BATCH are AWS Batch's own")));
+        }
+        if [vars::PAYLOAD, vars::PAYLOAD_FILE].contains(&name.as_str()) {
+            return Err(option("environment", format!("{name} is set by the submitter")));
+        }
+        if name.is_empty() || name.contains('=') {
+            return Err(option("environment", format!("{name:?} is not a variable name")));
+        }
+    }
+    if o.command.as_ref().is_some_and(|c| c.is_empty()) {
+        return Err(option("command", "must name a program when given"));
+    }
+    if !(1..=10).contains(&o.attempts) {
+        return Err(option("attempts", "must be 1 to 10"));
+    }
+    if o.attempt_duration_seconds.is_some_and(|s| s < 60) {
+        return Err(option("attempt_duration_seconds", "must be at least 60 (AWS Batch's minimum)"));
+    }
+    if o.array_size.is_some_and(|n| !(2..=10_000).contains(&n)) {
+        return Err(option("array_size", "must be 2 to 10000"));
+    }
+    if o.scheduling_priority.is_some_and(|p| !(0..=9999).contains(&p)) {
+        return Err(option("scheduling_priority", "must be 0 to 9999"));
+    }
+    if o.tags.len() > 47 {
+        return Err(option("tags", "at most 47 (50 with the submitter's three)"));
+    }
+    for (key, value) in &o.tags {
+        if key.starts_with("aws:") || key.starts_with("wove:") || key.is_empty() || key.len() > 128 || value.len() > 256
+        {
+            return Err(option(
+                "tags",
+                format!("{key:?}: keys 1 to 128 characters, not aws: or wove:, values at most 256"),
+            ));
+        }
+    }
+    for dependency in &o.depends_on {
+        if dependency.kind.as_deref().is_some_and(|k| k != "N_TO_N" && k != "SEQUENTIAL") {
+            return Err(option("depends_on", format!("{:?} is not N_TO_N or SEQUENTIAL", dependency.kind)));
+        }
+    }
+    if let Some(path) = &o.payload_file {
+        if !path.starts_with('/') {
+            return Err(option("payload_file", "must be an absolute path in the container"));
+        }
+    }
+    const OWN: [&str; 12] = [
+        "jobName",
+        "jobQueue",
+        "jobDefinition",
+        "containerOverrides",
+        "retryStrategy",
+        "timeout",
+        "arrayProperties",
+        "tags",
+        "propagateTags",
+        "parameters",
+        "dependsOn",
+        "schedulingPriorityOverride",
+    ];
+    if let Some(key) = o.extra.keys().find(|k| OWN.contains(&k.as_str()) || k.as_str() == "shareIdentifier") {
+        return Err(option("extra", format!("{key} has an option of its own")));
+    }
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! How an AWS Batch job stands, read from its description, without I/O.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::render::{TAG_RUN_ID, TAG_TASK_ID};
+use crate::kubernetes::Phase;
+
+/// What DescribeJobs says about a job (the parts read here), as the API spells it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct JobDescription {
+    /// Its id (array children: `<parent>:<index>`).
+    pub job_id: String,
+    /// Its name.
+    pub job_name: String,
+    /// `SUBMITTED`, `PENDING`, `RUNNABLE`, `STARTING`, `RUNNING`, `SUCCEEDED` or `FAILED`.
+    pub status: String,
+    /// Why it is in that status, when Batch says.
+    pub status_reason: Option<String>,
+    /// Each attempt, oldest first.
+    pub attempts: Vec<Attempt>,
+    /// The current (or last) container.
+    pub container: Option<Container>,
+    /// For array jobs.
+    pub array_properties: Option<ArraySummary>,
+    /// Its tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One attempt.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Attempt {
+    /// Its container.
+    pub container: Option<Container>,
+    /// Why the attempt ended, when Batch says.
+    pub status_reason: Option<String>,
+}
+
+/// A container of an attempt.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Container {
+    /// Its exit code.
+    pub exit_code: Option<i32>,
+    /// Why it ended, when Batch says (`OutOfMemoryError: …`, `CannotPullContainerError: …`).
+    pub reason: Option<String>,
+    /// Its CloudWatch log stream.
+    pub log_stream_name: Option<String>,
+}
+
+/// An array job's children, by status.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ArraySummary {
+    /// How many children.
+    pub size: Option<i32>,
+    /// The index, for a child.
+    pub index: Option<i32>,
+    /// Children by status.
+    pub status_summary: BTreeMap<String, i32>,
+}
+
+/// A job's state, for people (`status`) and programs (`--output json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatchReport {
+    /// The job's id.
+    pub job_id: String,
+    /// Its name.
+    pub job_name: String,
+    /// The raw run id, from its tags.
+    pub run_id: Option<String>,
+    /// The raw task id, from its tags.
+    pub task_id: Option<String>,
+    /// Where it stands.
+    pub phase: Phase,
+    /// Batch's own status.
+    pub status: String,
+    /// Batch's status reason.
+    pub reason: Option<String>,
+    /// The worker's exit code in the last attempt.
+    pub exit_code: Option<i32>,
+    /// What that code means in the worker's contract.
+    pub exit_meaning: Option<String>,
+    /// Each attempt.
+    pub attempts: Vec<AttemptReport>,
+    /// For array jobs: children by status.
+    pub array: Option<ArraySummary>,
+}
+
+/// One attempt, explained.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttemptReport {
+    /// The worker's exit code.
+    pub exit_code: Option<i32>,
+    /// What it means in the contract.
+    pub exit_meaning: Option<String>,
+    /// The container's reason.
+    pub reason: Option<String>,
+    /// Batch's reason for the attempt's end.
+    pub status_reason: Option<String>,
+    /// Where its log is.
+    pub log_stream_name: Option<String>,
+}
+
+/// Read a job's state from its description.
+pub fn report(job: &JobDescription) -> BatchReport {
+    let phase = match job.status.as_str() {
+        "SUCCEEDED" => Phase::Succeeded,
+        "FAILED" => Phase::Failed,
+        "RUNNING" => Phase::Running,
+        _ => Phase::Pending,
+    };
+    let attempts: Vec<AttemptReport> = job
+        .attempts
+        .iter()
+        .map(|a| {
+            let c = a.container.clone().unwrap_or_default();
+            AttemptReport {
+                exit_code: c.exit_code,
+                exit_meaning: c.exit_code.map(wove_proto::exit::describe),
+                reason: c.reason,
+                status_reason: a.status_reason.clone(),
+                log_stream_name: c.log_stream_name,
+            }
+        })
+        .collect();
+    let exit_code = attempts.last().and_then(|a| a.exit_code).or(job.container.as_ref().and_then(|c| c.exit_code));
+    BatchReport {
+        job_id: job.job_id.clone(),
+        job_name: job.job_name.clone(),
+        run_id: job.tags.get(TAG_RUN_ID).cloned(),
+        task_id: job.tags.get(TAG_TASK_ID).cloned(),
+        phase,
+        status: job.status.clone(),
+        reason: job.status_reason.clone().filter(|r| !r.is_empty()),
+        exit_code,
+        exit_meaning: exit_code.map(wove_proto::exit::describe),
+        attempts,
+        array: job.array_properties.clone().filter(|a| a.size.is_some() || !a.status_summary.is_empty()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_job_reports_its_last_attempts_exit_code() {
+        let job: JobDescription = serde_json::from_value(serde_json::json!({
+            "jobId": "j-1", "jobName": "wove-x", "status": "FAILED",
+            "statusReason": "Essential container in task exited",
+            "attempts": [
+                {"container": {"exitCode": 75, "logStreamName": "a/1"}, "statusReason": "Essential container in task exited"},
+                {"container": {"exitCode": 3, "logStreamName": "a/2"}}
+            ],
+            "tags": {"wove:run-id": "x:1"}
+        }))
+        .unwrap();
+        let r = report(&job);
+        assert_eq!((r.phase, r.exit_code), (Phase::Failed, Some(3)));
+        assert!(r.exit_meaning.as_deref().unwrap().starts_with("task failed"));
+        assert!(r.attempts[0].exit_meaning.as_deref().unwrap().contains("retryable"));
+        assert_eq!(r.run_id.as_deref(), Some("x:1"));
+    }
+
+    #[test]
+    fn statuses_map_to_phases() {
+        for (status, phase) in [
+            ("SUBMITTED", Phase::Pending),
+            ("RUNNABLE", Phase::Pending),
+            ("STARTING", Phase::Pending),
+            ("RUNNING", Phase::Running),
+            ("SUCCEEDED", Phase::Succeeded),
+        ] {
+            let job = JobDescription { status: status.into(), ..Default::default() };
+            assert_eq!(report(&job).phase, phase, "{status}");
+        }
+    }
+}

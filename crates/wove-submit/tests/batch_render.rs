@@ -1,0 +1,155 @@
+//! SubmitJob requests through the library's public API: what moto does not
+//! validate (names, sizes, reserved variables, retry rules, the timeout floor)
+//! checked here against AWS Batch's documented rules.
+
+use wove_submit::batch::render::{is_job_name, MAX_ECS_OVERRIDES, MAX_REQUEST_BYTES};
+use wove_submit::batch::retry::{action_for, MAX_RULES};
+use wove_submit::batch::{self, BatchOptions, BatchRenderError};
+use wove_submit::EncodedPayload;
+
+fn payload_with(run_id: &str, blob: usize) -> EncodedPayload {
+    let text = serde_json::json!({
+        "version": 1,
+        "callback_url": "http://127.0.0.1:9010/wove/events/SECRET-TOKEN",
+        "run_id": run_id,
+        "task_id": run_id.split(':').next().filter(|t| !t.is_empty()).unwrap_or("t"),
+        "task": {"runner": "subprocess", "program": "cat", "input": {"blob": "x".repeat(blob)}},
+    })
+    .to_string();
+    EncodedPayload::from_text(&text).unwrap()
+}
+
+fn options() -> BatchOptions {
+    BatchOptions::new("wove-queue", "wove-worker:3")
+}
+
+#[test]
+fn names_are_valid_for_any_run_id() {
+    let long = "r".repeat(300);
+    for run_id in [
+        "compute:0123456789abcdef0123456789abcdef",
+        "a.b.c:d.e",
+        "Ünïcödé:задача",
+        long.as_str(),
+        ":::",
+        "-x-:-y-",
+    ] {
+        let request = batch::render(&payload_with(run_id, 0), &options()).unwrap();
+        assert!(is_job_name(&request.job_name), "{run_id:?} -> {}", request.job_name);
+        assert_eq!(request.tags["wove:run-id"].chars().count(), run_id.chars().count().min(256), "{run_id:?}");
+    }
+    // Deterministic, and distinct for distinct runs.
+    let a = batch::render(&payload_with("a:1", 0), &options()).unwrap().job_name;
+    assert_eq!(a, batch::render(&payload_with("a:1", 0), &options()).unwrap().job_name);
+    assert_ne!(a, batch::render(&payload_with("a-1", 0), &options()).unwrap().job_name);
+}
+
+#[test]
+fn the_payload_rides_last_in_the_environment_byte_for_byte() {
+    let p = payload_with("compute:1", 10);
+    let mut o = options();
+    o.environment = vec![("MODE".into(), "fast".into())];
+    let request = batch::render(&p, &o).unwrap();
+    let env = &request.container_overrides.environment;
+    assert_eq!((env[0].name.as_str(), env[0].value.as_str()), ("MODE", "fast"));
+    assert_eq!((env[1].name.as_str(), env[1].value.as_str()), ("WOVE_BACKEND_PAYLOAD", p.base64()));
+    assert_eq!(request.tags["wove:payload-sha256"], p.sha256());
+    assert_eq!(request.payload_sha256(), Some(p.sha256()));
+}
+
+#[test]
+fn the_size_guards_hold_at_and_around_both_limits() {
+    // Find the largest blob whose overrides fit in 8192, by the rendered size itself.
+    let overrides_len = |blob: usize| {
+        let mut o = options();
+        o.ecs_overrides_limit = false;
+        let r = batch::render(&payload_with("c:1", blob), &o).unwrap();
+        serde_json::to_string(&r.container_overrides).unwrap().len()
+    };
+    let base = overrides_len(0);
+    // Each 3 blob bytes add 4 base64 bytes.
+    let mut blob = (MAX_ECS_OVERRIDES - base) * 3 / 4;
+    while overrides_len(blob) > MAX_ECS_OVERRIDES {
+        blob -= 1;
+    }
+    while overrides_len(blob + 1) <= MAX_ECS_OVERRIDES {
+        blob += 1;
+    }
+    assert!(batch::render(&payload_with("c:1", blob), &options()).is_ok(), "at the limit: fits");
+    let err = batch::render(&payload_with("c:1", blob + 3), &options()).unwrap_err();
+    let BatchRenderError::TooLarge { limit, size, .. } = &err else { panic!("{err}") };
+    assert_eq!(*limit, MAX_ECS_OVERRIDES);
+    assert!(*size > MAX_ECS_OVERRIDES);
+    let text = err.to_string();
+    assert!(text.contains("8192") && text.contains("payload_file") && text.contains("WOVE_BACKEND_PAYLOAD_FILE"), "{text}");
+
+    // Without the ECS limit, the request's own 30 KiB is next.
+    let mut eks = options();
+    eks.ecs_overrides_limit = false;
+    assert!(batch::render(&payload_with("c:1", 15_000), &eks).is_ok());
+    let err = batch::render(&payload_with("c:1", 24_000), &eks).unwrap_err();
+    assert!(matches!(err, BatchRenderError::TooLarge { limit: MAX_REQUEST_BYTES, .. }), "{err}");
+
+    // The way out: a payload file in the container keeps the payload out of the request.
+    let mut mounted = options();
+    mounted.payload_file = Some("/mnt/payloads/p.json".into());
+    let request = batch::render(&payload_with("c:1", 1_000_000), &mounted).unwrap();
+    let env = &request.container_overrides.environment;
+    assert_eq!((env[0].name.as_str(), env[0].value.as_str()), ("WOVE_BACKEND_PAYLOAD_FILE", "/mnt/payloads/p.json"));
+}
+
+#[test]
+fn reserved_names_and_out_of_range_options_are_refused() {
+    let p = payload_with("c:1", 0);
+    let cases: Vec<(BatchOptions, &str)> = vec![
+        (BatchOptions { environment: vec![("AWS_BATCH_JOB_ID".into(), "x".into())], ..options() }, "environment"),
+        (BatchOptions { environment: vec![("WOVE_BACKEND_PAYLOAD".into(), "x".into())], ..options() }, "environment"),
+        (BatchOptions { attempts: 11, ..options() }, "attempts"),
+        (BatchOptions { attempts: 0, ..options() }, "attempts"),
+        (BatchOptions { attempt_duration_seconds: Some(59), ..options() }, "attempt_duration_seconds"),
+        (BatchOptions { array_size: Some(1), ..options() }, "array_size"),
+        (BatchOptions { array_size: Some(10_001), ..options() }, "array_size"),
+        (BatchOptions { scheduling_priority: Some(10_000), ..options() }, "scheduling_priority"),
+        (BatchOptions { tags: [("aws:x".into(), "y".into())].into(), ..options() }, "tags"),
+        (BatchOptions { job_queue: String::new(), ..options() }, "job_queue"),
+        (BatchOptions { name_prefix: "Wove!".into(), ..options() }, "name_prefix"),
+        (BatchOptions { payload_file: Some("relative/p.json".into()), ..options() }, "payload_file"),
+        (BatchOptions { extra: [("jobName".into(), "x".into())].into_iter().collect(), ..options() }, "extra"),
+    ];
+    for (o, option) in cases {
+        let err = batch::render(&p, &o).unwrap_err();
+        assert!(matches!(&err, BatchRenderError::Option { option: got, .. } if *got == option), "{option}: {err}");
+    }
+    let ok = BatchOptions { attempt_duration_seconds: Some(60), array_size: Some(2), ..options() };
+    let request = batch::render(&p, &ok).unwrap();
+    assert_eq!(request.timeout.unwrap().attempt_duration_seconds, 60);
+    assert_eq!(request.array_properties.unwrap().size, 2);
+}
+
+#[test]
+fn retry_rules_exit_on_permanent_codes_and_retry_the_rest_within_five() {
+    let request = batch::render(&payload_with("c:1", 0), &BatchOptions { attempts: 3, ..options() }).unwrap();
+    let strategy = &request.retry_strategy;
+    assert_eq!(strategy.attempts, 3);
+    assert!(strategy.evaluate_on_exit.len() <= MAX_RULES);
+    for code in wove_proto::Exit::permanent_codes() {
+        assert_eq!(action_for(strategy, Some(i32::from(code)), None, None), "EXIT", "{code}");
+    }
+    for code in [70, 75] {
+        assert_eq!(action_for(strategy, Some(code), None, None), "RETRY", "{code}");
+    }
+    assert_eq!(action_for(strategy, Some(137), None, Some("Host EC2 (instance i-1) terminated.")), "RETRY");
+}
+
+#[test]
+fn other_fields_pass_through_into_the_request() {
+    let mut o = options();
+    o.extra.insert("nodeOverrides".into(), serde_json::json!({"numNodes": 2}));
+    o.share_identifier = Some("teamA".into());
+    o.propagate_tags = true;
+    let json = batch::render(&payload_with("c:1", 0), &o).unwrap().to_json();
+    assert_eq!(json["nodeOverrides"]["numNodes"], 2);
+    assert_eq!(json["shareIdentifier"], "teamA");
+    assert_eq!(json["propagateTags"], true);
+    assert!(json.get("timeout").is_none(), "unset options are left out");
+}
