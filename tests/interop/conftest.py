@@ -23,6 +23,7 @@ from typing import Dict, Iterator, List
 import pytest
 import wove
 
+from batch_cloud import BatchCloud
 from k8s_cluster import Cluster
 from kubelet import LocalBatchApi
 from receiver import EventReceiver
@@ -157,14 +158,30 @@ def submit_bin() -> str:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, worker_command: List[str], worker_env: Dict[str, str]) -> Iterator[Cluster]:
-    """A Kubernetes API on loopback whose pods run locally; its image has `wove-worker` on PATH."""
+def image_env(tmp_path: Path, worker_command: List[str], worker_env: Dict[str, str]) -> Dict[str, str]:
+    """The environment of a container of the worker image: `wove-worker` on its PATH."""
     image_bin = tmp_path / "image-bin"
     image_bin.mkdir()
     (image_bin / "wove-worker").symlink_to(worker_command[0])
-    env = dict(worker_env, PATH=f"{image_bin}{os.pathsep}{worker_env['PATH']}")
-    api = Cluster(tmp_path / "cluster", env).start()
+    return dict(worker_env, PATH=f"{image_bin}{os.pathsep}{worker_env['PATH']}")
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, image_env: Dict[str, str]) -> Iterator[Cluster]:
+    """A Kubernetes API on loopback whose pods run locally from the worker image."""
+    api = Cluster(tmp_path / "cluster", image_env).start()
     try:
         yield api
     finally:
         api.stop()
+
+
+@pytest.fixture
+def batch_cloud(tmp_path: Path, image_env: Dict[str, str]) -> Iterator[BatchCloud]:
+    """AWS Batch (moto) on loopback, set up with a queue and a job definition, whose jobs run
+    locally from the worker image."""
+    cloud = BatchCloud(tmp_path / "batch", image_env).start()
+    try:
+        yield cloud
+    finally:
+        cloud.stop()

@@ -1,12 +1,16 @@
-"""Wove's own `kubernetes_jobs` adapter, configured with the README's snippet (`wove_submit.py`).
+"""Wove's own `kubernetes_jobs` and `aws_batch` adapters, configured with the README's snippets
+(`wove_submit.py`).
 
-A real weave submits through `wove-submit` to the emulated API; the kubelet stand-in runs the
-Job's container (the worker, running the pickled callable), and the result comes back through
-Wove's own callback server. Wove's cancel must end in a DELETE that stops the pod.
+A real weave submits through `wove-submit` to the emulated Kubernetes API or to moto's Batch; a
+stand-in runs the job's container (the worker, running the pickled callable), and the result
+comes back through Wove's own callback server. Wove's cancel must stop the running worker: a
+DELETE with background propagation, a TerminateJob.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -19,11 +23,12 @@ from wove import DeliveryTimeoutError, weave
 from wove.integrations.kubernetes_jobs import KubernetesJobsAdapter
 
 import k8s_rules
+from batch_cloud import DEFINITION, QUEUE, BatchCloud
 from k8s_cluster import JOBS, Cluster
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "crates/wove-submit/python"))
-from wove_submit import KubernetesJobs  # noqa: E402
+from wove_submit import BatchJobs, KubernetesJobs  # noqa: E402
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 pytestmark = pytest.mark.wove_worker_only
@@ -53,11 +58,12 @@ def jobs(cluster: Cluster, submit_bin: str) -> Iterator[KubernetesJobs]:
         wove.config(environments={ENVIRONMENT: None})
 
 
-def test_the_snippet_is_the_documented_one() -> None:
+def test_the_snippets_are_the_documented_ones() -> None:
     readme = (REPO / "README.md").read_text()
     module = (REPO / "crates/wove-submit/python/wove_submit.py").read_text()
     for line in ("from wove_submit import KubernetesJobs", "jobs = KubernetesJobs(",
-                 '"executor_config": jobs.executor_config()'):
+                 '"executor_config": jobs.executor_config()', "from wove_submit import BatchJobs",
+                 "batch = BatchJobs(", '"executor_config": batch.executor_config()'):
         assert line in readme and line in module, line
 
 
@@ -112,3 +118,55 @@ def _wait_exit(run, timeout: float) -> int:
         assert time.monotonic() < deadline, "the pod was not stopped"
         time.sleep(0.05)
     return run.exit_code
+
+
+# -- AWS Batch ---------------------------------------------------------------------------------
+
+BATCH_ENVIRONMENT = "batch-submit"
+JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+
+
+@pytest.fixture
+def batch_jobs(batch_cloud: BatchCloud, submit_bin: str) -> Iterator[BatchJobs]:
+    env = {"PATH": os.environ["PATH"], "HOME": "/nonexistent", **batch_cloud.env()}
+    # A short shutdown budget keeps the cancel test inside the stand-in's grace.
+    jobs = BatchJobs(job_queue=QUEUE, job_definition=DEFINITION, program=submit_bin, env=env,
+                     options=["--env", "WOVE_WORKER_SHUTDOWN_BUDGET=3"])
+    wove.config(environments={BATCH_ENVIRONMENT: {"executor": "aws_batch",
+                                                  "executor_config": jobs.executor_config(callback_host="127.0.0.1")}})
+    try:
+        yield jobs
+    finally:
+        wove.config(environments={BATCH_ENVIRONMENT: None})
+
+
+def test_a_weave_runs_its_task_in_a_batch_job_wove_submit_made(batch_jobs: BatchJobs, batch_cloud: BatchCloud) -> None:
+    with weave() as w:
+
+        @w.do(environment=BATCH_ENVIRONMENT, delivery_timeout=30)
+        def product() -> int:
+            return multiply(6, 7)
+
+    assert w.result["product"] == 42
+    (submitted,) = batch_cloud.calls("submitjob")
+    name = submitted.body["jobName"]
+    # moto's simple mode accepts any name: Batch's own rule is checked here.
+    assert JOB_NAME.match(name), name
+    assert ":" in submitted.body["tags"]["wove:run-id"], "Wove's raw run id is kept in a tag"
+    assert not JOB_NAME.match("wove-" + submitted.body["tags"]["wove:run-id"]), "Wove's own name would be refused"
+    run = batch_cloud.wait_run(batch_cloud.client("batch").list_jobs(jobQueue=QUEUE)["jobSummaryList"][0]["jobId"])
+    assert run.env["AWS_BATCH_JOB_ID"] and run.exit_code == 0
+
+
+def test_wove_s_cancel_of_a_batch_job_terminates_it(batch_jobs: BatchJobs, batch_cloud: BatchCloud) -> None:
+    with weave() as w:
+        w.do(environment=BATCH_ENVIRONMENT, delivery_timeout=4)(sleep_long)
+    with pytest.raises(DeliveryTimeoutError):
+        w.result["sleep_long"]
+    (terminated,) = batch_cloud.calls("terminatejob")
+    assert not batch_cloud.calls("canceljob"), "CancelJob does nothing to a running job"
+    run = batch_cloud.wait_run(terminated.body["jobId"], timeout=20)
+    # SIGTERM from TerminateJob: task_cancelled goes out, or is retried until the shutdown
+    # budget when the weave's callback server is already gone; never the grace's SIGKILL.
+    assert run.exit_code in (143, 75)
+    assert "SIGTERM" in run.stderr.read_text()

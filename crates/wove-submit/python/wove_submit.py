@@ -1,4 +1,4 @@
-"""Wove's `kubernetes_jobs` adapter, submitting through `wove-submit`.
+"""Wove's `kubernetes_jobs` and `aws_batch` adapters, submitting through `wove-submit`.
 
 Wove 2.0.3's own adapter builds a Job that a real API server refuses (the raw run id, with its
 colon, in a label) and cancels with a DELETE that leaves the pods running. Handing both ends to
@@ -15,8 +15,19 @@ payload to the `wove-submit` program and reads back what it printed.
     )
     wove.config(environments={"k8s": {"executor": "kubernetes_jobs", "executor_config": jobs.executor_config()}})
 
+Wove 2.0.3's `aws_batch` adapter names the job `wove-<run id>`, colon included, which the real
+API refuses, cancels with CancelJob, which does nothing to a running job, and lets a payload past
+Batch's size limits. Give it this client instead:
+
+    from wove_submit import BatchJobs
+
+    batch = BatchJobs(job_queue="wove-queue", job_definition="wove-worker:3",
+                      options=["--attempts", "3"])        # any `wove-submit batch submit` flag
+    wove.config(environments={"batch": {"executor": "aws_batch", "executor_config": batch.executor_config()}})
+
 `wove-submit` must be on PATH (or give `program=`); it finds the cluster the kube way
-(KUBECONFIG, ~/.kube/config, then in-cluster), or from `kubeconfig=` and `context=`.
+(KUBECONFIG, ~/.kube/config, then in-cluster), or from `kubeconfig=` and `context=`, and AWS the
+AWS way (environment, profile, web identity, ECS and instance roles).
 """
 
 from __future__ import annotations
@@ -28,14 +39,14 @@ import types
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-__all__ = ["KubernetesJobs", "Submission", "SubmitError"]
+__all__ = ["BatchJobs", "KubernetesJobs", "Submission", "SubmitError"]
 
 
 class SubmitError(RuntimeError):
     """`wove-submit` exited with an error; the message is what it printed."""
 
     def __init__(self, command: str, code: int, message: str) -> None:
-        super().__init__(f"wove-submit kubernetes {command} exited {code}: {message.strip()}")
+        super().__init__(f"wove-submit {command} exited {code}: {message.strip()}")
         self.code = code
 
 
@@ -110,28 +121,85 @@ class KubernetesJobs:
         # Background propagation: the pods get SIGTERM and the worker reports task_cancelled.
         return json.loads(await self._run(["cancel", job, "--namespace", namespace, "--output", "json"]))
 
-    # -- running the program ----------------------------------------------------------------
-
     async def _run(self, args: List[str], stdin: Optional[bytes] = None) -> str:
-        command = [self.program, "kubernetes", *args]
+        connect = []
         if self.kubeconfig is not None:
-            command += ["--kubeconfig", self.kubeconfig]
+            connect += ["--kubeconfig", self.kubeconfig]
         if self.context is not None:
-            command += ["--context", self.context]
-        env = dict(os.environ) if self.env is None else dict(self.env)
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-        )
-        try:
-            out, err = await asyncio.wait_for(process.communicate(stdin), timeout=self.timeout)
-        except asyncio.TimeoutError:
-            process.kill()
-            await process.wait()
-            raise SubmitError(args[0], -9, f"no answer within {self.timeout} s")
-        if process.returncode != 0:
-            raise SubmitError(args[0], process.returncode, err.decode(errors="replace"))
-        return out.decode()
+            connect += ["--context", self.context]
+        return await _run(self.program, ["kubernetes", *args, *connect], stdin, self.env, self.timeout)
+
+
+class BatchJobs:
+    """The `client` for Wove's `aws_batch` adapter: its `submit_job` and `cancel_job`."""
+
+    def __init__(
+        self,
+        job_queue: str,
+        job_definition: str,
+        *,
+        options: Sequence[str] = (),
+        program: str = "wove-submit",
+        env: Optional[Mapping[str, str]] = None,
+        timeout: float = 120.0,
+    ) -> None:
+        self.job_queue = job_queue
+        self.job_definition = job_definition
+        self.options = list(options)
+        self.program = program
+        self.env = dict(env) if env is not None else None
+        self.timeout = timeout
+
+    def executor_config(self, **extra: Any) -> Dict[str, Any]:
+        """The `executor_config` for `wove.config(environments=...)`."""
+        return {"client": self, "job_queue": self.job_queue, "job_definition": self.job_definition, **extra}
+
+    async def submit_job(self, **params: Any) -> Dict[str, Any]:
+        """What the adapter calls, with its own (invalid) `jobName`: only the payload, the
+        queue, the definition and the container overrides are taken; wove-submit names the job,
+        checks its limits and writes its retry rules."""
+        overrides = dict(params.get("containerOverrides") or {})
+        payload = None
+        args = ["batch", "submit", "--payload-file", "-", "--output", "json",
+                "--job-queue", params.get("jobQueue") or self.job_queue,
+                "--job-definition", params.get("jobDefinition") or self.job_definition]
+        for var in overrides.get("environment") or []:
+            if var["name"] == "WOVE_BACKEND_PAYLOAD":
+                payload = var["value"]
+            else:
+                args += ["--env", f"{var['name']}={var['value']}"]
+        for word in overrides.get("command") or []:
+            args += ["--command", word]
+        if payload is None:
+            raise SubmitError("batch submit", 64, "the adapter sent no WOVE_BACKEND_PAYLOAD")
+        submitted = json.loads(await _run(self.program, args + self.options, payload.encode(), self.env, self.timeout))
+        # What boto3's submit_job returns: the adapter keeps it and cancels by its jobId.
+        return {"jobId": submitted["job_id"], "jobName": submitted["job_name"]}
+
+    async def cancel_job(self, jobId: str, reason: str = "Cancelled by Wove.") -> Dict[str, Any]:  # noqa: N803
+        """TerminateJob once the job has started (the adapter's CancelJob would leave it running)."""
+        return json.loads(await _run(self.program, ["batch", "cancel", jobId, "--reason", reason, "--output", "json"],
+                                     None, self.env, self.timeout))
+
+
+async def _run(program: str, args: List[str], stdin: Optional[bytes], env: Optional[Mapping[str, str]],
+               timeout: float) -> str:
+    """Run `wove-submit ARGS`; its stdout, or SubmitError with what it printed."""
+    process = await asyncio.create_subprocess_exec(
+        program,
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=dict(os.environ) if env is None else dict(env),
+    )
+    what = " ".join(args[:2])
+    try:
+        out, err = await asyncio.wait_for(process.communicate(stdin), timeout=timeout)
+    except asyncio.TimeoutError:
+        process.kill()
+        await process.wait()
+        raise SubmitError(what, -9, f"no answer within {timeout} s")
+    if process.returncode != 0:
+        raise SubmitError(what, process.returncode, err.decode(errors="replace"))
+    return out.decode()

@@ -26,14 +26,9 @@ fn options() -> BatchOptions {
 #[test]
 fn names_are_valid_for_any_run_id() {
     let long = "r".repeat(300);
-    for run_id in [
-        "compute:0123456789abcdef0123456789abcdef",
-        "a.b.c:d.e",
-        "Ünïcödé:задача",
-        long.as_str(),
-        ":::",
-        "-x-:-y-",
-    ] {
+    for run_id in
+        ["compute:0123456789abcdef0123456789abcdef", "a.b.c:d.e", "Ünïcödé:задача", long.as_str(), ":::", "-x-:-y-"]
+    {
         let request = batch::render(&payload_with(run_id, 0), &options()).unwrap();
         assert!(is_job_name(&request.job_name), "{run_id:?} -> {}", request.job_name);
         assert_eq!(request.tags["wove:run-id"].chars().count(), run_id.chars().count().min(256), "{run_id:?}");
@@ -81,7 +76,10 @@ fn the_size_guards_hold_at_and_around_both_limits() {
     assert_eq!(*limit, MAX_ECS_OVERRIDES);
     assert!(*size > MAX_ECS_OVERRIDES);
     let text = err.to_string();
-    assert!(text.contains("8192") && text.contains("payload_file") && text.contains("WOVE_BACKEND_PAYLOAD_FILE"), "{text}");
+    assert!(
+        text.contains("8192") && text.contains("payload_file") && text.contains("WOVE_BACKEND_PAYLOAD_FILE"),
+        "{text}"
+    );
 
     // Without the ECS limit, the request's own 30 KiB is next.
     let mut eks = options();
