@@ -21,6 +21,9 @@ Payload sources (first found wins):
   --payload-file PATH / WOVE_BACKEND_PAYLOAD_FILE   JSON or base64, detected
   PAYLOAD argument                                  base64, as Wove's own worker takes it
   WOVE_BACKEND_PAYLOAD                              base64, as Wove's adapters set it
+Base64 may hold gzip-compressed JSON. A payload with a `tasks` array holds many
+tasks: each process runs the one at its index (--index, else JOB_COMPLETION_INDEX,
+else AWS_BATCH_JOB_ARRAY_INDEX).
 
 Signing (secrets never come from the payload):
   WOVE_WORKER_SIGNING_SECRET        secrets separated by whitespace, current first
@@ -42,6 +45,11 @@ pub struct Cli {
     /// Read the payload from a file (JSON or base64), e.g. one mounted from a Secret.
     #[arg(long, env = vars::PAYLOAD_FILE, value_name = "PATH")]
     pub payload_file: Option<PathBuf>,
+
+    /// Run task N of a many-task payload (its `tasks` array) [default: the
+    /// platform's index, JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX].
+    #[arg(long, env = vars::INDEX, value_name = "N")]
+    pub index: Option<usize>,
 
     /// Print each event (headers and body, signed, exactly as it would be sent)
     /// to stdout as a JSON line instead of posting it.
@@ -250,6 +258,7 @@ impl Cli {
         let defaults = RunnerSettings::default();
         Ok(Config {
             payload,
+            index: self.index.map(crate::task_index::TaskIndex::flag),
             delivery: DeliveryConfig {
                 attempt_timeout: self.attempt_timeout,
                 budget: self.delivery_budget,

@@ -26,6 +26,9 @@ pub enum PayloadSource {
 pub struct Config {
     /// Where the payload comes from.
     pub payload: PayloadSource,
+    /// Which task of a many-task payload to run. Default `None`: the index
+    /// the platform sets (`JOB_COMPLETION_INDEX`, `AWS_BATCH_JOB_ARRAY_INDEX`).
+    pub index: Option<crate::task_index::TaskIndex>,
     /// How events are delivered.
     pub delivery: DeliveryConfig,
     /// How events are signed.
@@ -51,6 +54,7 @@ impl Config {
     pub fn new(payload: PayloadSource) -> Self {
         Self {
             payload,
+            index: None,
             delivery: DeliveryConfig::default(),
             signing: Signing::default(),
             runner: RunnerSettings::default(),

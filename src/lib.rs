@@ -4,7 +4,8 @@
 //! How the parts fit:
 //! 1. [`cli`] turns flags and environment into a [`config::Config`].
 //! 2. [`payload_source`] reads the payload (env, argument or file) and
-//!    `wove_proto` decodes it strictly.
+//!    `wove_proto` decodes it strictly; [`task_index`] picks this process's
+//!    task from a many-task payload.
 //! 3. A [`runner::Runner`] from the [`runner::Registry`] prepares and runs the
 //!    task; process-based runners go through [`supervise`], which owns
 //!    process groups, reaping, signal forwarding and output capture.
@@ -29,6 +30,7 @@ pub mod report;
 pub mod runner;
 pub mod signals;
 pub mod supervise;
+pub mod task_index;
 pub mod termination_message;
 pub mod worker;
 

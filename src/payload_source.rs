@@ -7,9 +7,8 @@ use wove_proto::{Payload, PayloadError};
 
 use crate::config::PayloadSource;
 
-/// Largest payload file we read; Kubernetes objects top out near 1.5 MiB, so
-/// this is generous while keeping a wrong path (a device, a huge log) harmless.
-pub const MAX_PAYLOAD_FILE: u64 = 256 * 1024 * 1024;
+/// Largest payload file we read: the largest payload.
+pub const MAX_PAYLOAD_FILE: u64 = wove_proto::payload::MAX_PAYLOAD_BYTES as u64;
 
 /// Why no payload could be had.
 #[derive(Debug, thiserror::Error)]
@@ -60,10 +59,7 @@ pub fn read(source: &PayloadSource) -> Result<Payload, PayloadReadError> {
             if bytes.len() as u64 > MAX_PAYLOAD_FILE {
                 return Err(PayloadReadError::TooLarge { path: path.clone() });
             }
-            let origin = format!("payload file {}", path.display());
-            let text = std::str::from_utf8(&bytes)
-                .map_err(|_| PayloadReadError::Decode { origin: origin.clone(), source: PayloadError::Utf8 })?;
-            decode(origin, Payload::from_text(text))
+            decode(format!("payload file {}", path.display()), Payload::from_bytes(&bytes))
         }
     }
 }

@@ -24,6 +24,12 @@ pub struct Summary {
     /// Wove's run id, when the payload was readable.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
+    /// The task's id, once this process's task was known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    /// Its index in a many-task payload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
     /// The final event's type.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<&'static str>,
@@ -86,6 +92,8 @@ mod tests {
             status: wove_proto::Status::Failed,
             exit_code: 3,
             run_id: Some("r".into()),
+            task_id: Some("t".into()),
+            index: Some(2),
             event: Some("task_error"),
             event_id: Some("evt_1".into()),
             delivered: false,
@@ -107,6 +115,8 @@ mod tests {
             status: wove_proto::Status::Succeeded,
             exit_code: 0,
             run_id: None,
+            task_id: None,
+            index: None,
             event: None,
             event_id: None,
             delivered: true,

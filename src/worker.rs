@@ -12,6 +12,7 @@ use crate::report::{DeliveryError, HttpSink, Reporter, Requests, Sink, SinkError
 use crate::runner::{Context, Finished, Outcome, Registry, TaskEvents, TaskValue, Unresolved};
 use crate::signals::Signals;
 use crate::supervise::{ReapMode, Reaper};
+use crate::task_index::{self, TaskIndex};
 use crate::termination_message::{self, Summary};
 use wove_proto::error_chain;
 
@@ -64,11 +65,25 @@ impl Worker {
                 return (Exit::BadPayload, bare_summary(Exit::BadPayload, Status::BadPayload, message));
             }
         };
+        let env = |name: &str| std::env::var(name).ok();
+        let index = self.config.index.clone().or_else(|| TaskIndex::from_platform(&env));
+        let shared_run_id = payload.run_id.clone();
+        let (payload, index) = match task_index::select(payload, index.as_ref()) {
+            Ok(selected) => selected,
+            Err(e) => {
+                // No task of the payload is this process's: there is nobody to report to.
+                let message = error_chain(&e);
+                tracing::error!("{message}");
+                let mut summary = bare_summary(Exit::BadPayload, Status::BadPayload, message);
+                summary.run_id = Some(shared_run_id);
+                return (Exit::BadPayload, summary);
+            }
+        };
         tracing::info!(
-            run_id = %payload.run_id, task_id = %payload.task_id, runner = payload.runner_name(),
+            run_id = %payload.run_id, task_id = %payload.task_id, index, runner = payload.runner_name(),
             callback = %redact_url(&payload.callback_url), "payload decoded"
         );
-        let reporter = match self.reporter(&payload) {
+        let reporter = match self.reporter(&payload, index) {
             Ok(r) => r,
             Err(e) => {
                 let (exit, status) = match e {
@@ -89,10 +104,13 @@ impl Worker {
         }
 
         let settings = std::sync::Arc::new(self.config.runner.clone());
-        let prepared = match self.registry.resolve(&payload, &settings.runner_path) {
-            Ok(runner) => runner.prepare(&payload, &settings).map_err(|e| (ErrorKind::InvalidPayload, e.to_string())),
-            Err(Unresolved::Payload(e)) => Err((ErrorKind::InvalidPayload, e.to_string())),
-            Err(Unresolved::Unknown(message)) => Err((ErrorKind::UnknownRunner, message)),
+        let prepared = match payload.check_task().map(|()| self.registry.resolve(&payload, &settings.runner_path)) {
+            Ok(Ok(runner)) => {
+                runner.prepare(&payload, &settings).map_err(|e| (ErrorKind::InvalidPayload, e.to_string()))
+            }
+            // A many-task entry with nothing to run fails here, as its own task.
+            Err(e) | Ok(Err(Unresolved::Payload(e))) => Err((ErrorKind::InvalidPayload, e.to_string())),
+            Ok(Err(Unresolved::Unknown(message))) => Err((ErrorKind::UnknownRunner, message)),
         };
         let prepared = match prepared {
             Ok(p) => p,
@@ -103,7 +121,8 @@ impl Worker {
                 event.error = Some(ErrorInfo::of(kind, message.clone()));
                 let delivered = self.deliver_final(&reporter, &event, &signals).await;
                 // Delivered or not, the payload is at fault: the exit code says so.
-                let mut summary = event_summary(Exit::BadPayload, Status::BadPayload, &payload, &event, &delivered);
+                let mut summary =
+                    event_summary(Exit::BadPayload, Status::BadPayload, &payload, index, &event, &delivered);
                 summary.message = Some(message);
                 return (Exit::BadPayload, summary);
             }
@@ -156,10 +175,10 @@ impl Worker {
             Err(DeliveryError::Untrusted { .. }) => Exit::BadConfig,
         };
         let status = if delivered.is_ok() { status } else { Status::Undelivered };
-        (exit, event_summary(exit, status, &payload, &event, &delivered))
+        (exit, event_summary(exit, status, &payload, index, &event, &delivered))
     }
 
-    fn reporter(&self, payload: &Payload) -> Result<Reporter, SinkError> {
+    fn reporter(&self, payload: &Payload, index: Option<usize>) -> Result<Reporter, SinkError> {
         let sink = if self.config.print_events {
             Sink::Print { redacted_url: redact_url(&payload.callback_url) }
         } else {
@@ -167,7 +186,7 @@ impl Worker {
         };
         let env = |name: &str| std::env::var(name).ok();
         let requests = Requests::new(&payload.callback_url, self.config.signing.clone());
-        Ok(Reporter::new(payload, sink, requests, &env))
+        Ok(Reporter::new(payload, index, sink, requests, &env))
     }
 
     fn heartbeat_interval(&self, payload: &Payload) -> Option<Duration> {
@@ -250,6 +269,7 @@ fn event_summary(
     exit: Exit,
     status: Status,
     payload: &Payload,
+    index: Option<usize>,
     event: &Event,
     delivered: &Result<(), DeliveryError>,
 ) -> Summary {
@@ -257,6 +277,8 @@ fn event_summary(
         status,
         exit_code: exit.code(),
         run_id: Some(payload.run_id.clone()),
+        task_id: Some(payload.task_id.clone()),
+        index,
         event: Some(event.kind.as_str()),
         event_id: Some(event.event_id.clone()),
         delivered: delivered.is_ok(),
@@ -273,6 +295,8 @@ fn bare_summary(exit: Exit, status: Status, message: String) -> Summary {
         status,
         exit_code: exit.code(),
         run_id: None,
+        task_id: None,
+        index: None,
         event: None,
         event_id: None,
         delivered: false,

@@ -66,3 +66,25 @@ fn every_termination_status_is_documented_and_no_other() {
     let expected: Vec<(&str, &str)> = Status::ALL.iter().map(|s| (s.as_str(), s.description())).collect();
     assert_eq!(documented, expected);
 }
+
+#[test]
+fn every_flag_and_its_variable_is_documented() {
+    use clap::CommandFactory as _;
+    let readme = readme();
+    let command = wove_worker::cli::Cli::command();
+    let mut missing = Vec::new();
+    for arg in command.get_arguments().filter(|a| !a.is_hide_set()) {
+        if let Some(long) = arg.get_long() {
+            if !["help", "version"].contains(&long) && !readme.contains(&format!("`--{long}")) {
+                missing.push(format!("--{long}"));
+            }
+        }
+        if let Some(var) = arg.get_env() {
+            let var = var.to_string_lossy();
+            if !readme.contains(var.as_ref()) {
+                missing.push(var.into_owned());
+            }
+        }
+    }
+    assert!(missing.is_empty(), "not in the README: {missing:?}");
+}

@@ -6,6 +6,7 @@ mod support;
 mod bad_payload;
 mod cli;
 mod delivery;
+mod fan_out;
 mod faults;
 mod oom;
 mod readme;

@@ -65,13 +65,20 @@ struct Inner {
 }
 
 impl Reporter {
-    /// A reporter for `payload`, reading platform identity from `env`.
-    pub fn new(payload: &Payload, sink: Sink, requests: Requests, env: &dyn Fn(&str) -> Option<String>) -> Self {
+    /// A reporter for `payload` (at `index` of a many-task payload),
+    /// reading platform identity from `env`.
+    pub fn new(
+        payload: &Payload,
+        index: Option<usize>,
+        sink: Sink,
+        requests: Requests,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 run_id: payload.run_id.clone(),
                 task_id: payload.task_id.clone(),
-                meta: platform_meta(env),
+                meta: EventMeta { task_index: index, ..platform_meta(env) },
                 sequence: AtomicU64::new(0),
                 sink,
                 requests,
@@ -168,6 +175,7 @@ fn platform_meta(env: &dyn Fn(&str) -> Option<String>) -> EventMeta {
         attempt,
         sequence: 0,
         created_at_ms: 0,
+        task_index: None,
         platform,
     }
 }
@@ -197,7 +205,7 @@ mod tests {
         )
         .unwrap();
         let sink = Sink::Print { redacted_url: String::new() };
-        let r = Reporter::new(&payload, sink, Requests::new("http://h/t", Default::default()), &|_| None);
+        let r = Reporter::new(&payload, None, sink, Requests::new("http://h/t", Default::default()), &|_| None);
         let a = r.event(EventKind::TaskStarted);
         let b = r.event(EventKind::Heartbeat);
         assert_ne!(a.event_id, b.event_id);

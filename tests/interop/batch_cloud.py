@@ -13,6 +13,8 @@ environment does:
   sets (`AWS_BATCH_JOB_ID`, `AWS_BATCH_JOB_ATTEMPT`, `AWS_BATCH_JOB_ARRAY_INDEX` for array
   children, `AWS_BATCH_CE_NAME`, `AWS_BATCH_JQ_NAME`);
 - its exit code becomes the job's attempt, SUCCEEDED or FAILED;
+- an array job ends once all its children have: SUCCEEDED when they all did, else FAILED (moto
+  itself only ever marks a parent SUCCEEDED);
 - TerminateJob on a running job sends the process SIGTERM, then SIGKILL after the grace
   (Batch's 30 s, capped for tests).
 
@@ -195,6 +197,14 @@ class BatchCloud:
 
     def _tick(self) -> None:
         jobs = batch_backends[ACCOUNT][REGION]._jobs
+        for job in list(jobs.values()):
+            children = getattr(job, "_child_jobs", None)
+            if children and job.status not in ("SUCCEEDED", "FAILED"):
+                statuses = {child.status for child in children}
+                if statuses <= {"SUCCEEDED", "FAILED"}:
+                    job.status = "FAILED" if "FAILED" in statuses else "SUCCEEDED"
+                elif statuses & {"RUNNING", "SUCCEEDED", "FAILED"}:
+                    job.status = "RUNNING"
         for job_id, job in list(jobs.items()):
             run = self.runs.get(job_id)
             if run is not None:

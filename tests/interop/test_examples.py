@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 
@@ -36,6 +36,9 @@ def csv_summary(event: Dict[str, Any]) -> bool:
 
 # file -> (which binary, what the task_result's result must satisfy)
 RUNS: Dict[str, Tuple[str, Callable[[Dict[str, Any]], bool]]] = {
+    # Many tasks: each index is run as the README runs it (`--index N`), checked against its input.
+    "fan-out-squares.json": ("worker", lambda e: e["result"]["square"] == e["result"]["n"] ** 2
+                             and e["task_id"] == f"square-of-{e['result']['n']}"),
     "subprocess-echo.json": ("worker", lambda e: e["result"] == {"greeting": "hello", "input": {"name": "world"}}),
     "python-timedelta.json": ("worker", lambda e: bool(e.get("result_pickle"))),
     "wasm-echo.json": ("worker", lambda e: e["result"] == {"message": "hello from WebAssembly", "n": [1, 2, 3]}),
@@ -58,14 +61,22 @@ def test_every_example_payload_has_a_run() -> None:
     assert sorted(p.name for p in EXAMPLES.glob("*.json")) == sorted(RUNS)
 
 
-@pytest.mark.parametrize("name", sorted(RUNS))
-def test_example_payload_runs(name: str) -> None:
+def runs_of(name: str) -> List[Tuple[str, List[str]]]:
+    """(name, extra flags) for each run of an example: one per task it holds."""
+    tasks = json.loads((EXAMPLES / name).read_text()).get("tasks")
+    if not tasks:
+        return [(name, [])]
+    return [(name, ["--index", str(i)]) for i in range(len(tasks))]
+
+
+@pytest.mark.parametrize("name,flags", [run for name in sorted(RUNS) for run in runs_of(name)])
+def test_example_payload_runs(name: str, flags: List[str]) -> None:
     which, check = RUNS[name]
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "WOVE_WORKER_PYTHON": sys.executable}
     # As the README runs them: from the repository, with the example runner executables on the runner path.
     env["WOVE_WORKER_RUNNER_PATH"] = str(REPO / "examples" / "runners")
     done = subprocess.run(
-        [binary(which), "--print-events", "--payload-file", str(EXAMPLES / name)],
+        [binary(which), "--print-events", "--payload-file", str(EXAMPLES / name), *flags],
         env=env, capture_output=True, text=True, timeout=60, cwd=REPO,
     )
     assert done.returncode == 0, done.stderr

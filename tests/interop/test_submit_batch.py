@@ -85,7 +85,8 @@ def test_the_rendered_request_is_what_the_aws_cli_takes(submit_bin: str, run_id:
 
 def test_what_batch_would_refuse_or_fail_is_refused_before_sending(submit_bin: str) -> None:
     big = payload(task={"runner": "subprocess", "program": "cat", "input": {"blob": "x" * 9000}})
-    done = run(submit_bin, "render", "--payload-file", "-", "--job-queue", QUEUE, "--job-definition", "d", stdin=big)
+    done = run(submit_bin, "render", "--payload-file", "-", "--job-queue", QUEUE, "--job-definition", "d",
+               "--compression", "never", stdin=big)
     assert done.returncode == EXIT_REFUSED
     assert "8192" in done.stderr and "payload_file" in done.stderr and done.stdout == "", done.stderr
     for args, expected in [

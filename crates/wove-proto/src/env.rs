@@ -6,6 +6,9 @@
 pub const PAYLOAD: &str = "WOVE_BACKEND_PAYLOAD";
 /// A file holding the payload (JSON or base64), e.g. mounted from a Secret.
 pub const PAYLOAD_FILE: &str = "WOVE_BACKEND_PAYLOAD_FILE";
+/// Which task of a many-task payload to run, when no platform says
+/// (`wove-worker --index`); a submitter sets it for a one-task array.
+pub const INDEX: &str = "WOVE_WORKER_INDEX";
 /// Signing secrets separated by whitespace, current first.
 pub const SIGNING_SECRET: &str = "WOVE_WORKER_SIGNING_SECRET";
 /// A file with one signing secret per line, current first.

@@ -174,6 +174,9 @@ pub struct EventMeta {
     /// Unix time in milliseconds when the event was made (not when it was sent:
     /// the body stays identical across retries).
     pub created_at_ms: u64,
+    /// The task's index in a many-task payload ([`crate::fan_out`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_index: Option<usize>,
     /// Platform identity: `hostname`, `job_completion_index`, `aws_batch_job_id`, …
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub platform: BTreeMap<String, String>,

@@ -2,6 +2,8 @@
 //!
 //! - [`payload`]: what a Job carries (`WOVE_BACKEND_PAYLOAD`), decoded strictly.
 //! - [`task`]: the task description that rides beside Wove's v1 keys.
+//! - [`fan_out`]: many tasks in one payload, one per index of an Indexed Job or array job.
+//! - [`gzip`]: compressed payloads, for what would not fit where a payload travels.
 //! - [`event`]: the events a worker posts back to Wove's callback server.
 //! - [`sign`]: the two signature schemes a receiver may verify.
 //! - [`request`]: the HTTP request that carries an event, every header included.
@@ -18,6 +20,8 @@ pub mod env;
 pub mod error_chain;
 pub mod event;
 pub mod exit;
+pub mod fan_out;
+pub mod gzip;
 pub mod outcome;
 pub mod payload;
 pub mod request;
@@ -27,6 +31,7 @@ pub mod task;
 pub use error_chain::error_chain;
 pub use event::{ErrorInfo, Event, EventKind, EventMeta, OutputInfo};
 pub use exit::Exit;
+pub use fan_out::TaskEntry;
 pub use outcome::{ErrorKind, Status};
 pub use payload::{Delivery, Payload, PayloadError};
 pub use task::TaskSpec;

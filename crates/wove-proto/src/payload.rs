@@ -1,12 +1,20 @@
-//! The backend payload: Wove's version 1 keys plus our optional `task`.
+//! The backend payload: Wove's version 1 keys plus our optional `task`, and
+//! the many-task form ([`crate::fan_out`]).
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use crate::fan_out::TaskEntry;
 use crate::task::TaskSpec;
 
 /// The only payload version Wove 2.0.3 writes, and the only one we accept.
 pub const PAYLOAD_VERSION: u64 = 1;
+
+/// Largest payload, in bytes of JSON, read from anywhere (a file, or a
+/// compressed payload once inflated). Kubernetes objects top out near
+/// 1.5 MiB, so this is generous while keeping a wrong path (a device, a huge
+/// log) or a compression bomb harmless.
+pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024 * 1024;
 
 /// A decoded backend payload.
 ///
@@ -23,7 +31,9 @@ pub struct Payload {
     pub callback_url: String,
     /// Wove's id for this run of the task, e.g. `compute:<32 hex>`.
     pub run_id: String,
-    /// The task's name in the weave.
+    /// The task's name in the weave. Absent in a many-task payload, whose
+    /// entries name their own.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub task_id: String,
     /// Wove writes this key, usually `null`.
     #[serde(default)]
@@ -37,9 +47,13 @@ pub struct Payload {
     /// The delivery options that were set in the weave.
     #[serde(default)]
     pub delivery: Delivery,
-    /// A task that is not a pickled Python callable (our extension).
+    /// A task that is not a pickled Python callable (our extension). In a
+    /// many-task payload, what the entries' tasks share.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<TaskSpec>,
+    /// Many tasks, one per index (our extension; [`crate::fan_out`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<TaskEntry>,
 }
 
 impl std::fmt::Debug for Payload {
@@ -56,6 +70,7 @@ impl std::fmt::Debug for Payload {
             .field("args_pickle", &self.args_pickle.as_ref().map(String::len))
             .field("delivery", &self.delivery)
             .field("task", &self.task.as_ref().map(|t| &t.runner))
+            .field("tasks", &self.tasks.len())
             .finish()
     }
 }
@@ -103,6 +118,15 @@ pub enum PayloadError {
     /// The payload was empty.
     #[error("payload is empty")]
     Empty,
+    /// The base64 holds gzip data that does not inflate.
+    #[error("payload is gzip-compressed but does not decompress: {0}")]
+    Gzip(String),
+    /// The payload is larger than [`MAX_PAYLOAD_BYTES`] (once inflated).
+    #[error("payload is larger than {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 fn check_version(version: Option<&serde_json::Value>) -> Result<(), PayloadError> {
@@ -124,7 +148,8 @@ impl PayloadError {
 }
 
 impl Payload {
-    /// Decode a payload as Wove writes it: standard base64 of UTF-8 JSON.
+    /// Decode a payload as Wove writes it: standard base64 of UTF-8 JSON, or
+    /// (our extension, [`Self::to_base64_gzip`]) of gzip-compressed JSON.
     /// Whitespace (line breaks from `base64 -w76`, a trailing newline) is ignored.
     pub fn from_base64(text: &str) -> Result<Self, PayloadError> {
         let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
@@ -134,7 +159,19 @@ impl Payload {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(compact.as_bytes())
             .map_err(|e| PayloadError::Base64(e.to_string()))?;
+        if crate::gzip::is_gzip(&bytes) {
+            return Self::from_json(&crate::gzip::inflate(&bytes, MAX_PAYLOAD_BYTES)?);
+        }
         Self::from_json(&bytes)
+    }
+
+    /// Decode whatever a payload file may hold: gzip-compressed JSON, JSON,
+    /// or base64 of either.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, PayloadError> {
+        if crate::gzip::is_gzip(bytes) {
+            return Self::from_json(&crate::gzip::inflate(bytes, MAX_PAYLOAD_BYTES)?);
+        }
+        Self::from_text(std::str::from_utf8(bytes).map_err(|_| PayloadError::Utf8)?)
     }
 
     /// Decode either form: JSON when the text starts with `{`, base64 otherwise.
@@ -166,16 +203,24 @@ impl Payload {
 
     /// Encode as Wove does: compact JSON, standard base64.
     pub fn to_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.to_json())
+    }
+
+    /// Encode compressed: the base64 of gzip-compressed compact JSON. Only
+    /// `wove-worker` reads this form (Wove's own worker does not); a many-task
+    /// payload, whose entries repeat one another, shrinks several times over.
+    pub fn to_base64_gzip(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(crate::gzip::deflate(&self.to_json()))
+    }
+
+    fn to_json(&self) -> Vec<u8> {
         // Serializing plain strings, numbers and maps cannot fail.
-        let json = serde_json::to_vec(self).unwrap_or_default();
-        base64::engine::general_purpose::STANDARD.encode(json)
+        serde_json::to_vec(self).unwrap_or_default()
     }
 
     fn validate(&self) -> Result<(), PayloadError> {
         check_version(Some(&serde_json::Value::from(self.version)))?;
-        for (name, value) in
-            [("callback_url", &self.callback_url), ("run_id", &self.run_id), ("task_id", &self.task_id)]
-        {
+        for (name, value) in [("callback_url", &self.callback_url), ("run_id", &self.run_id)] {
             if value.is_empty() {
                 return Err(PayloadError::field(name, "must not be empty"));
             }
@@ -184,16 +229,39 @@ impl Payload {
             return Err(PayloadError::field("callback_url", "must be an http:// or https:// URL"));
         }
         crate::task::check_seconds("delivery.delivery_heartbeat_seconds", self.delivery.delivery_heartbeat_seconds)?;
-        match (&self.task, &self.callable_pickle, &self.args_pickle) {
-            (Some(_), _, _) => Ok(()),
-            (None, Some(_), Some(_)) => Ok(()),
-            (None, Some(_), None) => {
-                Err(PayloadError::field("args_pickle", "missing (required with `callable_pickle`)"))
-            }
-            (None, None, _) => {
-                Err(PayloadError::field("task", "missing: the payload needs `task` or `callable_pickle`"))
-            }
+        if self.is_many() {
+            // Each entry's task is checked when its index runs, so that an
+            // entry that cannot run fails as its own task, not as all of them.
+            return self.validate_entries();
         }
+        if self.task_id.is_empty() {
+            return Err(PayloadError::field("task_id", "missing: the payload needs `task_id` or `tasks`"));
+        }
+        self.check_task()
+    }
+
+    /// Whether a single-task payload says what to run: a `task`, or a
+    /// `callable_pickle` with its `args_pickle`.
+    pub fn check_task(&self) -> Result<(), PayloadError> {
+        runnable("", self.task.is_some(), self.callable_pickle.is_some(), self.args_pickle.is_some())
+    }
+
+    /// [`Self::check_task`] for every task the payload holds, each entry of
+    /// a many-task payload with what it shares: what a submitter checks
+    /// before sending, so that no index fails for want of something to run.
+    pub fn check_every_task(&self) -> Result<(), PayloadError> {
+        if !self.is_many() {
+            return self.check_task();
+        }
+        for (index, entry) in self.tasks.iter().enumerate() {
+            runnable(
+                &format!("tasks[{index}]."),
+                self.task.is_some() || !entry.task.is_empty(),
+                entry.callable_pickle.is_some() || self.callable_pickle.is_some(),
+                entry.args_pickle.is_some() || self.args_pickle.is_some(),
+            )?;
+        }
+        Ok(())
     }
 
     /// The `task` object, which runners other than `python` require.
@@ -209,6 +277,19 @@ impl Payload {
         match &self.task {
             Some(task) => &task.runner,
             None => crate::task::PYTHON_RUNNER,
+        }
+    }
+}
+
+/// Whether a task has something to run; `at` prefixes the field names.
+fn runnable(at: &str, task: bool, callable: bool, args: bool) -> Result<(), PayloadError> {
+    match (task, callable, args) {
+        (true, _, _) | (false, true, true) => Ok(()),
+        (false, true, false) => {
+            Err(PayloadError::field(format!("{at}args_pickle"), "missing (required with `callable_pickle`)"))
+        }
+        (false, false, _) => {
+            Err(PayloadError::field(format!("{at}task"), "missing: the payload needs `task` or `callable_pickle`"))
         }
     }
 }
@@ -295,6 +376,29 @@ mod tests {
         assert!(matches!(Payload::from_base64("//79"), Err(PayloadError::Utf8)));
         assert!(matches!(Payload::from_text("WzFd"), Err(PayloadError::Field { .. })));
         // "[1]"
+    }
+
+    #[test]
+    fn files_may_hold_gzip_json_or_base64() {
+        let p = decode(&wove_json()).unwrap();
+        let json = serde_json::to_vec(&p).unwrap();
+        assert_eq!(Payload::from_bytes(&crate::gzip::deflate(&json)).unwrap(), p);
+        assert_eq!(Payload::from_bytes(&json).unwrap(), p);
+        assert_eq!(Payload::from_bytes(p.to_base64_gzip().as_bytes()).unwrap(), p);
+        assert_eq!(Payload::from_bytes(b"\xff{"), Err(PayloadError::Utf8));
+    }
+
+    #[test]
+    fn every_task_of_a_many_task_payload_is_checked_with_what_it_shares() {
+        let mut v = wove_json();
+        v.as_object_mut().unwrap().remove("task_id");
+        v.as_object_mut().unwrap().remove("args_pickle");
+        v["tasks"] = serde_json::json!([{"task_id": "a", "args_pickle": "gAU="}, {"task_id": "b"}]);
+        let p = decode(&v).unwrap();
+        let e = p.check_every_task().unwrap_err().to_string();
+        assert_eq!(e, "payload field `tasks[1].args_pickle`: missing (required with `callable_pickle`)");
+        v["args_pickle"] = serde_json::json!("gAU=");
+        assert!(decode(&v).unwrap().check_every_task().is_ok());
     }
 
     #[test]

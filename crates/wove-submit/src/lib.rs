@@ -20,16 +20,18 @@
 //! - [`naming`]: names and label values the API servers accept, from Wove's ids.
 //! - [`kubernetes`]: Jobs, rendered offline; the client with feature `kubernetes`.
 //! - [`batch`]: AWS Batch SubmitJob requests, rendered offline; the client with feature `aws-batch`.
+//! - [`indexes`]: how each task of a many-task job stands.
 //!
 //! The worker's exit codes come from `wove_proto::exit`: the retry rules the
 //! submitter writes and the outcomes it reports read that one definition.
 #![deny(missing_docs)]
 
 pub mod batch;
+pub mod indexes;
 pub mod kubernetes;
 pub mod naming;
 pub mod payload;
 
-pub use payload::EncodedPayload;
+pub use payload::{Compression, EncodedPayload};
 
 pub use wove_proto::error_chain;

@@ -5,7 +5,7 @@
 use wove_submit::batch::render::{is_job_name, MAX_ECS_OVERRIDES, MAX_REQUEST_BYTES};
 use wove_submit::batch::retry::{action_for, MAX_RULES};
 use wove_submit::batch::{self, BatchOptions, BatchRenderError};
-use wove_submit::EncodedPayload;
+use wove_submit::{Compression, EncodedPayload};
 
 fn payload_with(run_id: &str, blob: usize) -> EncodedPayload {
     let text = serde_json::json!({
@@ -54,6 +54,8 @@ fn the_payload_rides_last_in_the_environment_byte_for_byte() {
 
 #[test]
 fn the_size_guards_hold_at_and_around_both_limits() {
+    // As given, never compressed: the limits themselves.
+    let options = || BatchOptions { compression: Compression::Never, ..options() };
     // Find the largest blob whose overrides fit in 8192, by the rendered size itself.
     let overrides_len = |blob: usize| {
         let mut o = options();
@@ -94,6 +96,100 @@ fn the_size_guards_hold_at_and_around_both_limits() {
     let request = batch::render(&payload_with("c:1", 1_000_000), &mounted).unwrap();
     let env = &request.container_overrides.environment;
     assert_eq!((env[0].name.as_str(), env[0].value.as_str()), ("WOVE_BACKEND_PAYLOAD_FILE", "/mnt/payloads/p.json"));
+}
+
+#[test]
+fn a_payload_over_the_limits_travels_compressed_when_that_fits() {
+    // One letter repeated: over both limits as it is, tiny compressed.
+    let p = payload_with("c:1", 40_000);
+    let request = batch::render(&p, &options()).unwrap();
+    let env = request.container_overrides.environment.last().unwrap();
+    assert_eq!(env.name, "WOVE_BACKEND_PAYLOAD");
+    assert!(env.value.len() < 2_000, "{}", env.value.len());
+    assert_eq!(&wove_proto::Payload::from_base64(&env.value).unwrap(), p.payload(), "the worker reads it back");
+    assert_eq!(request.payload_sha256(), Some(p.sha256()), "the job names the payload as given");
+    // A small one stays as it is, unless always compressed.
+    let small = payload_with("c:1", 10);
+    let plain = batch::render(&small, &options()).unwrap();
+    assert_eq!(plain.container_overrides.environment.last().unwrap().value, small.base64());
+    let always = batch::render(&small, &BatchOptions { compression: Compression::Always, ..options() }).unwrap();
+    assert_ne!(always.container_overrides.environment.last().unwrap().value, small.base64());
+
+    // Noise does not compress: still too large, and the error says compression was tried.
+    let noise: String = (0..200).map(|i: u32| wove_submit::naming::sha256_hex(&i.to_le_bytes())).collect();
+    let text = p.payload().clone();
+    let mut json = serde_json::to_value(&text).unwrap();
+    json["task"]["input"]["blob"] = noise.into();
+    let noisy = EncodedPayload::from_text(&json.to_string()).unwrap();
+    let err = batch::render(&noisy, &options()).map(|r| r.job_name).unwrap_err().to_string();
+    assert!(err.contains("gzip-compressed") && err.contains("8192"), "{err}");
+}
+
+/// A many-task payload of `n` squares.
+fn many(n: usize) -> EncodedPayload {
+    let tasks: Vec<_> =
+        (0..n).map(|i| serde_json::json!({"task_id": format!("square-{i}"), "task": {"input": i}})).collect();
+    let text = serde_json::json!({
+        "version": 1, "callback_url": "http://127.0.0.1:9010/wove/events/SECRET-TOKEN", "run_id": "square:7f3a",
+        "task": {"runner": "subprocess", "program": "sh", "args": ["-c", "cat > \"$WOVE_RESULT_FILE\""]},
+        "tasks": tasks,
+    })
+    .to_string();
+    EncodedPayload::from_text(&text).unwrap()
+}
+
+#[test]
+fn a_many_task_payload_becomes_one_array_job() {
+    let request = batch::render(&many(40), &options()).unwrap();
+    assert_eq!(request.array_properties.as_ref().unwrap().size, 40);
+    assert_eq!(request.tags["wove:tasks"], "40");
+    assert!(!request.tags.contains_key("wove:task-id"));
+    assert!(is_job_name(&request.job_name), "{}", request.job_name);
+
+    // One task: no array (Batch's smallest is 2); the worker is told its index.
+    let one = batch::render(&many(1), &options()).unwrap();
+    assert!(one.array_properties.is_none());
+    let env = &one.container_overrides.environment;
+    assert!(env.iter().any(|v| v.name == "WOVE_WORKER_INDEX" && v.value == "0"), "{env:?}");
+
+    // A size that does not match the tasks, or more tasks than an array holds, is refused.
+    let err = batch::render(&many(40), &BatchOptions { array_size: Some(39), ..options() }).unwrap_err();
+    assert!(
+        matches!(&err, BatchRenderError::Option { option: "array_size", .. }) && err.to_string().contains("40 tasks"),
+        "{err}"
+    );
+    let err = batch::render(&many(10_001), &options()).map(|r| r.job_name).unwrap_err();
+    assert!(err.to_string().contains("10000"), "{err}");
+}
+
+#[test]
+fn how_many_tasks_fit_one_request() {
+    // The entries of `many`: short ids and inputs, the kind a map over numbers makes.
+    let fits = |n: usize, compression: Compression, ecs: bool| {
+        batch::render(&many(n), &BatchOptions { compression, ecs_overrides_limit: ecs, ..options() }).is_ok()
+    };
+    let most = |compression: Compression, ecs: bool| {
+        let mut n = 1;
+        while fits(n * 2, compression, ecs) {
+            n *= 2;
+        }
+        let (mut low, mut high) = (n, n * 2);
+        while high - low > 1 {
+            let mid = (low + high) / 2;
+            if fits(mid, compression, ecs) {
+                low = mid
+            } else {
+                high = mid
+            }
+        }
+        low
+    };
+    let (plain, packed) = (most(Compression::Never, true), most(Compression::Auto, true));
+    let (eks_plain, eks_packed) = (most(Compression::Never, false), most(Compression::Auto, false));
+    println!("tasks in one request: ECS {plain} as given, {packed} compressed; EKS {eks_plain} and {eks_packed}");
+    assert!((60..200).contains(&plain), "{plain}");
+    assert!(packed > 5 * plain, "{packed} vs {plain}");
+    assert!(eks_plain > 3 * plain && eks_packed > 3 * packed, "{eks_plain}, {eks_packed}");
 }
 
 #[test]

@@ -4,7 +4,7 @@ use base64::Engine as _;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec};
 use wove_submit::kubernetes::{self, check, Indexed, JobOptions, PayloadPlacement, RenderError, SigningSecret};
-use wove_submit::{naming, EncodedPayload};
+use wove_submit::{naming, Compression, EncodedPayload};
 
 const RUN: &str = "reverse:5d1c0a8e2f4b4c6e9a7d3b1f0e2c4a6b";
 
@@ -121,7 +121,8 @@ fn a_large_or_sensitive_payload_travels_in_a_secret() {
 
 #[test]
 fn payloads_that_cannot_travel_are_refused_before_anything_is_sent() {
-    let env_only = options().payload_placement(PayloadPlacement::Env);
+    let mut env_only = options().payload_placement(PayloadPlacement::Env);
+    env_only.compression = Compression::Never;
     let err = kubernetes::render(&payload(200_000), &env_only).unwrap_err();
     assert!(matches!(err, RenderError::PayloadTooLarge { limit: 131_072, .. }), "{err}");
     let text = err.to_string();
@@ -130,11 +131,124 @@ fn payloads_that_cannot_travel_are_refused_before_anything_is_sent() {
     // Just under the limit still fits in the environment.
     let fits = payload(97_000);
     assert!(fits.base64().len() + "WOVE_BACKEND_PAYLOAD=".len() < 131_072);
-    assert!(kubernetes::render(&fits, &env_only.clone().payload_placement(PayloadPlacement::Env)).is_ok());
+    assert!(kubernetes::render(&fits, &env_only).is_ok());
 
-    let err = kubernetes::render(&payload(1_100_000), &options()).unwrap_err();
+    let mut never = options();
+    never.compression = Compression::Never;
+    let err = kubernetes::render(&payload(1_100_000), &never).unwrap_err();
     assert!(matches!(err, RenderError::PayloadTooLarge { limit: 1_048_576, .. }), "{err}");
     assert!(err.to_string().contains("by reference"), "{err}");
+
+    // What does not compress stays too large, and the error says compression was tried.
+    let err = kubernetes::render(&noisy(3_000_000), &options()).map(|m| m.name().to_string()).unwrap_err();
+    assert!(matches!(err, RenderError::PayloadTooLarge { limit: 1_048_576, .. }), "{err}");
+    assert!(err.to_string().contains("even gzip-compressed"), "{err}");
+}
+
+/// A payload of `bytes` of hex noise: it compresses to about half, no better.
+fn noisy(bytes: usize) -> EncodedPayload {
+    let noise: String = (0..bytes / 64 + 1).map(|i| naming::sha256_hex(&i.to_le_bytes())).collect();
+    let text = payload_json(0).replace(r#""blob":"""#, &format!(r#""blob":"{}""#, &noise[..bytes]));
+    EncodedPayload::from_text(&text).unwrap()
+}
+
+#[test]
+fn only_what_fits_nowhere_else_travels_compressed() {
+    // 1.1 MB of one letter: too large for a Secret as it is, a few KiB compressed.
+    let p = payload(1_100_000);
+    let m = kubernetes::render(&p, &options()).unwrap();
+    let data = &m.payload_secret.as_ref().unwrap().data.as_ref().unwrap()["payload"].0;
+    assert!(wove_proto::gzip::is_gzip(data) && data.len() < 10_000, "{}", data.len());
+    assert_eq!(&wove_proto::Payload::from_bytes(data).unwrap(), p.payload(), "the worker reads it back");
+    // The Job still names the payload as given.
+    assert_eq!(m.payload_sha256(), Some(p.sha256()));
+
+    // A payload that fits a Secret as it is stays as it is (Wove's own worker could read it).
+    let m = kubernetes::render(&payload(40_000), &options()).unwrap();
+    let data = &m.payload_secret.as_ref().unwrap().data.as_ref().unwrap()["payload"].0;
+    assert!(data.starts_with(b"{"));
+
+    // Placed in the environment by request, a payload too large there is compressed to fit.
+    let env_only = options().payload_placement(PayloadPlacement::Env);
+    let m = kubernetes::render(&payload(200_000), &env_only).unwrap();
+    let value = env(&m.job, "WOVE_BACKEND_PAYLOAD").unwrap().value.clone().unwrap();
+    assert_eq!(&wove_proto::Payload::from_base64(&value).unwrap(), payload(200_000).payload());
+
+    // Always: even a small one.
+    let mut always = options();
+    always.compression = Compression::Always;
+    let m = kubernetes::render(&payload(10), &always).unwrap();
+    let value = env(&m.job, "WOVE_BACKEND_PAYLOAD").unwrap().value.clone().unwrap();
+    assert_ne!(value, payload(10).base64());
+    assert!(wove_proto::gzip::is_gzip(&base64::engine::general_purpose::STANDARD.decode(&value).unwrap()));
+}
+
+/// A many-task payload of `n` squares.
+fn many(n: usize) -> EncodedPayload {
+    let tasks: Vec<_> =
+        (0..n).map(|i| serde_json::json!({"task_id": format!("square-{i}"), "task": {"input": i}})).collect();
+    let text = serde_json::json!({
+        "version": 1, "callback_url": "http://127.0.0.1:9010/wove/events/SECRET-TOKEN", "run_id": "square:7f3a",
+        "task": {"runner": "subprocess", "program": "sh", "args": ["-c", "cat > \"$WOVE_RESULT_FILE\""]},
+        "tasks": tasks,
+    })
+    .to_string();
+    EncodedPayload::from_text(&text).unwrap()
+}
+
+#[test]
+fn a_many_task_payload_becomes_one_indexed_job_with_each_index_retried_alone() {
+    let m = kubernetes::render(&many(7), &options()).unwrap();
+    let spec = m.job.spec.as_ref().unwrap();
+    assert_eq!(spec.completion_mode.as_deref(), Some("Indexed"));
+    assert_eq!((spec.completions, spec.parallelism, spec.backoff_limit_per_index), (Some(7), Some(7), Some(0)));
+    assert_eq!(spec.backoff_limit, None);
+    assert_eq!(
+        spec.pod_failure_policy.as_ref().unwrap().rules[1].action,
+        "FailIndex",
+        "a failed task fails its index only"
+    );
+    assert_eq!(m.job.metadata.annotations.as_ref().unwrap()["wove.dev/tasks"], "7");
+    assert!(check::check(&m).is_empty());
+
+    // The caller's retries and pods at once are kept; completions must match the tasks.
+    let o = JobOptions { backoff_limit: 2, ..options() }.indexed(Indexed {
+        completions: 0,
+        parallelism: Some(3),
+        backoff_limit_per_index: None,
+        max_failed_indexes: None,
+    });
+    let spec = kubernetes::render(&many(7), &o).unwrap().job.spec.unwrap();
+    assert_eq!((spec.completions, spec.parallelism, spec.backoff_limit_per_index), (Some(7), Some(3), Some(2)));
+    let o = options().indexed(Indexed {
+        completions: 6,
+        parallelism: None,
+        backoff_limit_per_index: None,
+        max_failed_indexes: None,
+    });
+    let err = kubernetes::render(&many(7), &o).unwrap_err().to_string();
+    assert!(err.contains("indexed.completions") && err.contains("7 tasks"), "{err}");
+}
+
+#[test]
+fn thousands_of_tasks_fit_one_secret_compressed() {
+    // 25,000 entries: about 1.2 MB of JSON, over a Secret as it is.
+    let p = many(25_000);
+    assert!(p.bytes().len() > 1_048_576, "{}", p.bytes().len());
+    let m = kubernetes::render(&p, &options()).unwrap();
+    let data = &m.payload_secret.as_ref().unwrap().data.as_ref().unwrap()["payload"].0;
+    assert!(data.len() < 1_048_576 / 4, "{}", data.len());
+    let back = wove_proto::Payload::from_bytes(data).unwrap();
+    assert_eq!(back.task_count(), 25_000);
+    assert_eq!(back.select(Some(24_999)).unwrap().task_id, "square-24999");
+
+    // As many as a payload may hold (and an Indexed Job may run) fit too.
+    let p = many(wove_proto::fan_out::MAX_TASKS);
+    let m = kubernetes::render(&p, &options()).unwrap();
+    let data = &m.payload_secret.as_ref().unwrap().data.as_ref().unwrap()["payload"].0;
+    println!("{} tasks: {} bytes of JSON, {} compressed", wove_proto::fan_out::MAX_TASKS, p.bytes().len(), data.len());
+    assert!(data.len() < 1_048_576);
+    assert_eq!(m.job.spec.as_ref().unwrap().completions, Some(100_000));
 }
 
 #[test]

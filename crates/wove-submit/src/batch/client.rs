@@ -15,7 +15,7 @@ use aws_sdk_batch::error::{BoxError, ProvideErrorMetadata};
 use aws_sdk_batch::types as sdk;
 
 use super::render::SubmitJobRequest;
-use super::status::{report, ArraySummary, Attempt, BatchReport, Container, JobDescription};
+use super::status::{report, report_with_children, ArraySummary, Attempt, BatchReport, Container, JobDescription};
 
 /// Default limit on one API call.
 pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(30);
@@ -282,13 +282,23 @@ impl BatchClient {
         Ok(Some(SubmittedJob { job_id: newest.job_id.clone(), job_name: newest.job_name.clone(), created: false }))
     }
 
-    /// How the job stands now. A job just submitted may not show at once: it
-    /// is asked for again, up to [`VISIBILITY_WAIT`].
+    /// How the job stands now, each child of an array job included. A job
+    /// just submitted may not show at once: it is asked for again, up to
+    /// [`VISIBILITY_WAIT`].
     pub async fn status(&self, job_id: &str) -> Result<BatchReport, BatchError> {
+        let job = self.look(job_id).await?;
+        let children = job.child_ids();
+        if children.is_empty() {
+            return Ok(report(&job));
+        }
+        Ok(report_with_children(&job, &self.describe(&children).await?))
+    }
+
+    async fn look(&self, job_id: &str) -> Result<JobDescription, BatchError> {
         let until = tokio::time::Instant::now() + VISIBILITY_WAIT;
         loop {
             if let Some(job) = self.describe(&[job_id.to_string()]).await?.into_iter().next() {
-                return Ok(report(&job));
+                return Ok(job);
             }
             if tokio::time::Instant::now() >= until {
                 return Err(BatchError::NotFound { job_id: job_id.into() });
@@ -297,14 +307,16 @@ impl BatchClient {
         }
     }
 
-    /// Wait until the job succeeded or failed (either way is an answer), at most `timeout`.
+    /// Wait until the job succeeded or failed (either way is an answer), at
+    /// most `timeout`. An array job is watched through its own status (its
+    /// children's summary); each child is read once, at the end.
     pub async fn wait(&self, job_id: &str, timeout: Duration) -> Result<BatchReport, BatchError> {
         let started = tokio::time::Instant::now();
         let deadline = started + timeout;
         loop {
-            let now = self.status(job_id).await?;
+            let now = report(&self.look(job_id).await?);
             if now.phase.is_final() {
-                return Ok(now);
+                return self.status(job_id).await;
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(BatchError::WaitTimedOut { after: started.elapsed(), last: Box::new(now) });
@@ -316,7 +328,7 @@ impl BatchClient {
     /// Stop the job: TerminateJob once it has started (CancelJob does nothing
     /// to a running job), CancelJob while it is still queued.
     pub async fn cancel(&self, job_id: &str, reason: &str) -> Result<CancelOutcome, BatchError> {
-        let job = self.status(job_id).await?;
+        let job = report(&self.look(job_id).await?);
         match job.status.as_str() {
             "SUCCEEDED" | "FAILED" => Ok(CancelOutcome::AlreadyFinished(job.status)),
             "STARTING" | "RUNNING" => {

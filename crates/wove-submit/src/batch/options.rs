@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::payload::Compression;
+
 /// Everything a caller may choose about the job. Only the queue and the job
 /// definition have no default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,12 +50,16 @@ pub struct BatchOptions {
     /// SIGKILL 30 s later, and does not retry a timed-out job. Default none.
     pub attempt_duration_seconds: Option<i64>,
     /// Run an array job of this many children (2 to 10000), each with
-    /// `AWS_BATCH_JOB_ARRAY_INDEX`. Default none.
+    /// `AWS_BATCH_JOB_ARRAY_INDEX`. Default none, except for a many-task
+    /// payload: one child per task.
     pub array_size: Option<i32>,
     /// The payload is already in the container at this path (a volume the job
     /// definition mounts): the job gets `WOVE_BACKEND_PAYLOAD_FILE` instead of
     /// the payload, which then never enters the request. Default none.
     pub payload_file: Option<String>,
+    /// Whether the payload travels gzip-compressed. Default
+    /// [`Compression::Auto`]: only when it would not fit Batch's limits otherwise.
+    pub compression: Compression,
     /// Check the ECS limit on container overrides (8192 characters, or the job
     /// fails after it was accepted). Turn off only for EKS-backed queues. Default true.
     pub ecs_overrides_limit: bool,
@@ -83,6 +89,7 @@ impl Default for BatchOptions {
             attempt_duration_seconds: None,
             array_size: None,
             payload_file: None,
+            compression: Compression::Auto,
             ecs_overrides_limit: true,
             extra: serde_json::Map::new(),
         }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use wove_proto::env as vars;
 
-use super::options::BatchOptions;
+use super::options::{BatchOptions, Compression};
 use super::retry::{is_exit_code_pattern, retry_strategy, RetryStrategy, MAX_RULES};
 use crate::naming;
 use crate::payload::EncodedPayload;
@@ -25,6 +25,10 @@ pub const TAG_RUN_ID: &str = "wove:run-id";
 pub const TAG_TASK_ID: &str = "wove:task-id";
 /// Tag with the payload's SHA-256: a resubmit compares it.
 pub const TAG_PAYLOAD_SHA256: &str = "wove:payload-sha256";
+/// Tag with the number of tasks of a many-task payload.
+pub const TAG_TASKS: &str = "wove:tasks";
+/// Most children of an array job.
+pub const MAX_ARRAY_SIZE: i32 = 10_000;
 
 /// A SubmitJob request, as the API spells it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -156,11 +160,14 @@ fn option(option: &'static str, problem: impl Into<String>) -> BatchRenderError 
     BatchRenderError::Option { option, problem: problem.into() }
 }
 
-const WAY_OUT: &str = "make the payload smaller (large inputs by reference: a URL or a volume the task reads), \
-or put the payload in a file the job definition mounts and pass its path as `payload_file` \
-(the worker reads WOVE_BACKEND_PAYLOAD_FILE); the worker does not fetch payloads from URLs";
+const WAY_OUT: &str = "make the payload smaller (large inputs by reference: a URL or a volume the task reads; \
+a many-task payload split over several jobs), or put the payload in a file the job definition mounts \
+(EFS, FSx, or baked into the image) and pass its path as `payload_file` (the worker reads \
+WOVE_BACKEND_PAYLOAD_FILE, JSON or gzip, up to 256 MiB); the worker does not fetch payloads from URLs";
 
-/// Build the request for `payload`.
+/// Build the request for `payload`. A many-task payload becomes an array job
+/// with one child per task; the payload travels compressed when only that
+/// fits ([`BatchOptions::compression`]).
 pub fn render(payload: &EncodedPayload, options: &BatchOptions) -> Result<SubmitJobRequest, BatchRenderError> {
     validate(options)?;
     let p = payload.payload();
@@ -172,10 +179,11 @@ pub fn render(payload: &EncodedPayload, options: &BatchOptions) -> Result<Submit
         .iter()
         .map(|(name, value)| KeyValuePair { name: name.clone(), value: value.clone() })
         .collect();
-    environment.push(match &options.payload_file {
-        Some(path) => KeyValuePair { name: vars::PAYLOAD_FILE.into(), value: path.clone() },
-        None => KeyValuePair { name: vars::PAYLOAD.into(), value: payload.base64().into() },
-    });
+    let array_size = array_size_for(payload, options)?;
+    if p.is_many() && array_size.is_none() {
+        // One task: no array, no AWS_BATCH_JOB_ARRAY_INDEX; the worker is told its index.
+        environment.push(KeyValuePair { name: vars::INDEX.into(), value: "0".into() });
+    }
     let mut resource_requirements = Vec::new();
     let mut resource = |kind: &str, value: Option<String>| {
         if let Some(value) = value {
@@ -188,10 +196,15 @@ pub fn render(payload: &EncodedPayload, options: &BatchOptions) -> Result<Submit
 
     let mut tags = options.tags.clone();
     tags.insert(TAG_RUN_ID.into(), tag_value(&p.run_id));
-    tags.insert(TAG_TASK_ID.into(), tag_value(&p.task_id));
+    if !p.task_id.is_empty() {
+        tags.insert(TAG_TASK_ID.into(), tag_value(&p.task_id));
+    }
+    if p.is_many() {
+        tags.insert(TAG_TASKS.into(), p.task_count().to_string());
+    }
     tags.insert(TAG_PAYLOAD_SHA256.into(), payload.sha256().into());
 
-    let request = SubmitJobRequest {
+    let mut request = SubmitJobRequest {
         job_name,
         job_queue: options.job_queue.clone(),
         job_definition: options.job_definition.clone(),
@@ -202,7 +215,7 @@ pub fn render(payload: &EncodedPayload, options: &BatchOptions) -> Result<Submit
         },
         retry_strategy: retry_strategy(options.attempts),
         timeout: options.attempt_duration_seconds.map(|s| JobTimeout { attempt_duration_seconds: s }),
-        array_properties: options.array_size.map(|size| ArrayProperties { size }),
+        array_properties: array_size.map(|size| ArrayProperties { size }),
         tags,
         propagate_tags: options.propagate_tags,
         parameters: options.parameters.clone(),
@@ -215,8 +228,62 @@ pub fn render(payload: &EncodedPayload, options: &BatchOptions) -> Result<Submit
         share_identifier: options.share_identifier.clone(),
         extra: options.extra.clone(),
     };
-    check_sizes(&request, options.ecs_overrides_limit)?;
+    if let Some(path) = &options.payload_file {
+        request
+            .container_overrides
+            .environment
+            .push(KeyValuePair { name: vars::PAYLOAD_FILE.into(), value: path.clone() });
+        check_sizes(&request, options.ecs_overrides_limit)?;
+        return Ok(request);
+    }
+    let with_payload = |base64: &str| {
+        let mut r = request.clone();
+        r.container_overrides.environment.push(KeyValuePair { name: vars::PAYLOAD.into(), value: base64.into() });
+        r
+    };
+    let fits = |base64: &str| check_sizes(&with_payload(base64), options.ecs_overrides_limit).is_ok();
+    let base64 = payload.travelling_base64(options.compression, fits);
+    let request = with_payload(&base64);
+    check_sizes(&request, options.ecs_overrides_limit).map_err(|e| match e {
+        BatchRenderError::TooLarge { what, size, limit, way_out } if options.compression != Compression::Never => {
+            BatchRenderError::TooLarge { what: compressed(what), size, limit, way_out }
+        }
+        other => other,
+    })?;
     Ok(request)
+}
+
+fn compressed(what: &'static str) -> &'static str {
+    match what {
+        "SubmitJob request" => "SubmitJob request, with the payload gzip-compressed,",
+        _ => "container overrides (environment and command, as JSON), with the payload gzip-compressed,",
+    }
+}
+
+/// The array size: the caller's, or one child per task of a many-task payload.
+fn array_size_for(payload: &EncodedPayload, options: &BatchOptions) -> Result<Option<i32>, BatchRenderError> {
+    let p = payload.payload();
+    if !p.is_many() {
+        return Ok(options.array_size);
+    }
+    let tasks = p.task_count();
+    if tasks > MAX_ARRAY_SIZE as usize {
+        return Err(option(
+            "array_size",
+            format!("the payload holds {tasks} tasks, over the {MAX_ARRAY_SIZE} children of an array job: split them over several payloads"),
+        ));
+    }
+    let tasks = tasks as i32;
+    match options.array_size {
+        Some(size) if size != tasks => Err(option(
+            "array_size",
+            format!(
+                "{size} for a payload of {tasks} tasks: each child runs one task, so leave it unset or make it {tasks}"
+            ),
+        )),
+        _ if tasks == 1 => Ok(None),
+        _ => Ok(Some(tasks)),
+    }
 }
 
 impl SubmitJobRequest {
@@ -295,7 +362,7 @@ fn validate(o: &BatchOptions) -> Result<(), BatchRenderError> {
         if name.starts_with("AWS_BATCH") {
             return Err(option("environment", format!("{name}: names starting AWS_BATCH are AWS Batch's own")));
         }
-        if [vars::PAYLOAD, vars::PAYLOAD_FILE].contains(&name.as_str()) {
+        if [vars::PAYLOAD, vars::PAYLOAD_FILE, vars::INDEX].contains(&name.as_str()) {
             return Err(option("environment", format!("{name} is set by the submitter")));
         }
         if name.is_empty() || name.contains('=') {
@@ -311,7 +378,7 @@ fn validate(o: &BatchOptions) -> Result<(), BatchRenderError> {
     if o.attempt_duration_seconds.is_some_and(|s| s < 60) {
         return Err(option("attempt_duration_seconds", "must be at least 60 (AWS Batch's minimum)"));
     }
-    if o.array_size.is_some_and(|n| !(2..=10_000).contains(&n)) {
+    if o.array_size.is_some_and(|n| !(2..=MAX_ARRAY_SIZE).contains(&n)) {
         return Err(option("array_size", "must be 2 to 10000"));
     }
     if o.scheduling_priority.is_some_and(|p| !(0..=9999).contains(&p)) {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::render::{TAG_RUN_ID, TAG_TASK_ID};
+use crate::indexes::{IndexCounts, IndexReport};
 use crate::kubernetes::Phase;
 
 /// What DescribeJobs says about a job (the parts read here), as the API spells it.
@@ -88,6 +89,12 @@ pub struct BatchReport {
     pub attempts: Vec<AttemptReport>,
     /// For array jobs: children by status.
     pub array: Option<ArraySummary>,
+    /// For array jobs: how many children stand where.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_counts: Option<IndexCounts>,
+    /// For array jobs: each child (each task of a many-task payload).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexReport>,
 }
 
 /// One attempt, explained.
@@ -105,14 +112,67 @@ pub struct AttemptReport {
     pub log_stream_name: Option<String>,
 }
 
-/// Read a job's state from its description.
-pub fn report(job: &JobDescription) -> BatchReport {
-    let phase = match job.status.as_str() {
+impl JobDescription {
+    /// The children of this array job (`<id>:0` …), when it is one.
+    pub fn child_ids(&self) -> Vec<String> {
+        match &self.array_properties {
+            Some(ArraySummary { size: Some(size), index: None, .. }) => {
+                (0..*size).map(|i| format!("{}:{i}", self.job_id)).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn phase_of(status: &str) -> Phase {
+    match status {
         "SUCCEEDED" => Phase::Succeeded,
         "FAILED" => Phase::Failed,
         "RUNNING" => Phase::Running,
         _ => Phase::Pending,
-    };
+    }
+}
+
+/// Read an array job's state from its description and its children's.
+pub fn report_with_children(job: &JobDescription, children: &[JobDescription]) -> BatchReport {
+    let mut out = report(job);
+    if let Some(size) = job.array_properties.as_ref().and_then(|a| a.size) {
+        let mut indexes: Vec<IndexReport> = (0..usize::try_from(size).unwrap_or(0)).map(IndexReport::pending).collect();
+        for child in children {
+            // The child's own index, or the one its id ends with (`<parent>:<index>`).
+            let index = child
+                .array_properties
+                .as_ref()
+                .and_then(|a| a.index)
+                .and_then(|i| usize::try_from(i).ok())
+                .or_else(|| child.job_id.rsplit_once(':').and_then(|(_, i)| i.parse().ok()));
+            if let Some(slot) = index.and_then(|i| indexes.get_mut(i)) {
+                *slot = index_report(slot.index, child);
+            }
+        }
+        out.index_counts = Some(IndexCounts::of(&indexes));
+        out.indexes = indexes;
+    }
+    out
+}
+
+/// One child of an array job.
+pub fn index_report(index: usize, child: &JobDescription) -> IndexReport {
+    let r = report(child);
+    IndexReport {
+        index,
+        phase: r.phase,
+        task_id: None,
+        attempts: r.attempts.len(),
+        exit_code: r.exit_code,
+        exit_meaning: r.exit_meaning,
+        reason: r.reason,
+    }
+}
+
+/// Read a job's state from its description.
+pub fn report(job: &JobDescription) -> BatchReport {
+    let phase = phase_of(&job.status);
     let attempts: Vec<AttemptReport> = job
         .attempts
         .iter()
@@ -140,6 +200,8 @@ pub fn report(job: &JobDescription) -> BatchReport {
         exit_meaning: exit_code.map(wove_proto::exit::describe),
         attempts,
         array: job.array_properties.clone().filter(|a| a.size.is_some() || !a.status_summary.is_empty()),
+        index_counts: None,
+        indexes: Vec::new(),
     }
 }
 
@@ -164,6 +226,32 @@ mod tests {
         assert!(r.exit_meaning.as_deref().unwrap().starts_with("task failed"));
         assert!(r.attempts[0].exit_meaning.as_deref().unwrap().contains("retryable"));
         assert_eq!(r.run_id.as_deref(), Some("x:1"));
+    }
+
+    #[test]
+    fn an_array_job_reports_each_child() {
+        let parent: JobDescription = serde_json::from_value(serde_json::json!({
+            "jobId": "p", "jobName": "wove-x", "status": "RUNNING",
+            "arrayProperties": {"size": 3, "statusSummary": {"SUCCEEDED": 1, "FAILED": 1, "RUNNABLE": 1}}
+        }))
+        .unwrap();
+        assert_eq!(parent.child_ids(), ["p:0", "p:1", "p:2"]);
+        let child = |i: i32, status: &str, code: Option<i32>| -> JobDescription {
+            serde_json::from_value(serde_json::json!({
+                "jobId": format!("p:{i}"), "status": status, "arrayProperties": {"index": i},
+                "attempts": code.map(|c| vec![serde_json::json!({"container": {"exitCode": c}})]).unwrap_or_default()
+            }))
+            .unwrap()
+        };
+        let mut by_id = child(0, "SUCCEEDED", Some(0));
+        by_id.array_properties = None;
+        let children = [child(1, "FAILED", Some(3)), by_id];
+        assert!(children[0].child_ids().is_empty(), "a child has no children");
+        let r = report_with_children(&parent, &children);
+        let phases: Vec<_> = r.indexes.iter().map(|i| i.phase).collect();
+        assert_eq!(phases, [Phase::Succeeded, Phase::Failed, Phase::Pending]);
+        assert_eq!((r.indexes[1].exit_code, r.indexes[1].attempts), (Some(3), 1));
+        assert_eq!(r.index_counts.unwrap().pending, 1);
     }
 
     #[test]

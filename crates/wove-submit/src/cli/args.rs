@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use wove_submit::EncodedPayload;
+use wove_submit::{Compression, EncodedPayload};
 
 use super::{Failure, SubmitExit};
 
@@ -24,6 +24,15 @@ pub struct PayloadArgs {
     /// Kubernetes: keep the payload out of the Job's environment even when it is small.
     #[arg(long, env = "WOVE_SUBMIT_SENSITIVE")]
     pub sensitive: bool,
+    /// Gzip the payload: auto (only when it would not fit otherwise), never
+    /// (an image running Wove's own Python worker), or always [default: auto].
+    #[arg(long, env = "WOVE_SUBMIT_COMPRESSION", value_name = "WHEN", value_parser = compression)]
+    pub compression: Option<Compression>,
+}
+
+fn compression(text: &str) -> Result<Compression, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_string()))
+        .map_err(|_| format!("`{text}` is not auto, never or always"))
 }
 
 #[derive(Debug, Args)]
@@ -65,7 +74,13 @@ pub fn read_payload(args: &PayloadArgs) -> Result<EncodedPayload, Failure> {
             if bytes.len() as u64 > MAX_PAYLOAD_READ {
                 return Err(refused(format!("the payload file is larger than {MAX_PAYLOAD_READ} bytes")));
             }
-            String::from_utf8(bytes).map_err(|_| refused("the payload file is not UTF-8 text"))?
+            if wove_proto::gzip::is_gzip(&bytes) {
+                // Compressed JSON travels as it is, in base64.
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD.encode(&bytes)
+            } else {
+                String::from_utf8(bytes).map_err(|_| refused("the payload file is neither UTF-8 text nor gzip"))?
+            }
         }
         (None, Some(text)) => text.clone(),
         (None, None) => {

@@ -312,6 +312,7 @@ fn client_failure(error: BatchError) -> Failure {
 
 fn build(payload: &PayloadArgs, job: &JobArgs) -> Result<batch::SubmitJobRequest, Failure> {
     let encoded = read_payload(payload)?;
-    let options = job.options()?;
+    let mut options = job.options()?;
+    set(&mut options.compression, payload.compression);
     batch::render(&encoded, &options).map_err(refused)
 }

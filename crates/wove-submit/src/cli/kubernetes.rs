@@ -399,7 +399,8 @@ fn client_failure(error: ClientError) -> Failure {
 /// Read the payload, merge the options and build the checked Job.
 fn build(payload: &PayloadArgs, job: &JobArgs) -> Result<kubernetes::Manifest, Failure> {
     let encoded = read_payload(payload)?.sensitive(payload.sensitive);
-    let options = job.options()?;
+    let mut options = job.options()?;
+    set(&mut options.compression, payload.compression);
     let patch = job.patch.as_deref().map(read_patch).transpose()?;
     let mut patch_error = None;
     let rendered = kubernetes::render_with(&encoded, &options, |built| {

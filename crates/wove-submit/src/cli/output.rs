@@ -5,6 +5,7 @@
 
 use clap::ValueEnum;
 use wove_submit::batch::{BatchReport, CancelOutcome, SubmittedJob};
+use wove_submit::indexes::{IndexCounts, IndexReport};
 use wove_submit::kubernetes::{Cancelled, JobReport, Manifest, Submitted};
 
 use super::kubernetes::render_typed;
@@ -169,6 +170,9 @@ pub fn print_batch_report(report: &BatchReport, format: Output, to: Stream) {
                 let by_status: Vec<String> = array.status_summary.iter().map(|(k, v)| format!("{k} {v}")).collect();
                 out.push_str(&format!("  array of {}: {}\n", array.size.unwrap_or(0), by_status.join(", ")));
             }
+            if let Some(counts) = &report.index_counts {
+                out.push_str(&indexes_text(counts, &report.indexes));
+            }
             to.write(&out);
         }
     }
@@ -204,6 +208,11 @@ fn report_text(r: &JobReport) -> String {
         out.push_str(&format!("  worker exit code {code}: {meaning}\n"));
     }
     out.push_str(&format!("  pods: {} active, {} succeeded, {} failed\n", r.active, r.succeeded, r.failed));
+    if let Some(counts) = &r.index_counts {
+        // One line per task, not per pod: an Indexed Job may have thousands.
+        out.push_str(&indexes_text(counts, &r.indexes));
+        return out;
+    }
     for pod in &r.pods {
         out.push_str(&format!("  pod {}: {}", pod.name, pod.phase));
         if let Some(code) = pod.exit_code {
@@ -217,6 +226,41 @@ fn report_text(r: &JobReport) -> String {
             out.push_str(&format!(": {summary}"));
         }
         out.push('\n');
+    }
+    out
+}
+
+/// Most failed tasks listed one by one in text output (JSON has them all).
+const FAILED_LISTED: usize = 20;
+
+fn indexes_text(counts: &IndexCounts, indexes: &[IndexReport]) -> String {
+    let mut out = format!(
+        "  tasks: {} succeeded, {} failed, {} running, {} pending\n",
+        counts.succeeded, counts.failed, counts.running, counts.pending
+    );
+    let failed: Vec<&IndexReport> =
+        indexes.iter().filter(|i| i.phase == wove_submit::kubernetes::Phase::Failed).collect();
+    for index in failed.iter().take(FAILED_LISTED) {
+        out.push_str(&format!("  task {}", index.index));
+        if let Some(task_id) = &index.task_id {
+            out.push_str(&format!(" ({task_id})"));
+        }
+        out.push_str(" failed");
+        match (index.exit_code, &index.exit_meaning) {
+            (Some(code), Some(meaning)) => out.push_str(&format!(", exit {code}: {meaning}")),
+            _ => {
+                if let Some(reason) = &index.reason {
+                    out.push_str(&format!(": {reason}"));
+                }
+            }
+        }
+        out.push('\n');
+    }
+    if failed.len() > FAILED_LISTED {
+        out.push_str(&format!(
+            "  … and {} more failed (--output json lists every task)\n",
+            failed.len() - FAILED_LISTED
+        ));
     }
     out
 }

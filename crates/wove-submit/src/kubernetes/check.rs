@@ -25,6 +25,12 @@ pub const MAX_JOB_BYTES: usize = 1024 * 1024;
 pub const MAX_ENV_AND_ARGS: usize = 1024 * 1024;
 /// Largest total of one object's annotations (the API server's limit).
 pub const MAX_ANNOTATIONS: usize = 256 * 1024;
+/// Most pods of an Indexed Job at once, and most failed indexes it may allow.
+pub const MAX_INDEXED_PARALLELISM: i32 = 100_000;
+/// Completions past which per-index retries come with tighter limits.
+pub const COMPLETIONS_SOFT_LIMIT: i32 = 100_000;
+/// Those tighter limits: pods at once, and failed indexes allowed.
+pub const HIGH_COMPLETIONS_LIMIT: i32 = 10_000;
 
 /// One broken rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +156,24 @@ impl Checker {
         }
         if indexed && spec.completions.is_none() {
             self.add("spec.completions", "required with completionMode: Indexed");
+        }
+        if indexed && spec.parallelism.is_some_and(|p| p > MAX_INDEXED_PARALLELISM) {
+            self.add("spec.parallelism", format!("at most {MAX_INDEXED_PARALLELISM} for an Indexed Job"));
+        }
+        if spec.max_failed_indexes.is_some_and(|m| m > MAX_INDEXED_PARALLELISM) {
+            self.add("spec.maxFailedIndexes", format!("at most {MAX_INDEXED_PARALLELISM}"));
+        }
+        // Past 100,000 completions, per-index retries keep their books only for fewer pods at once.
+        if spec.backoff_limit_per_index.is_some() && spec.completions.is_some_and(|c| c > COMPLETIONS_SOFT_LIMIT) {
+            if spec.parallelism.is_none_or(|p| p > HIGH_COMPLETIONS_LIMIT) {
+                self.add("spec.parallelism", format!("at most {HIGH_COMPLETIONS_LIMIT} above {COMPLETIONS_SOFT_LIMIT} completions with backoffLimitPerIndex"));
+            }
+            if spec.max_failed_indexes.is_some_and(|m| m > HIGH_COMPLETIONS_LIMIT) {
+                self.add(
+                    "spec.maxFailedIndexes",
+                    format!("at most {HIGH_COMPLETIONS_LIMIT} above {COMPLETIONS_SOFT_LIMIT} completions"),
+                );
+            }
         }
         if let Some(policy) = &spec.pod_failure_policy {
             self.failure_policy(policy, spec);

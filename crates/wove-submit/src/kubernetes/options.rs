@@ -14,6 +14,8 @@ use k8s_openapi::api::core::v1::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use crate::payload::Compression;
+
 /// Seconds added to the worker's shutdown budget to make the pod's
 /// `terminationGracePeriodSeconds`: room for the kubelet and the final event's
 /// last attempt, so the worker's `task_cancelled` always goes out before SIGKILL.
@@ -100,7 +102,12 @@ pub struct JobOptions {
     /// Largest base64 payload kept in the environment under
     /// [`PayloadPlacement::Auto`]. Default 32 KiB.
     pub inline_payload_max_bytes: usize,
-    /// Run several pods of one Job with `JOB_COMPLETION_INDEX`. Default none.
+    /// Whether the payload travels gzip-compressed. Default
+    /// [`Compression::Auto`]: only when it would not fit otherwise.
+    pub compression: Compression,
+    /// Run several pods of one Job with `JOB_COMPLETION_INDEX`. Default none,
+    /// except for a many-task payload: one index per task, each retried on
+    /// its own (`backoffLimitPerIndex` = [`Self::backoff_limit`]), all at once.
     pub indexed: Option<Indexed>,
     /// Create the Job suspended: nothing runs until it is resumed. Default false.
     pub suspend: bool,
@@ -137,6 +144,7 @@ impl Default for JobOptions {
             signing_secret: None,
             payload_placement: PayloadPlacement::Auto,
             inline_payload_max_bytes: DEFAULT_INLINE_PAYLOAD_MAX,
+            compression: Compression::Auto,
             indexed: None,
             suspend: false,
         }
@@ -260,7 +268,9 @@ pub enum PayloadPlacement {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Indexed {
-    /// How many indexes (0 to completions - 1) must succeed.
+    /// How many indexes (0 to completions - 1) must succeed. For a many-task
+    /// payload, its number of tasks (0: take it from the payload).
+    #[serde(default)]
     pub completions: i32,
     /// How many pods run at once. Default: all of them.
     #[serde(default)]

@@ -15,7 +15,7 @@ use wove_proto::env as vars;
 
 use super::check::{self, Violation};
 use super::failure_policy::pod_failure_policy;
-use super::options::{JobOptions, PayloadPlacement, MAX_ENV_STRING, MAX_SECRET_DATA};
+use super::options::{Compression, Indexed, JobOptions, PayloadPlacement, MAX_ENV_STRING, MAX_SECRET_DATA};
 use crate::naming;
 use crate::payload::EncodedPayload;
 
@@ -35,6 +35,8 @@ pub const ANNOTATION_RUN_ID: &str = "wove.dev/run-id";
 pub const ANNOTATION_TASK_ID: &str = "wove.dev/task-id";
 /// Annotation with the payload's SHA-256: a resubmit compares it.
 pub const ANNOTATION_PAYLOAD_SHA256: &str = "wove.dev/payload-sha256";
+/// Annotation with the number of tasks of a many-task payload.
+pub const ANNOTATION_TASKS: &str = "wove.dev/tasks";
 /// The label the Job controller puts on the Job's pods.
 pub const LABEL_JOB_NAME: &str = "batch.kubernetes.io/job-name";
 /// Where a Secret-borne payload is mounted.
@@ -110,6 +112,7 @@ pub fn render_with(
 ) -> Result<Manifest, RenderError> {
     validate_options(options)?;
     let p = payload.payload();
+    let indexed = indexed_for(payload, options)?;
     let name = naming::object_name(&options.name_prefix, &p.run_id, &p.task_id)
         .map_err(|e| RenderError::option("name_prefix", e.to_string()))?;
 
@@ -118,6 +121,9 @@ pub fn render_with(
     annotations.insert(ANNOTATION_RUN_ID.into(), p.run_id.clone());
     annotations.insert(ANNOTATION_TASK_ID.into(), p.task_id.clone());
     annotations.insert(ANNOTATION_PAYLOAD_SHA256.into(), payload.sha256().to_string());
+    if p.is_many() {
+        annotations.insert(ANNOTATION_TASKS.into(), p.task_count().to_string());
+    }
 
     let mut env = vec![EnvVar {
         name: vars::SHUTDOWN_BUDGET.into(),
@@ -128,8 +134,8 @@ pub fn render_with(
     let mut mounts = options.volume_mounts.clone();
 
     let payload_secret = match placement(payload, options)? {
-        Placement::Env => {
-            env.push(EnvVar { name: vars::PAYLOAD.into(), value: Some(payload.base64().into()), ..Default::default() });
+        Placement::Env(base64) => {
+            env.push(EnvVar { name: vars::PAYLOAD.into(), value: Some(base64), ..Default::default() });
             None
         }
         Placement::Secret(bytes) => {
@@ -256,7 +262,7 @@ pub fn render_with(
         ..Default::default()
     };
 
-    let per_index = options.indexed.as_ref().is_some_and(|i| i.backoff_limit_per_index.is_some());
+    let per_index = indexed.as_ref().is_some_and(|i| i.backoff_limit_per_index.is_some());
     let mut spec = JobSpec {
         template: PodTemplateSpec {
             metadata: Some(ObjectMeta {
@@ -277,7 +283,7 @@ pub fn render_with(
         suspend: options.suspend.then_some(true),
         ..Default::default()
     };
-    if let Some(indexed) = &options.indexed {
+    if let Some(indexed) = &indexed {
         spec.completion_mode = Some("Indexed".into());
         spec.completions = Some(indexed.completions);
         spec.parallelism = indexed.parallelism.or(Some(indexed.completions));
@@ -372,35 +378,48 @@ pub(crate) fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str>
 }
 
 enum Placement {
-    Env,
+    Env(String),
     Secret(Vec<u8>),
 }
 
+/// Where the payload travels, plain or compressed ([`JobOptions::compression`]).
 fn placement(payload: &EncodedPayload, options: &JobOptions) -> Result<Placement, RenderError> {
     // NAME=value plus the terminating NUL.
-    let env_size = vars::PAYLOAD.len() + 1 + payload.base64().len() + 1;
-    let fits_env = env_size <= MAX_ENV_STRING;
-    let small = payload.base64().len() <= options.inline_payload_max_bytes;
+    let env_size = |base64: &str| vars::PAYLOAD.len() + 1 + base64.len() + 1;
     let in_env = match options.payload_placement {
-        PayloadPlacement::Env if !fits_env => {
-            return Err(RenderError::PayloadTooLarge {
-                size: env_size,
-                limit: MAX_ENV_STRING,
-                place: "one environment string (Linux's MAX_ARG_STRLEN)",
-                way_out: "let the payload travel in a Secret (payload placement `auto` or `secret`)",
-            })
-        }
         PayloadPlacement::Env => true,
-        PayloadPlacement::Auto => small && fits_env && !payload.is_sensitive(),
+        PayloadPlacement::Auto => !payload.is_sensitive(),
         PayloadPlacement::Secret => false,
     };
     if in_env {
-        return Ok(Placement::Env);
+        let fits = |b: &str| {
+            env_size(b) <= MAX_ENV_STRING
+                && (options.payload_placement == PayloadPlacement::Env || b.len() <= options.inline_payload_max_bytes)
+        };
+        let base64 = match (options.payload_placement, options.compression) {
+            // Left to choose, a payload too large for the environment as it is
+            // goes to a Secret as it is: compressed only when nothing else fits.
+            (PayloadPlacement::Auto, Compression::Auto) => payload.base64().to_string(),
+            (_, compression) => payload.travelling_base64(compression, fits),
+        };
+        if fits(&base64) {
+            return Ok(Placement::Env(base64));
+        }
+        if options.payload_placement == PayloadPlacement::Env {
+            return Err(RenderError::PayloadTooLarge {
+                size: env_size(&base64),
+                limit: MAX_ENV_STRING,
+                place: "one environment string (Linux's MAX_ARG_STRLEN)",
+                way_out: "let the payload travel in a Secret (payload placement `auto` or `secret`)",
+            });
+        }
     }
-    // The Secret holds the JSON itself; on the wire its data is base64 again,
-    // which is exactly the payload's own base64.
+    // The Secret holds the bytes themselves (JSON or gzip); on the wire its
+    // data is base64 again, which is exactly the payload's own base64.
+    let fits = |b: &str| b.len() / 4 * 3 <= MAX_SECRET_DATA;
+    let base64 = payload.travelling_base64(options.compression, fits);
     use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(payload.base64()).map_err(|e| {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(&base64).map_err(|e| {
         // A validated payload always decodes; say so rather than panic.
         RenderError::option("payload", format!("does not decode as base64: {e}"))
     })?;
@@ -408,11 +427,51 @@ fn placement(payload: &EncodedPayload, options: &JobOptions) -> Result<Placement
         return Err(RenderError::PayloadTooLarge {
             size: bytes.len(),
             limit: MAX_SECRET_DATA,
-            place: "a Kubernetes Secret",
-            way_out: "pass large inputs by reference (a URL or a volume the task reads) instead of in the payload",
+            place: if options.compression == Compression::Never {
+                "a Kubernetes Secret"
+            } else {
+                "a Kubernetes Secret, even gzip-compressed"
+            },
+            way_out: "pass large inputs by reference (a URL or a volume the task reads) instead of in the payload, \
+or split the tasks over several payloads",
         });
     }
     Ok(Placement::Secret(bytes))
+}
+
+/// The Job's indexes: the caller's, or for a many-task payload one per task,
+/// each retried on its own.
+fn indexed_for(payload: &EncodedPayload, options: &JobOptions) -> Result<Option<Indexed>, RenderError> {
+    let p = payload.payload();
+    if !p.is_many() {
+        if options.indexed.as_ref().is_some_and(|i| i.completions < 1) {
+            return Err(RenderError::option("indexed.completions", "must be at least 1"));
+        }
+        return Ok(options.indexed.clone());
+    }
+    // The payload holds at most wove_proto::fan_out::MAX_TASKS, which fits.
+    let tasks = i32::try_from(p.task_count()).unwrap_or(i32::MAX);
+    let mut indexed = options.indexed.clone().unwrap_or(Indexed {
+        completions: tasks,
+        parallelism: None,
+        backoff_limit_per_index: None,
+        max_failed_indexes: None,
+    });
+    if indexed.completions == 0 {
+        indexed.completions = tasks;
+    }
+    if indexed.completions != tasks {
+        return Err(RenderError::option(
+            "indexed.completions",
+            format!(
+                "{} for a payload of {tasks} tasks: each index runs one task, so leave it unset or make it {tasks}",
+                indexed.completions
+            ),
+        ));
+    }
+    // One failed task must not fail the others, nor use up their retries.
+    indexed.backoff_limit_per_index = indexed.backoff_limit_per_index.or(Some(options.backoff_limit));
+    Ok(Some(indexed))
 }
 
 fn own_labels(run_id: &str, task_id: &str, extra: &BTreeMap<String, String>) -> BTreeMap<String, String> {
@@ -445,7 +504,7 @@ fn non_empty<T>(items: Vec<T>) -> Option<Vec<T>> {
 const OWN_ENV: [&str; 5] =
     [vars::PAYLOAD, vars::PAYLOAD_FILE, vars::SHUTDOWN_BUDGET, vars::SIGNING_SECRET, vars::SIGNING_SECRET_FILE];
 const OWN_LABELS: [&str; 4] = [LABEL_APP_NAME, LABEL_MANAGED_BY, LABEL_RUN, LABEL_TASK];
-const OWN_ANNOTATIONS: [&str; 3] = [ANNOTATION_RUN_ID, ANNOTATION_TASK_ID, ANNOTATION_PAYLOAD_SHA256];
+const OWN_ANNOTATIONS: [&str; 4] = [ANNOTATION_RUN_ID, ANNOTATION_TASK_ID, ANNOTATION_PAYLOAD_SHA256, ANNOTATION_TASKS];
 
 fn validate_options(o: &JobOptions) -> Result<(), RenderError> {
     fn err(option: &'static str, problem: impl Into<String>) -> RenderError {
@@ -524,7 +583,8 @@ fn validate_options(o: &JobOptions) -> Result<(), RenderError> {
         }
     }
     if let Some(indexed) = &o.indexed {
-        if indexed.completions < 1 {
+        // 0 stands for "one per task" of a many-task payload, checked in indexed_for.
+        if indexed.completions < 0 {
             return Err(err("indexed.completions", "must be at least 1"));
         }
         if indexed.parallelism.is_some_and(|p| p < 1) {
@@ -537,7 +597,7 @@ fn validate_options(o: &JobOptions) -> Result<(), RenderError> {
             if indexed.backoff_limit_per_index.is_none() {
                 return Err(err("indexed.max_failed_indexes", "needs backoff_limit_per_index"));
             }
-            if max < 0 || max > indexed.completions {
+            if max < 0 || (indexed.completions > 0 && max > indexed.completions) {
                 return Err(err("indexed.max_failed_indexes", "must be 0 to completions"));
             }
         }

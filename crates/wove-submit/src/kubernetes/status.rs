@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
 use serde::Serialize;
 
 use super::render::{annotation, ANNOTATION_RUN_ID, ANNOTATION_TASK_ID, CONTAINER};
+use crate::indexes::{parse_ranges, IndexCounts, IndexReport};
 
 /// Where a Job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -75,6 +76,12 @@ pub struct JobReport {
     pub completed_indexes: Option<String>,
     /// Indexed Jobs with per-index retries: the indexes that failed.
     pub failed_indexes: Option<String>,
+    /// Indexed Jobs: how many indexes stand where.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_counts: Option<IndexCounts>,
+    /// Indexed Jobs: each index (each task of a many-task payload).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexReport>,
     /// The Job's pods, oldest first.
     pub pods: Vec<PodReport>,
 }
@@ -124,6 +131,8 @@ pub fn report(job: &Job, pods: &[Pod]) -> JobReport {
         exit_meaning: None,
         completed_indexes: status.completed_indexes.clone().filter(|s| !s.is_empty()),
         failed_indexes: status.failed_indexes.clone().filter(|s| !s.is_empty()),
+        index_counts: None,
+        indexes: Vec::new(),
         pods: Vec::new(),
     };
 
@@ -159,8 +168,56 @@ pub fn report(job: &Job, pods: &[Pod]) -> JobReport {
         out.reason = Some("NoPod".into());
         out.message = Some("the Job has no pod yet".into());
     }
+    let spec = job.spec.as_ref();
+    if let Some(completions) =
+        spec.filter(|s| s.completion_mode.as_deref() == Some("Indexed")).and_then(|s| s.completions)
+    {
+        out.indexes = index_reports(usize::try_from(completions).unwrap_or(0), &out, &pod_reports);
+        out.index_counts = Some(IndexCounts::of(&out.indexes));
+    }
     out.pods = pod_reports;
     out
+}
+
+/// Each index of an Indexed Job: succeeded or failed as the Job's status
+/// says; otherwise running while one of its pods runs, else pending (not
+/// started, or waiting for a retry) — or failed, once the whole Job failed.
+fn index_reports(completions: usize, job: &JobReport, pods: &[PodReport]) -> Vec<IndexReport> {
+    let completed = job.completed_indexes.as_deref().map(parse_ranges).unwrap_or_default();
+    let failed = job.failed_indexes.as_deref().map(parse_ranges).unwrap_or_default();
+    let mut reports: Vec<IndexReport> = (0..completions).map(IndexReport::pending).collect();
+    // Pods are oldest first: the last one seen for an index is its latest attempt.
+    for pod in pods {
+        let Some(report) = pod.index.as_deref().and_then(|i| i.parse::<usize>().ok()).and_then(|i| reports.get_mut(i))
+        else {
+            continue;
+        };
+        report.attempts += 1;
+        if pod.phase == "Running" {
+            report.phase = Phase::Running;
+        } else if pod.exit_code.is_some() {
+            report.phase = Phase::Pending;
+            report.exit_code = pod.exit_code;
+            report.exit_meaning = pod.exit_meaning.clone();
+            report.reason = pod.reason.clone();
+        }
+        let said = pod.termination_message.as_ref().and_then(|m| m.get("task_id")).and_then(|t| t.as_str());
+        if let Some(task_id) = said {
+            report.task_id = Some(task_id.to_string());
+        }
+    }
+    for report in &mut reports {
+        if completed.contains(&report.index) {
+            report.phase = Phase::Succeeded;
+        } else if failed.contains(&report.index)
+            || (job.phase == Phase::Failed
+                && report.exit_code.is_some_and(|c| c != 0)
+                && report.phase != Phase::Running)
+        {
+            report.phase = Phase::Failed;
+        }
+    }
+    reports
 }
 
 fn belongs_to(pod: &Pod, job: &Job) -> bool {
@@ -307,6 +364,42 @@ mod tests {
         let mut suspended = job(json!({}));
         suspended.spec.as_mut().unwrap().suspend = Some(true);
         assert_eq!(report(&suspended, &[]).reason.as_deref(), Some("Suspended"));
+    }
+
+    #[test]
+    fn an_indexed_job_reports_each_index() {
+        let mut j = job(json!({"active": 1, "failed": 2, "succeeded": 2,
+            "completedIndexes": "0,2", "failedIndexes": "3"}));
+        let spec = j.spec.as_mut().unwrap();
+        spec.completion_mode = Some("Indexed".into());
+        spec.completions = Some(5);
+        let indexed = |name: &str, created: &str, index: usize, status: serde_json::Value| {
+            let mut p = pod(name, created, status);
+            p.metadata.annotations =
+                Some([("batch.kubernetes.io/job-completion-index".to_string(), index.to_string())].into());
+            p
+        };
+        let running = json!({"phase": "Running", "containerStatuses": [{"name": "wove", "image": "i", "imageID": "",
+            "ready": true, "restartCount": 0, "state": {"running": {}}}]});
+        let pods = [
+            indexed("p0", "2026-01-01T00:00:00Z", 0, terminated(0, r#"{"status":"succeeded","task_id":"sq-0"}"#)),
+            indexed("p1a", "2026-01-01T00:00:01Z", 1, terminated(75, "")),
+            indexed("p1b", "2026-01-01T00:00:05Z", 1, running),
+            indexed("p2", "2026-01-01T00:00:02Z", 2, terminated(0, "")),
+            indexed("p3", "2026-01-01T00:00:03Z", 3, terminated(3, r#"{"status":"failed","task_id":"sq-3"}"#)),
+        ];
+        let r = report(&j, &pods);
+        let phases: Vec<_> = r.indexes.iter().map(|i| i.phase).collect();
+        assert_eq!(phases, [Phase::Succeeded, Phase::Running, Phase::Succeeded, Phase::Failed, Phase::Pending]);
+        assert_eq!(r.indexes[0].task_id.as_deref(), Some("sq-0"));
+        assert_eq!((r.indexes[1].attempts, r.indexes[1].exit_code), (2, Some(75)));
+        assert_eq!(r.indexes[3].exit_code, Some(3));
+        assert!(r.indexes[3].exit_meaning.as_deref().unwrap().starts_with("task failed"));
+        assert_eq!(r.indexes[4].attempts, 0);
+        let counts = r.index_counts.unwrap();
+        assert_eq!((counts.succeeded, counts.running, counts.failed, counts.pending), (2, 1, 1, 1));
+        // A single Job has no index report.
+        assert!(report(&job(json!({})), &[]).indexes.is_empty());
     }
 
     #[test]
