@@ -10,7 +10,7 @@ use clap::{Parser, ValueEnum};
 use wove_proto::env as vars;
 use wove_proto::sign::{Scheme, Secret};
 
-use crate::config::{Config, DeliveryConfig, PayloadSource, RunnerSettings, Signing};
+use crate::config::{Config, DeliveryConfig, PayloadSource, RunnerSettings, Signing, TaskLimits};
 use crate::logging::LogFormat;
 
 /// Environment variables that hold secrets; never passed on to a task.
@@ -45,6 +45,30 @@ pub struct Cli {
     /// Read the payload from a file (JSON or base64), e.g. one mounted from a Secret.
     #[arg(long, env = vars::PAYLOAD_FILE, value_name = "PATH")]
     pub payload_file: Option<PathBuf>,
+
+    /// Largest payload, in bytes of JSON (after base64 and gzip).
+    #[arg(long, env = "WOVE_WORKER_MAX_PAYLOAD_BYTES", default_value_t = crate::config::DEFAULT_MAX_PAYLOAD_BYTES, value_name = "BYTES", value_parser = bytes)]
+    pub max_payload_bytes: usize,
+
+    /// Most arguments of a task's program.
+    #[arg(long, env = "WOVE_WORKER_MAX_TASK_ARGS", default_value_t = TaskLimits::default().args, value_name = "N")]
+    pub max_task_args: usize,
+
+    /// Most environment variables a task sets.
+    #[arg(long, env = "WOVE_WORKER_MAX_TASK_ENV", default_value_t = TaskLimits::default().env, value_name = "N")]
+    pub max_task_env: usize,
+
+    /// Longest task argument, or NAME=value, in bytes.
+    #[arg(long, env = "WOVE_WORKER_MAX_TASK_STRING_BYTES", default_value_t = TaskLimits::default().string_bytes, value_name = "BYTES", value_parser = bytes)]
+    pub max_task_string_bytes: usize,
+
+    /// Largest result, in bytes as sent; a larger one fails the task (ResultTooLarge).
+    #[arg(long, env = "WOVE_WORKER_MAX_RESULT_BYTES", default_value_t = TaskLimits::default().result_bytes, value_name = "BYTES", value_parser = bytes)]
+    pub max_result_bytes: usize,
+
+    /// Largest WebAssembly module, from a file, the payload or a download.
+    #[arg(long, env = "WOVE_WORKER_MAX_WASM_MODULE_BYTES", default_value_t = TaskLimits::default().wasm_module_bytes as usize, value_name = "BYTES", value_parser = bytes)]
+    pub max_wasm_module_bytes: usize,
 
     /// Run task N of a many-task payload (its `tasks` array) [default: the
     /// platform's index, JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX].
@@ -193,6 +217,14 @@ fn after_help() -> String {
     format!("{PAYLOAD_HELP}\n\n{}", crate::exit::EXIT_CODES_HELP)
 }
 
+/// A positive number of bytes.
+fn bytes(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("`{text}` is not a positive number of bytes")),
+    }
+}
+
 fn seconds(text: &str) -> Result<Duration, String> {
     let value: f64 = text.trim().parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
     if !value.is_finite() || value <= 0.0 || value > 1e9 {
@@ -239,6 +271,11 @@ impl Cli {
                 .map_err(|source| ConfigError::SecretFile { path: path.clone(), source })?;
             texts.extend(content.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string));
         }
+        // Known from here on: no log line, event or termination message may quote them.
+        for text in &texts {
+            crate::redact::register(text);
+            crate::redact::register(text.strip_prefix("whsec_").unwrap_or_default());
+        }
         let secrets =
             texts.iter().enumerate().map(|(i, t)| Secret::parse(scheme, t, i + 1)).collect::<Result<Vec<_>, _>>()?;
         if self.require_signing && secrets.is_empty() {
@@ -258,6 +295,7 @@ impl Cli {
         let defaults = RunnerSettings::default();
         Ok(Config {
             payload,
+            max_payload_bytes: self.max_payload_bytes,
             index: self.index.map(crate::task_index::TaskIndex::flag),
             delivery: DeliveryConfig {
                 attempt_timeout: self.attempt_timeout,
@@ -289,6 +327,13 @@ impl Cli {
                     .as_deref()
                     .map_or(defaults.runner_path, crate::runner::lookup::split_path),
                 runner_timeout: self.runner_timeout,
+                limits: TaskLimits {
+                    args: self.max_task_args,
+                    env: self.max_task_env,
+                    string_bytes: self.max_task_string_bytes,
+                    result_bytes: self.max_result_bytes,
+                    wasm_module_bytes: self.max_wasm_module_bytes as u64,
+                },
             },
             print_events: self.print_events,
             shutdown_budget: self.shutdown_budget,

@@ -26,6 +26,8 @@ pub enum PayloadSource {
 pub struct Config {
     /// Where the payload comes from.
     pub payload: PayloadSource,
+    /// Largest payload, in bytes of JSON (after base64 and gzip). Default 64 MiB.
+    pub max_payload_bytes: usize,
     /// Which task of a many-task payload to run. Default `None`: the index
     /// the platform sets (`JOB_COMPLETION_INDEX`, `AWS_BATCH_JOB_ARRAY_INDEX`).
     pub index: Option<crate::task_index::TaskIndex>,
@@ -54,6 +56,7 @@ impl Config {
     pub fn new(payload: PayloadSource) -> Self {
         Self {
             payload,
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             index: None,
             delivery: DeliveryConfig::default(),
             signing: Signing::default(),
@@ -72,6 +75,11 @@ impl Config {
         self.runner.kill_grace.min(self.shutdown_budget / 2)
     }
 }
+
+/// Default for [`Config::max_payload_bytes`]: far above what a Job carries
+/// (an environment string holds 128 KiB, a Secret 1 MiB), low enough that a
+/// wrong file is refused at once.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 64 * 1024 * 1024;
 
 /// Default for [`Config::shutdown_budget`].
 pub const DEFAULT_SHUTDOWN_BUDGET: Duration = Duration::from_secs(wove_proto::env::DEFAULT_SHUTDOWN_BUDGET_SECS);
@@ -136,6 +144,83 @@ pub struct RunnerSettings {
     pub runner_path: Vec<PathBuf>,
     /// Timeout of a runner executable whose task sets no `timeout_seconds`. Default none.
     pub runner_timeout: Option<Duration>,
+    /// Bounds on what a task may ask for.
+    pub limits: TaskLimits,
+}
+
+/// Bounds on what a task may ask for. A breach is refused before anything
+/// runs (a bad payload, exit 65, with a `task_error` naming the bound and its
+/// flag), except the result's, which fails the task that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskLimits {
+    /// Most arguments of a task's program. Default 4096 (`--max-task-args`).
+    pub args: usize,
+    /// Most environment variables a task sets. Default 4096 (`--max-task-env`).
+    pub env: usize,
+    /// Longest argument, or `NAME=value`, in bytes. Default 128 KiB, the
+    /// most Linux passes in one string (`--max-task-string-bytes`).
+    pub string_bytes: usize,
+    /// Largest result, as sent (JSON, or base64 of the pickle). Default 256
+    /// MiB (`--max-result-bytes`). A larger one fails the task with
+    /// `ResultTooLarge` instead of an event the receiver may refuse.
+    pub result_bytes: usize,
+    /// Largest WebAssembly module, from a file, the payload or a download.
+    /// Default 256 MiB (`--max-wasm-module-bytes`); a task's own
+    /// `max_bytes` for a download may only be lower.
+    pub wasm_module_bytes: u64,
+}
+
+impl Default for TaskLimits {
+    fn default() -> Self {
+        Self {
+            args: 4096,
+            env: 4096,
+            string_bytes: 128 * 1024,
+            result_bytes: 256 * 1024 * 1024,
+            wasm_module_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+impl TaskLimits {
+    /// Check a program's arguments and environment; errors name the field
+    /// (under `task.`) and the flag that raises the bound.
+    pub fn check_command<'a>(
+        &self,
+        args: &[String],
+        env: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<(), wove_proto::PayloadError> {
+        use wove_proto::PayloadError;
+        if args.len() > self.args {
+            return Err(PayloadError::field(
+                "task.args",
+                format!("{} arguments, more than the {} allowed (--max-task-args)", args.len(), self.args),
+            ));
+        }
+        if let Some((i, arg)) = args.iter().enumerate().find(|(_, a)| a.len() > self.string_bytes) {
+            return Err(PayloadError::field(
+                format!("task.args[{i}]"),
+                format!("{} bytes, more than the {} allowed (--max-task-string-bytes)", arg.len(), self.string_bytes),
+            ));
+        }
+        if env.len() > self.env {
+            return Err(PayloadError::field(
+                "task.env",
+                format!("{} variables, more than the {} allowed (--max-task-env)", env.len(), self.env),
+            ));
+        }
+        for (name, value) in env {
+            // NAME=value, as the kernel counts it.
+            let size = name.len() + 1 + value.len();
+            if size > self.string_bytes {
+                return Err(PayloadError::field(
+                    format!("task.env.{name}"),
+                    format!("{size} bytes, more than the {} allowed (--max-task-string-bytes)", self.string_bytes),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl RunnerSettings {
@@ -159,6 +244,7 @@ impl Default for RunnerSettings {
             memory_cgroup: crate::supervise::oom::MemoryCgroup::of_this_process(),
             runner_path: crate::runner::lookup::split_path(&std::env::var("PATH").unwrap_or_default()),
             runner_timeout: None,
+            limits: TaskLimits::default(),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Logs on stderr: human-readable by default, JSON lines for log pipelines.
 //!
-//! Nothing secret is ever passed to a log macro: URLs go through
-//! [`crate::redact::redact_url`] and secrets have a redacting `Debug`.
+//! Nothing secret is passed to a log macro on purpose: URLs go through
+//! [`crate::redact::redact_url`] and secrets have a redacting `Debug`. And
+//! every line goes through [`crate::redact::scrub`] on its way out, for what a
+//! message quotes by accident.
 
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
@@ -25,7 +27,7 @@ pub fn init(format: LogFormat, filter: &str) {
     };
     use std::io::IsTerminal as _;
     let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| ScrubbingStderr)
         .with_env_filter(env_filter)
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal());
@@ -36,5 +38,21 @@ pub fn init(format: LogFormat, filter: &str) {
     };
     if let Some(e) = bad {
         tracing::warn!(filter, error = %e, "invalid log filter, using `info`");
+    }
+}
+
+/// Stderr, with every registered secret scrubbed. The formatter hands over
+/// each event whole, so a secret is never split across two writes.
+struct ScrubbingStderr;
+
+impl std::io::Write for ScrubbingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        std::io::stderr().write_all(crate::redact::scrub(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }

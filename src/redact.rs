@@ -1,17 +1,92 @@
-//! Keeping the callback token out of every log line.
+//! Keeping the callback token and the signing secrets out of everything the
+//! worker writes.
 //!
-//! The token is the last path segment of the callback URL: anyone holding it
-//! can forge events for the run. URLs are only ever logged through
-//! [`redact_url`], and HTTP errors are stripped of their URL before display.
+//! Two layers. URLs are only ever logged through [`redact_url`], which keeps
+//! the scheme, host and path but never the token (the last path segment), a
+//! query or user info, and keeps nothing of a URL that does not parse. Then,
+//! whatever a message happens to quote (a serde error echoing a mistyped
+//! field, a task's stderr), [`scrub`] replaces every secret the worker knows
+//! of: the log writer, the termination message and the error messages of
+//! events all pass through it.
 
-/// The URL with its last path segment (and any query) replaced by `[redacted]`.
+use std::borrow::Cow;
+use std::sync::RwLock;
+
+/// What a secret is replaced with.
+pub const REDACTED: &str = "[redacted]";
+
+/// Shorter strings are not registered: scrubbing them would mangle ordinary
+/// text, and a secret that short protects nothing.
+const MIN_SECRET_LEN: usize = 4;
+
+static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// The URL without its secret parts: `scheme://host[:port]/path/[redacted]`.
+/// A URL that does not parse is not shown at all: its parts cannot be told apart.
 pub fn redact_url(url: &str) -> String {
-    let (base, _query) = url.split_once('?').unwrap_or((url, ""));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    match base[scheme_end..].rfind('/') {
-        Some(i) if scheme_end + i + 1 < base.len() => format!("{}[redacted]", &base[..scheme_end + i + 1]),
-        _ => base.to_string(),
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return "(a callback URL that does not parse)".to_string();
+    };
+    let host = match (parsed.host_str(), parsed.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_string(),
+        (None, _) => String::new(),
+    };
+    let path = parsed.path();
+    let kept = match path.rfind('/') {
+        Some(i) if i + 1 < path.len() => format!("{}{REDACTED}", &path[..=i]),
+        _ => path.to_string(),
+    };
+    format!("{}://{host}{kept}", parsed.scheme())
+}
+
+/// Remember `secret`: from now on [`scrub`] replaces it.
+pub fn register(secret: &str) {
+    let secret = secret.trim();
+    if secret.len() < MIN_SECRET_LEN {
+        return;
     }
+    let mut secrets = SECRETS.write().unwrap_or_else(|e| e.into_inner());
+    if !secrets.iter().any(|s| s == secret) {
+        secrets.push(secret.to_string());
+        // Longest first, so a secret containing another is replaced whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+}
+
+/// Remember the secret parts of a callback URL: the token (its last path
+/// segment), and for a URL that does not parse, the whole text and each of
+/// its segments, since which one is the token cannot be known.
+pub fn register_callback_url(url: &str) {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) => {
+            if let Some(token) = parsed.path_segments().and_then(|mut s| s.next_back()) {
+                register(token);
+            }
+            register(parsed.password().unwrap_or_default());
+            if let Some(query) = parsed.query() {
+                register(query);
+            }
+        }
+        Err(_) => {
+            register(url);
+            for segment in url.split(['/', '?', '&', '#', '@', '[', ']']) {
+                register(segment);
+            }
+        }
+    }
+}
+
+/// `text` with every registered secret replaced by [`REDACTED`].
+pub fn scrub(text: &str) -> Cow<'_, str> {
+    let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
+    let mut out = Cow::Borrowed(text);
+    for secret in secrets.iter() {
+        if out.contains(secret.as_str()) {
+            out = Cow::Owned(out.replace(secret.as_str(), REDACTED));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -19,10 +94,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hides_the_token_and_query() {
+    fn urls_keep_their_shape_but_not_their_secrets() {
         assert_eq!(redact_url("http://web:9010/wove/events/abc123"), "http://web:9010/wove/events/[redacted]");
         assert_eq!(redact_url("https://h/x/tok?sig=1"), "https://h/x/[redacted]");
-        assert_eq!(redact_url("http://h:1"), "http://h:1");
+        assert_eq!(redact_url("https://user:pw@h/x/tok"), "https://h/x/[redacted]");
+        assert_eq!(redact_url("http://h:1"), "http://h:1/");
         assert_eq!(redact_url("http://h/"), "http://h/");
+        // The host of this one is the token: nothing of it may show.
+        assert_eq!(redact_url("http://[TOKEN/wove/events/TOKEN"), "(a callback URL that does not parse)");
+    }
+
+    #[test]
+    fn registered_secrets_are_scrubbed_from_any_text() {
+        register_callback_url("http://h/wove/events/tok-abc-123?sig=s3cr3t-query");
+        register("whsec_c2VjcmV0LWtleQ==");
+        register("ab"); // too short to register
+        let text = "error at http://h/wove/events/tok-abc-123?sig=s3cr3t-query with whsec_c2VjcmV0LWtleQ== ab";
+        assert_eq!(scrub(text), "error at http://h/wove/events/[redacted]?[redacted] with [redacted] ab");
+        assert!(matches!(scrub("nothing secret"), Cow::Borrowed(_)));
+
+        register_callback_url("http://[TOKEN-unparsed/wove/events/TOKEN-unparsed");
+        assert!(!scrub("host [TOKEN-unparsed, path TOKEN-unparsed").contains("TOKEN-unparsed"));
     }
 }

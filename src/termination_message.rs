@@ -70,6 +70,9 @@ impl Summary {
 /// Write `summary` to `path` if that file exists; never fails the worker.
 pub fn write(path: Option<&Path>, summary: &Summary) {
     let Some(path) = path else { return };
+    // A message may quote what it was given; nothing secret leaves in it.
+    let mut summary = summary.clone();
+    summary.message = summary.message.map(|m| crate::redact::scrub(&m).into_owned());
     let file = std::fs::OpenOptions::new().write(true).truncate(true).create(false).open(path);
     match file {
         Ok(mut f) => {

@@ -57,7 +57,13 @@ impl Worker {
             become_subreaper();
         }
 
-        let payload = match crate::payload_source::read(&self.config.payload) {
+        for secret in &self.config.signing.secrets {
+            // What a library caller configured directly is as secret as what the CLI read.
+            if let Ok(text) = std::str::from_utf8(secret.as_bytes()) {
+                crate::redact::register(text);
+            }
+        }
+        let payload = match crate::payload_source::read(&self.config.payload, self.config.max_payload_bytes) {
             Ok(p) => p,
             Err(e) => {
                 let message = error_chain(&e);
@@ -118,7 +124,7 @@ impl Worker {
                 tracing::error!("{message}");
                 // The weave is waiting for this task: tell it why it will not run.
                 let mut event = reporter.event(EventKind::TaskError);
-                event.error = Some(ErrorInfo::of(kind, message.clone()));
+                event.error = Some(scrubbed(ErrorInfo::of(kind, message.clone())));
                 let delivered = self.deliver_final(&reporter, &event, &signals).await;
                 // Delivered or not, the payload is at fault: the exit code says so.
                 let mut summary =
@@ -166,8 +172,23 @@ impl Worker {
         // The final event supersedes a task_started still retrying.
         started.abort();
 
-        let (event, exit, status) = final_event(&reporter, finished);
-        let delivered = self.deliver_final(&reporter, &event, &signals).await;
+        let (mut event, mut exit, mut status) =
+            final_event(&reporter, finished, self.config.runner.limits.result_bytes);
+        let mut delivered = self.deliver_final(&reporter, &event, &signals).await;
+        if matches!(delivered, Err(DeliveryError::Rejected { status: 413, .. })) && event.kind == EventKind::TaskResult
+        {
+            // Too large for this receiver: the weave still learns the task's fate.
+            let size = result_size(&event);
+            tracing::warn!(kind = %ErrorKind::ResultTooLarge, size, "the receiver refused the result as too large (HTTP 413); reporting that instead");
+            let mut error = reporter.event(EventKind::TaskError);
+            error.error = Some(ErrorInfo::of(
+                ErrorKind::ResultTooLarge,
+                format!("the receiver refused the task's result ({size} bytes) as too large (HTTP 413)"),
+            ));
+            error.output = event.output;
+            (event, exit, status) = (error, Exit::TaskFailed, Status::Failed);
+            delivered = self.deliver_final(&reporter, &event, &signals).await;
+        }
         let exit = match &delivered {
             Ok(()) => exit,
             Err(DeliveryError::Rejected { .. }) => Exit::Rejected,
@@ -239,8 +260,18 @@ async fn report_progress(
 /// How long one progress heartbeat may take to deliver before the next replaces it.
 const PROGRESS_BUDGET: Duration = Duration::from_secs(30);
 
-fn final_event(reporter: &Reporter, finished: Finished) -> (Event, Exit, Status) {
-    let (mut event, exit, status) = match finished.outcome {
+fn final_event(reporter: &Reporter, finished: Finished, max_result_bytes: usize) -> (Event, Exit, Status) {
+    let outcome = match finished.outcome {
+        Outcome::Succeeded(value) => match value_size(&value) {
+            size if size > max_result_bytes => Outcome::failed(ErrorInfo::of(
+                ErrorKind::ResultTooLarge,
+                format!("the task's result is {size} bytes as sent, more than the {max_result_bytes} allowed (--max-result-bytes)"),
+            )),
+            _ => Outcome::Succeeded(value),
+        },
+        other => other,
+    };
+    let (mut event, exit, status) = match outcome {
         Outcome::Succeeded(value) => {
             let mut event = reporter.event(EventKind::TaskResult);
             match value {
@@ -250,6 +281,7 @@ fn final_event(reporter: &Reporter, finished: Finished) -> (Event, Exit, Status)
             (event, Exit::Success, Status::Succeeded)
         }
         Outcome::Failed { error, exception_pickle } => {
+            let error = scrubbed(error);
             tracing::warn!(kind = %error.kind, message = %error.message, "task failed");
             let mut event = reporter.event(EventKind::TaskError);
             event.error = Some(error);
@@ -263,6 +295,50 @@ fn final_event(reporter: &Reporter, finished: Finished) -> (Event, Exit, Status)
     };
     event.output = finished.output;
     (event, exit, status)
+}
+
+/// Bytes a result takes in the event: its JSON, or its base64 pickle.
+fn value_size(value: &TaskValue) -> usize {
+    match value {
+        TaskValue::Pickle(p) => p.len(),
+        TaskValue::Json(v) => json_size(v),
+    }
+}
+
+fn result_size(event: &Event) -> usize {
+    match (&event.result, &event.result_pickle) {
+        (_, Some(p)) => p.len(),
+        (Some(v), None) => json_size(v),
+        (None, None) => 0,
+    }
+}
+
+fn json_size(value: &serde_json::Value) -> usize {
+    let mut counter = ByteCounter(0);
+    // Writing to a counter cannot fail.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
+}
+
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An error as it may be sent and logged: nothing the worker knows to be
+/// secret in its message or traceback (a task's stderr, a field it quotes).
+fn scrubbed(mut error: ErrorInfo) -> ErrorInfo {
+    error.message = crate::redact::scrub(&error.message).into_owned();
+    error.traceback = crate::redact::scrub(&error.traceback).into_owned();
+    error
 }
 
 fn event_summary(

@@ -34,6 +34,18 @@ fn input_on_stdin_and_result_from_the_result_file() {
 }
 
 #[test]
+fn numbers_reach_the_task_exactly_as_written() {
+    // Found by a property test: without exact float parsing, 945916.4500754073 arrived as ...072.
+    let mut task = sh("cat > \"$WOVE_RESULT_FILE\"");
+    task["input"] = serde_json::json!({"x": 945916.4500754073, "tiny": 5e-324, "big": 1.7976931348623157e308});
+    let (out, rx) = run_task(task.clone());
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(final_event(&rx)["result"], task["input"]);
+    let body = &rx.of_type("task_result")[0].body;
+    assert!(String::from_utf8_lossy(body).contains("945916.4500754073"));
+}
+
+#[test]
 fn args_env_and_cwd_are_applied() {
     let dir = tempfile::tempdir().unwrap();
     let task = serde_json::json!({

@@ -4,6 +4,7 @@
 mod support;
 
 mod bad_payload;
+mod bounds;
 mod cli;
 mod delivery;
 mod fan_out;
@@ -11,6 +12,7 @@ mod faults;
 mod oom;
 mod readme;
 mod runners;
+mod secrets;
 mod subprocess;
 #[cfg(feature = "wasm")]
 mod wasm;

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use rand::RngCore as _;
+use rand::Rng as _;
 use wove_proto::env as vars;
 use wove_proto::{Event, EventKind, EventMeta, Payload};
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use rand::RngCore as _;
+use rand::Rng as _;
 use wove_proto::request::{EventRequest, RequestBuilder, Signing};
 use wove_proto::Event;
 

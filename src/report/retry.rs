@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use rand::Rng as _;
+use rand::RngExt as _;
 
 /// What to do after one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +66,42 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     }
     let date = httpdate::parse_http_date(value).ok()?;
     Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn millis(max: u64) -> impl Strategy<Value = Duration> {
+        (0..=max).prop_map(Duration::from_millis)
+    }
+
+    proptest! {
+        #[test]
+        fn waits_stay_within_their_ceiling_and_never_pass_the_budget(
+            base in millis(5_000), extra in millis(60_000), retry in 0u32..200,
+            retry_after in prop::option::of(millis(10_000_000)), remaining in millis(600_000),
+        ) {
+            let backoff = Backoff { base, cap: base + extra };
+            let ceiling = backoff.ceiling(retry);
+            prop_assert!(ceiling <= backoff.cap);
+            prop_assert!(backoff.ceiling(retry + 1) >= ceiling, "ceilings never shrink");
+            let wait = next_delay(retry_after, &backoff, retry, remaining);
+            prop_assert!(wait <= remaining, "past the budget: {wait:?} > {remaining:?}");
+            match retry_after {
+                Some(asked) => prop_assert_eq!(wait, asked.min(remaining)),
+                None => prop_assert!(wait <= ceiling),
+            }
+        }
+
+        #[test]
+        fn any_retry_after_text_parses_or_is_ignored(text in "\\PC{0,64}", now in 0u64..4_000_000_000) {
+            let now = SystemTime::UNIX_EPOCH + Duration::from_secs(now);
+            let _ = parse_retry_after(&text, now);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -71,10 +71,12 @@ impl Runner for ExecutableRunner {
             "attempt": attempt(),
             "task": task,
         });
+        let fields = field_env(&task.fields);
+        settings.limits.check_command(&[], fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
         Ok(Box::new(PreparedExecutable {
             runner: self.clone(),
             input: serde_json::to_vec(&input).unwrap_or_default(),
-            fields: field_env(&task.fields),
+            fields,
             run_id: payload.run_id.clone(),
             task_id: payload.task_id.clone(),
             timeout: timeout.map(Duration::from_secs_f64).or(settings.runner_timeout),

@@ -32,9 +32,10 @@ impl Runner for SubprocessRunner {
         wove_proto::task::SUBPROCESS_RUNNER
     }
 
-    fn prepare(&self, payload: &Payload, _settings: &RunnerSettings) -> Result<Box<dyn Prepared>, PayloadError> {
+    fn prepare(&self, payload: &Payload, settings: &RunnerSettings) -> Result<Box<dyn Prepared>, PayloadError> {
         let task: SubprocessTask = payload.task_for(self.name())?.decode()?;
         task.validate()?;
+        settings.limits.check_command(&task.args, task.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
         Ok(Box::new(PreparedSubprocess { task, run_id: payload.run_id.clone(), task_id: payload.task_id.clone() }))
     }
 }

@@ -203,3 +203,8 @@ pub fn private_ca() -> (String, std::sync::Arc<rustls::ServerConfig>) {
         .unwrap();
     (ca_cert.pem(), std::sync::Arc::new(config))
 }
+
+/// A loopback port nothing listens on (bound, then released).
+pub fn unused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}

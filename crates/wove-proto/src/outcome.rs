@@ -35,6 +35,8 @@ pub enum ErrorKind {
     Timeout,
     /// The task wrote a result that is not JSON.
     InvalidResult,
+    /// The task's result is larger than the worker sends, or than the receiver takes.
+    ResultTooLarge,
     /// A WebAssembly guest trapped.
     Trap,
     /// A WebAssembly guest grew its memory past the limit.
@@ -49,7 +51,7 @@ pub enum ErrorKind {
     NoCompiler,
     /// A WebAssembly module could not be read or downloaded.
     ModuleUnavailable,
-    /// A downloaded WebAssembly module is larger than its `max_bytes`.
+    /// A WebAssembly module is larger than allowed.
     ModuleTooLarge,
     /// A downloaded WebAssembly module's SHA-256 differs from the payload's.
     DigestMismatch,
@@ -57,7 +59,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the order the README lists them.
-    pub const ALL: [ErrorKind; 22] = [
+    pub const ALL: [ErrorKind; 23] = [
         Self::InvalidPayload,
         Self::UnknownRunner,
         Self::SpawnFailed,
@@ -71,6 +73,7 @@ impl ErrorKind {
         Self::OutOfMemory,
         Self::Timeout,
         Self::InvalidResult,
+        Self::ResultTooLarge,
         Self::Trap,
         Self::MemoryLimit,
         Self::OutputLimit,
@@ -98,6 +101,7 @@ impl ErrorKind {
             Self::OutOfMemory => "OutOfMemory",
             Self::Timeout => "Timeout",
             Self::InvalidResult => "InvalidResult",
+            Self::ResultTooLarge => "ResultTooLarge",
             Self::Trap => "Trap",
             Self::MemoryLimit => "MemoryLimit",
             Self::OutputLimit => "OutputLimit",
@@ -124,6 +128,7 @@ impl ErrorKind {
             | Self::OutOfMemory
             | Self::Timeout
             | Self::InvalidResult
+            | Self::ResultTooLarge
             | Self::Trap
             | Self::MemoryLimit
             | Self::OutputLimit => "task",
@@ -147,6 +152,9 @@ impl ErrorKind {
             Self::OutOfMemory => "the task was killed by the out-of-memory killer",
             Self::Timeout => "the task ran past its `timeout_seconds` and was stopped",
             Self::InvalidResult => "the task's result file is not JSON",
+            Self::ResultTooLarge => {
+                "the task's result is over `--max-result-bytes`, or the receiver refused it as too large (413)"
+            }
             Self::Trap => "a WebAssembly guest trapped",
             Self::MemoryLimit => "a WebAssembly guest grew its memory past `memory_bytes`",
             Self::OutputLimit => "a WebAssembly guest wrote more than `output_bytes` to stdout",
@@ -154,7 +162,9 @@ impl ErrorKind {
             Self::IncompatiblePrecompiled => "a `.cwasm` comes from another engine version or configuration",
             Self::NoCompiler => "a `.wasm` needs compiling and this build has no compiler",
             Self::ModuleUnavailable => "a WebAssembly module could not be read or downloaded",
-            Self::ModuleTooLarge => "a downloaded WebAssembly module is larger than `max_bytes`",
+            Self::ModuleTooLarge => {
+                "a WebAssembly module is over `--max-wasm-module-bytes`, or a download over its `max_bytes`"
+            }
             Self::DigestMismatch => "a downloaded WebAssembly module's SHA-256 differs from the payload's",
         }
     }

@@ -121,8 +121,8 @@ pub enum PayloadError {
     /// The base64 holds gzip data that does not inflate.
     #[error("payload is gzip-compressed but does not decompress: {0}")]
     Gzip(String),
-    /// The payload is larger than [`MAX_PAYLOAD_BYTES`] (once inflated).
-    #[error("payload is larger than {limit} bytes")]
+    /// The payload is larger than its limit ([`MAX_PAYLOAD_BYTES`] at most), as JSON.
+    #[error("payload is larger than {limit} bytes of JSON")]
     TooLarge {
         /// The limit.
         limit: usize,
@@ -152,35 +152,37 @@ impl Payload {
     /// (our extension, [`Self::to_base64_gzip`]) of gzip-compressed JSON.
     /// Whitespace (line breaks from `base64 -w76`, a trailing newline) is ignored.
     pub fn from_base64(text: &str) -> Result<Self, PayloadError> {
-        let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-        if compact.is_empty() {
-            return Err(PayloadError::Empty);
-        }
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(compact.as_bytes())
-            .map_err(|e| PayloadError::Base64(e.to_string()))?;
-        if crate::gzip::is_gzip(&bytes) {
-            return Self::from_json(&crate::gzip::inflate(&bytes, MAX_PAYLOAD_BYTES)?);
-        }
-        Self::from_json(&bytes)
+        Self::from_base64_within(text, MAX_PAYLOAD_BYTES)
+    }
+
+    /// [`Self::from_base64`], refusing more than `limit` bytes of JSON.
+    pub fn from_base64_within(text: &str, limit: usize) -> Result<Self, PayloadError> {
+        Self::from_json(&json_of(text.as_bytes(), limit, false)?)
     }
 
     /// Decode whatever a payload file may hold: gzip-compressed JSON, JSON,
     /// or base64 of either.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, PayloadError> {
-        if crate::gzip::is_gzip(bytes) {
-            return Self::from_json(&crate::gzip::inflate(bytes, MAX_PAYLOAD_BYTES)?);
-        }
-        Self::from_text(std::str::from_utf8(bytes).map_err(|_| PayloadError::Utf8)?)
+        Self::from_bytes_within(bytes, MAX_PAYLOAD_BYTES)
+    }
+
+    /// [`Self::from_bytes`], refusing more than `limit` bytes of JSON.
+    pub fn from_bytes_within(bytes: &[u8], limit: usize) -> Result<Self, PayloadError> {
+        Self::from_json(&json_of(bytes, limit, true)?)
     }
 
     /// Decode either form: JSON when the text starts with `{`, base64 otherwise.
     pub fn from_text(text: &str) -> Result<Self, PayloadError> {
-        match text.trim_start().as_bytes().first() {
-            None => Err(PayloadError::Empty),
-            Some(b'{') => Self::from_json(text.as_bytes()),
-            Some(_) => Self::from_base64(text),
-        }
+        Self::from_bytes(text.as_bytes())
+    }
+
+    /// The `callback_url` of a payload that may not decode as a whole, read
+    /// leniently: whoever prints why it does not decode must first know what
+    /// to keep out of the message.
+    pub fn sniff_callback_url(bytes: &[u8]) -> Option<String> {
+        let json = json_of(bytes, MAX_PAYLOAD_BYTES, true).ok()?;
+        let value: serde_json::Value = serde_json::from_slice(&json).ok()?;
+        value.get("callback_url")?.as_str().map(str::to_string)
     }
 
     /// Decode JSON bytes, naming the offending field on failure.
@@ -279,6 +281,39 @@ impl Payload {
             None => crate::task::PYTHON_RUNNER,
         }
     }
+}
+
+/// The JSON inside any form of payload, at most `limit` bytes of it: gzip,
+/// JSON text (when `json_text`), or base64 of JSON or gzip.
+fn json_of(bytes: &[u8], limit: usize, json_text: bool) -> Result<std::borrow::Cow<'_, [u8]>, PayloadError> {
+    use std::borrow::Cow;
+    let too_large = || PayloadError::TooLarge { limit };
+    if crate::gzip::is_gzip(bytes) {
+        return crate::gzip::inflate(bytes, limit).map(Cow::Owned);
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| PayloadError::Utf8)?;
+    let start = text.trim_start();
+    if start.is_empty() {
+        return Err(PayloadError::Empty);
+    }
+    if json_text && start.starts_with('{') {
+        return if bytes.len() > limit { Err(too_large()) } else { Ok(Cow::Borrowed(bytes)) };
+    }
+    let compact: Vec<u8> = bytes.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+    // Base64 of `limit` bytes is a third longer; gzip inside may be far smaller
+    // than what it inflates to, which `inflate` bounds.
+    if compact.len() / 4 * 3 > limit.saturating_add(3) {
+        return Err(too_large());
+    }
+    let decoded =
+        base64::engine::general_purpose::STANDARD.decode(&compact).map_err(|e| PayloadError::Base64(e.to_string()))?;
+    if crate::gzip::is_gzip(&decoded) {
+        return crate::gzip::inflate(&decoded, limit).map(Cow::Owned);
+    }
+    if decoded.len() > limit {
+        return Err(too_large());
+    }
+    Ok(Cow::Owned(decoded))
 }
 
 /// Whether a task has something to run; `at` prefixes the field names.
@@ -386,6 +421,36 @@ mod tests {
         assert_eq!(Payload::from_bytes(&json).unwrap(), p);
         assert_eq!(Payload::from_bytes(p.to_base64_gzip().as_bytes()).unwrap(), p);
         assert_eq!(Payload::from_bytes(b"\xff{"), Err(PayloadError::Utf8));
+    }
+
+    #[test]
+    fn every_form_is_held_to_the_limit() {
+        let p = decode(&wove_json()).unwrap();
+        let json = serde_json::to_vec(&p).unwrap();
+        let limit = json.len() - 1;
+        let too_large = Err(PayloadError::TooLarge { limit });
+        assert_eq!(Payload::from_bytes_within(&json, limit), too_large);
+        assert_eq!(Payload::from_bytes_within(p.to_base64().as_bytes(), limit), too_large);
+        assert_eq!(Payload::from_base64_within(&p.to_base64_gzip(), limit), too_large);
+        assert_eq!(Payload::from_bytes_within(&crate::gzip::deflate(&json), limit), too_large);
+        assert_eq!(Payload::from_bytes_within(&json, json.len()).unwrap(), p);
+        // Base64 far over the limit is refused before it is decoded.
+        assert_eq!(Payload::from_base64_within(&"QUFB".repeat(1000), 10), Err(PayloadError::TooLarge { limit: 10 }));
+    }
+
+    #[test]
+    fn the_callback_url_is_found_in_a_payload_that_does_not_decode() {
+        let mut v = wove_json();
+        v["version"] = serde_json::json!("http://h/wove/events/tok");
+        let bytes = v.to_string();
+        assert!(decode(&v).is_err());
+        assert_eq!(
+            Payload::sniff_callback_url(bytes.as_bytes()).as_deref(),
+            Some("http://127.0.0.1:9/wove/events/tok")
+        );
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        assert!(Payload::sniff_callback_url(b64.as_bytes()).is_some());
+        assert_eq!(Payload::sniff_callback_url(b"{not json"), None);
     }
 
     #[test]

@@ -43,12 +43,14 @@ impl Runner for WasmRunner {
         wove_proto::task::WASM_RUNNER
     }
 
-    fn prepare(&self, payload: &Payload, _settings: &RunnerSettings) -> Result<Box<dyn Prepared>, PayloadError> {
+    fn prepare(&self, payload: &Payload, settings: &RunnerSettings) -> Result<Box<dyn Prepared>, PayloadError> {
         let task: WasmTask = payload.task_for(self.name())?.decode()?;
         task.validate()?;
+        settings.limits.check_command(&task.args, task.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        let max_module = settings.limits.wasm_module_bytes;
         // Decoded here so bad base64 is a bad payload, before anything starts.
         let module = match &task.module {
-            ModuleSource::Path(path) => Module::File(path.into()),
+            ModuleSource::Path(path) => Module::File { path: path.into(), max_bytes: max_module },
             ModuleSource::Base64(text) => {
                 Module::Inline(base64::engine::general_purpose::STANDARD.decode(text.trim()).map_err(|e| {
                     PayloadError::Field {
@@ -60,16 +62,25 @@ impl Runner for WasmRunner {
             ModuleSource::Url { url, sha256, max_bytes } => Module::Url {
                 url: url.clone(),
                 sha256: sha256.clone(),
-                max_bytes: max_bytes.unwrap_or(WasmLimits::DOWNLOAD_BYTES),
+                // The task may ask for less than the worker allows, never more.
+                max_bytes: max_bytes.unwrap_or(WasmLimits::DOWNLOAD_BYTES).min(max_module),
             },
         };
+        if let Module::Inline(bytes) = &module {
+            if bytes.len() as u64 > max_module {
+                return Err(PayloadError::field(
+                    "task.module.base64",
+                    format!("{} bytes, more than the {max_module} allowed (--max-wasm-module-bytes)", bytes.len()),
+                ));
+            }
+        }
         Ok(Box::new(PreparedWasm { task, module }))
     }
 }
 
 /// The module source, decoded.
 enum Module {
-    File(std::path::PathBuf),
+    File { path: std::path::PathBuf, max_bytes: u64 },
     Inline(Vec<u8>),
     Url { url: String, sha256: String, max_bytes: u64 },
 }
@@ -91,7 +102,20 @@ impl PreparedWasm {
         let limits = &self.task.limits;
         let timeout = Duration::from_secs_f64(limits.timeout_seconds.unwrap_or(WasmLimits::TIMEOUT_SECONDS));
         let fetched = match self.module {
-            Module::File(path) => Fetched::File(path),
+            Module::File { path, max_bytes } => {
+                // Checked before the engine reads it: a wrong path (a huge file) costs nothing.
+                match std::fs::metadata(&path) {
+                    Ok(meta) if meta.len() > max_bytes => {
+                        let message = format!(
+                            "the module {} is {} bytes, more than the {max_bytes} allowed (--max-wasm-module-bytes)",
+                            path.display(),
+                            meta.len()
+                        );
+                        return Outcome::failed(ErrorInfo::of(ErrorKind::ModuleTooLarge, message));
+                    }
+                    _ => Fetched::File(path),
+                }
+            }
             Module::Inline(bytes) => Fetched::Bytes(bytes),
             Module::Url { url, sha256, max_bytes } => {
                 let ca_bundle = ctx.ca_bundle.as_deref();
