@@ -178,7 +178,7 @@ impl Worker {
         if matches!(delivered, Err(DeliveryError::Rejected { status: 413, .. })) && event.kind == EventKind::TaskResult
         {
             // Too large for this receiver: the weave still learns the task's fate.
-            let size = result_size(&event);
+            let size = event.result_len();
             tracing::warn!(kind = %ErrorKind::ResultTooLarge, size, "the receiver refused the result as too large (HTTP 413); reporting that instead");
             let mut error = reporter.event(EventKind::TaskError);
             error.error = Some(ErrorInfo::of(
@@ -261,33 +261,21 @@ async fn report_progress(
 const PROGRESS_BUDGET: Duration = Duration::from_secs(30);
 
 fn final_event(reporter: &Reporter, finished: Finished, max_result_bytes: usize) -> (Event, Exit, Status) {
-    let outcome = match finished.outcome {
-        Outcome::Succeeded(value) => match value_size(&value) {
-            size if size > max_result_bytes => Outcome::failed(ErrorInfo::of(
-                ErrorKind::ResultTooLarge,
-                format!("the task's result is {size} bytes as sent, more than the {max_result_bytes} allowed (--max-result-bytes)"),
-            )),
-            _ => Outcome::Succeeded(value),
-        },
-        other => other,
-    };
-    let (mut event, exit, status) = match outcome {
+    let (mut event, exit, status) = match finished.outcome {
         Outcome::Succeeded(value) => {
             let mut event = reporter.event(EventKind::TaskResult);
             match value {
                 TaskValue::Json(v) => event.result = Some(v),
                 TaskValue::Pickle(p) => event.result_pickle = Some(p),
             }
-            (event, Exit::Success, Status::Succeeded)
+            match event.result_len() {
+                size if size > max_result_bytes => {
+                    failed_event(reporter, crate::runner::result_too_large(size, max_result_bytes), None)
+                }
+                _ => (event, Exit::Success, Status::Succeeded),
+            }
         }
-        Outcome::Failed { error, exception_pickle } => {
-            let error = scrubbed(error);
-            tracing::warn!(kind = %error.kind, message = %error.message, "task failed");
-            let mut event = reporter.event(EventKind::TaskError);
-            event.error = Some(error);
-            event.exception_pickle = exception_pickle;
-            (event, Exit::TaskFailed, Status::Failed)
-        }
+        Outcome::Failed { error, exception_pickle } => failed_event(reporter, error, exception_pickle),
         Outcome::Cancelled(signal) => {
             let exit = signal.map_or(Exit::TaskFailed, |s| Exit::Signal(s as i32));
             (reporter.event(EventKind::TaskCancelled), exit, Status::Cancelled)
@@ -297,40 +285,13 @@ fn final_event(reporter: &Reporter, finished: Finished, max_result_bytes: usize)
     (event, exit, status)
 }
 
-/// Bytes a result takes in the event: its JSON, or its base64 pickle.
-fn value_size(value: &TaskValue) -> usize {
-    match value {
-        TaskValue::Pickle(p) => p.len(),
-        TaskValue::Json(v) => json_size(v),
-    }
-}
-
-fn result_size(event: &Event) -> usize {
-    match (&event.result, &event.result_pickle) {
-        (_, Some(p)) => p.len(),
-        (Some(v), None) => json_size(v),
-        (None, None) => 0,
-    }
-}
-
-fn json_size(value: &serde_json::Value) -> usize {
-    let mut counter = ByteCounter(0);
-    // Writing to a counter cannot fail.
-    let _ = serde_json::to_writer(&mut counter, value);
-    counter.0
-}
-
-struct ByteCounter(usize);
-
-impl std::io::Write for ByteCounter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+fn failed_event(reporter: &Reporter, error: ErrorInfo, exception_pickle: Option<String>) -> (Event, Exit, Status) {
+    let error = scrubbed(error);
+    tracing::warn!(kind = %error.kind, message = %error.message, "task failed");
+    let mut event = reporter.event(EventKind::TaskError);
+    event.error = Some(error);
+    event.exception_pickle = exception_pickle;
+    (event, Exit::TaskFailed, Status::Failed)
 }
 
 /// An error as it may be sent and logged: nothing the worker knows to be

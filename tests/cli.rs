@@ -82,3 +82,24 @@ fn json_logs_are_one_object_per_line() {
     assert!(!lines.is_empty());
     assert!(lines.iter().any(|l| l["level"] == "ERROR" && l["message"].as_str().unwrap_or("").contains("payload")));
 }
+
+#[test]
+fn log_filters_pick_levels_and_a_bad_one_falls_back_to_info_and_says_so() {
+    let payload = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/payloads/subprocess-echo.json");
+    let logs = |filter: &str| {
+        let out = run(
+            worker().args(["--print-events", "--payload-file", payload]).env("WOVE_WORKER_LOG", filter),
+            Duration::from_secs(20),
+        );
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        stderr(&out)
+    };
+    let quiet = logs("error");
+    assert!(!quiet.contains("WARN") && !quiet.contains("INFO"), "`error` lets more through: {quiet}");
+    assert!(logs("warn").contains("WARN"));
+    assert!(!logs("warn").contains("INFO"));
+    assert!(logs("info,hyper=warn").contains("INFO"));
+    let bad = logs("wove_worker=[");
+    assert!(bad.contains("invalid log filter, using `info`"), "{bad}");
+    assert!(bad.contains("INFO"), "the fallback is `info`: {bad}");
+}

@@ -73,7 +73,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use wove_proto::{ErrorInfo, OutputInfo, Payload, PayloadError};
+use wove_proto::{ErrorInfo, ErrorKind, OutputInfo, Payload, PayloadError};
 
 use crate::config::RunnerSettings;
 use crate::signals::Signals;
@@ -98,8 +98,15 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub enum TaskValue {
     /// Plain JSON, sent as `result`.
     Json(serde_json::Value),
-    /// Base64 cloudpickle, sent as `result_pickle`.
-    Pickle(String),
+    /// A cloudpickle, sent base64-encoded as `result_pickle`.
+    Pickle(wove_proto::Pickle),
+}
+
+/// The error for a result of `size` bytes (as sent) over the `max` allowed.
+pub(crate) fn result_too_large(size: usize, max: usize) -> ErrorInfo {
+    let message =
+        format!("the task's result is {size} bytes as sent, more than the {max} allowed (--max-result-bytes)");
+    ErrorInfo::of(ErrorKind::ResultTooLarge, message)
 }
 
 /// How a task ended.

@@ -173,6 +173,103 @@ def test_chatty_task_still_returns(k8s_environment: str, kubelet: LocalBatchApi)
         assert f"{stream}-end-marker".encode() in job.tail(stream), f"{stream} is missing its last line"
 
 
+# -- what a callable observes (README, "The Python runner") ----------------------------------
+#
+# The worker calls a plain function with no event loop running, as a weave does on its own
+# machine (in a thread of Wove's pool); only what is awaitable gets a loop. Wove's worker calls
+# every callable inside a running loop instead, so a plain function sees one there.
+
+
+class Later:
+    """An awaitable that is not a coroutine."""
+
+    def __await__(self):
+        yield from asyncio.sleep(0.01).__await__()
+        return "awaited a custom awaitable"
+
+
+def returns_coroutine() -> Any:
+    return async_result()
+
+
+def returns_custom_awaitable() -> Any:
+    return Later()
+
+
+def loop_state() -> str:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return "no running loop"
+    return "running loop"
+
+
+def requires_running_loop() -> str:
+    asyncio.get_running_loop()
+    return "had a loop"
+
+
+async def async_loop_state() -> str:
+    asyncio.get_running_loop()
+    return "running loop"
+
+
+def run_locally(func: Callable[..., Any]) -> Any:
+    """The same callable in a weave on this machine: Wove's own semantics to compare with."""
+    with weave() as w:
+        w.do(func)
+    return w.result[func.__name__]
+
+
+@pytest.mark.parametrize(
+    ("func", "expected"),
+    [
+        pytest.param(returns_coroutine, "awaited", id="sync-returning-coroutine"),
+        pytest.param(returns_custom_awaitable, "awaited a custom awaitable", id="sync-returning-awaitable"),
+        pytest.param(async_loop_state, "running loop", id="async-def-has-a-loop"),
+    ],
+)
+def test_what_is_awaitable_is_awaited(
+    k8s_environment: str, kubelet: LocalBatchApi, func: Callable[..., Any], expected: str
+) -> None:
+    assert run_in_job(k8s_environment, func) == expected
+    assert_exit_code(kubelet.only_job(), EXIT_OK)
+
+
+def test_a_plain_function_runs_without_an_event_loop_as_in_a_local_weave(
+    k8s_environment: str, kubelet: LocalBatchApi, reference_mode: bool
+) -> None:
+    remote = run_in_job(k8s_environment, loop_state)
+
+    if reference_mode:
+        # Wove's worker calls it on its event loop's thread: the one place the two differ.
+        assert remote == "running loop"
+        return
+    assert remote == run_locally(loop_state) == "no running loop"
+    assert_exit_code(kubelet.only_job(), EXIT_OK)
+
+
+def cancels_itself() -> None:
+    raise asyncio.CancelledError()
+
+
+def test_a_task_that_raises_cancelled_error_is_cancelled(k8s_environment: str, kubelet: LocalBatchApi) -> None:
+    with pytest.raises(asyncio.CancelledError):
+        run_in_job(k8s_environment, cancels_itself)
+    kubelet.only_job().wait(timeout=15)
+
+
+@pytest.mark.wove_worker_only
+def test_a_plain_function_that_needs_a_running_loop_fails_as_in_a_local_weave(
+    k8s_environment: str, kubelet: LocalBatchApi
+) -> None:
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        run_locally(requires_running_loop)
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        run_in_job(k8s_environment, requires_running_loop)
+    assert_exit_code(kubelet.only_job(), EXIT_TASK_FAILED)
+
+
 # -- errors ---------------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::outcome::ErrorKind;
+use crate::pickle::Pickle;
 
 /// The `type` of an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -59,9 +60,9 @@ pub struct Event {
     /// The task's JSON result (non-Python runners).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<serde_json::Value>,
-    /// The task's result as base64 cloudpickle (Python runner). Wove prefers it over `result`.
+    /// The task's result as cloudpickle, base64 on the wire (Python runner). Wove prefers it over `result`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result_pickle: Option<String>,
+    pub result_pickle: Option<Pickle>,
     /// Why the task failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorInfo>,
@@ -185,9 +186,42 @@ pub struct EventMeta {
 impl Event {
     /// The compact JSON body that is signed and sent.
     pub fn to_body(&self) -> Vec<u8> {
+        // Sized up front: a body that grows by doubling holds a large result
+        // up to three times over while it copies itself into a bigger buffer.
+        let large =
+            self.result_pickle.as_ref().map_or(0, Pickle::encoded_len) + self.result.as_ref().map_or(0, json_len);
+        let mut body = Vec::with_capacity(large + 4096);
         // Every field is a string, number, bool, map or JSON value: cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        let _ = serde_json::to_writer(&mut body, self);
+        body
     }
+
+    /// Bytes the result takes in the body: its base64 pickle, or its JSON.
+    pub fn result_len(&self) -> usize {
+        match (&self.result_pickle, &self.result) {
+            (Some(pickle), _) => pickle.encoded_len(),
+            (None, Some(value)) => json_len(value),
+            (None, None) => 0,
+        }
+    }
+}
+
+/// Bytes of `value` as compact JSON, counted without building the text.
+pub fn json_len(value: &serde_json::Value) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Writing to a counter cannot fail.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
 }
 
 #[cfg(test)]

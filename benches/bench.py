@@ -1,0 +1,269 @@
+"""wove-worker beside its peers, every case in one run: medians, ratios and targets.
+
+Run through `scripts/bench [--quick] [RUNS]`, which installs the peers and builds the
+binaries first. Every process runs against one loopback receiver; the processes of a case
+run interleaved, so that machine noise hits all of them alike, after one unmeasured warm-up
+round. Wall time is the whole process, as a Job would see it. Peak RSS is either the largest
+process in the tree (GNU time's %M) or the worker process alone ("own", VmHWM sampled from
+/proc while it runs), which is what the worker itself costs beside the task it runs.
+
+Cases:
+  subprocess-true   wove-worker running `true` as a subprocess task, beside the static floor:
+                    one static busybox shell running `wget` (POST task_started), `/bin/true`,
+                    `wget` (POST task_result)
+  python-trivial    one Wove payload (a callable returning a small dict) on wove-worker and on
+                    `python -m wove.backend_worker`, beside the Python floor: the same
+                    interpreter importing cloudpickle, unpickling the callable and its
+                    arguments and calling it, with no event loop and no HTTP
+  python-large      a callable returning RESULT_MB of random bytes, on both workers
+  output-flood      a subprocess task writing 1 KiB, then FLOOD to each stream: the worker's
+                    own peak RSS must not grow with it
+  binary size       each static, stripped flavour given in WOVE_BENCH_FLAVOURS
+
+Environment: WOVE_WORKER_BIN (the worker to measure), WOVE_BENCH_FLAVOURS
+(`name=path,...` of static binaries to weigh), WOVE_BENCH_QUICK=1 (one run, small sizes: a
+smoke check that every case still runs and is correct; its numbers mean nothing).
+"""
+import base64
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import cloudpickle
+from wove.backend import build_backend_payload, payload_to_b64
+
+QUICK = os.environ.get("WOVE_BENCH_QUICK") == "1"
+MIB = 1024 * 1024
+RESULT_BYTES = (1 if QUICK else 50) * 1000 * 1000
+FLOOD_BYTES = (1 if QUICK else 1024) * MIB
+
+# The Python floor: what any worker must do to run a Wove callable, and nothing else.
+PYTHON_FLOOR = """
+import sys, cloudpickle
+with open(sys.argv[1], "rb") as f:
+    func = cloudpickle.loads(f.read())
+with open(sys.argv[2], "rb") as f:
+    args = cloudpickle.loads(f.read())
+func(**args)
+"""
+
+
+class Sink(BaseHTTPRequestHandler):
+    """Takes every event; remembers the type and result size of the last one."""
+
+    protocol_version = "HTTP/1.1"
+    last = None
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        event = json.loads(body)
+        Sink.last = (event.get("type"), len(event.get("result_pickle") or ""))
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def trivial(n: int = 1):
+    return {"n": n}
+
+
+def large(size: int):
+    import random
+
+    return random.Random(7).randbytes(size)
+
+
+def sampled(argv, env):
+    """Wall time (ms), peak RSS of the tree (MiB, GNU time's %M), and the peak RSS of the
+    process GNU time starts (MiB, its VmHWM sampled every few ms until it exits)."""
+    with tempfile.NamedTemporaryFile(prefix="wove-bench-rss-") as rss_file:
+        start = time.perf_counter()
+        proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rss_file.name, *argv], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        own = 0
+        deadline = time.monotonic() + 300
+        status = f"/proc/{proc.pid}/task/{proc.pid}/children"
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                with open(status) as f:
+                    child = f.read().split()[0]
+                with open(f"/proc/{child}/status") as f:
+                    for line in f:
+                        if line.startswith("VmHWM:"):
+                            own = max(own, int(line.split()[1]))
+            except (OSError, IndexError):
+                pass
+            time.sleep(0.002)
+        if proc.poll() is None:
+            proc.kill()
+            raise SystemExit(f"{argv[0]} did not finish within 300 s")
+        wall = (time.perf_counter() - start) * 1000
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(argv[:3])} exited {proc.returncode}")
+        tree = int(open(rss_file.name).read().split()[-1])
+    return wall, tree / 1024, own / 1024
+
+
+def timed(argv, env):
+    """Wall time (ms) only: no sampling thread beside the process."""
+    start = time.perf_counter()
+    proc = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    wall = (time.perf_counter() - start) * 1000
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:3])} exited {proc.returncode}")
+    return wall, 0.0, 0.0
+
+
+def interleaved(runs, contenders, measure, check):
+    """{name: [(wall, tree, own), ...]}: one warm-up round, then `runs` rounds, order rotating."""
+    names = list(contenders)
+    samples = {name: [] for name in names}
+    for i in range(runs + 1):
+        k = i % len(names)
+        for name in names[k:] + names[:k]:
+            argv, env = contenders[name]
+            Sink.last = None
+            sample = measure(argv, env)
+            check(name)
+            if i > 0:
+                samples[name].append(sample)
+    return samples
+
+
+def median(samples, index=0):
+    return statistics.median(s[index] for s in samples)
+
+
+def main():
+    runs = 1 if QUICK else int(sys.argv[1]) if len(sys.argv) > 1 else 15
+    worker = os.environ["WOVE_WORKER_BIN"]
+    py = sys.executable
+    busybox = shutil.which("busybox")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/wove/events/bench-token"
+    tmp = tempfile.mkdtemp(prefix="wove-bench-")
+    rows = []  # (case, ours, theirs, ratio, target, verdict)
+
+    def row(case, ours, other, ratio, target="", met=None):
+        verdict = "" if met is None or QUICK else ("met" if met else "NOT MET")
+        rows.append((case, ours, other, f"{ratio:.2f}×", target, verdict))
+
+    def payload(func, args=None, task=None):
+        frame = {"run_id": "bench:" + "0" * 32, "task_id": "bench", "callable": func, "args": args or {}, "delivery": {}}
+        p = build_backend_payload(frame, callback_url=url, adapter="kubernetes_jobs")
+        if task is not None:
+            p.pop("callable_pickle")
+            p.pop("args_pickle")
+            p["task"] = task
+        return p
+
+    def env_with(p):
+        return {"PATH": os.environ["PATH"], "WOVE_WORKER_PYTHON": py, "WOVE_WORKER_LOG": "warn",
+                "WOVE_BACKEND_PAYLOAD": payload_to_b64(p)}
+
+    def expect(kind, pickle_len=None):
+        def check(name):
+            if name.endswith("floor"):
+                return
+            if Sink.last is None or Sink.last[0] != kind:
+                raise SystemExit(f"{name}: last event {Sink.last}, expected {kind}")
+            if pickle_len is not None and not Sink.last[1] >= pickle_len:
+                raise SystemExit(f"{name}: result_pickle of {Sink.last[1]} bytes, expected at least {pickle_len}")
+        return check
+
+    ours_cmd, wove_cmd = [worker], [py, "-m", "wove.backend_worker"]
+    try:
+        print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}; {runs} runs per case, "
+              f"interleaved; {'QUICK: a smoke check, the numbers mean nothing' if QUICK else 'medians'}\n")
+
+        # --- subprocess-true -------------------------------------------------------------
+        task = payload(trivial, task={"runner": "subprocess", "program": "true"})
+        started = json.dumps({"type": "task_started", "run_id": task["run_id"], "task_id": "bench"})
+        result = json.dumps({"type": "task_result", "run_id": task["run_id"], "task_id": "bench", "result": 0})
+        wget = f"{busybox} wget -q -O /dev/null --header 'Content-Type: application/json' --post-data"
+        floor_script = f"{wget} '{started}' {url} && /bin/true && {wget} '{result}' {url}"
+        samples = interleaved(runs, {
+            "wove-worker": (ours_cmd, env_with(task)),
+            "static floor": ([busybox, "sh", "-c", floor_script], {"PATH": "/usr/bin:/bin"}),
+        }, timed, expect("task_result"))
+        ours, floor = median(samples["wove-worker"]), median(samples["static floor"])
+        row("trivial subprocess task (`true`), whole process", f"{ours:.1f} ms",
+            f"static floor (busybox `wget` ×2 + `true`): {floor:.1f} ms", ours / floor, "≤ 1.25×", ours / floor <= 1.25)
+
+        # --- python-trivial ----------------------------------------------------------------
+        p = payload(trivial)
+        for name in ("callable", "args"):
+            with open(os.path.join(tmp, name), "wb") as f:
+                f.write(base64.b64decode(p[f"{name}_pickle"]))
+        samples = interleaved(runs, {
+            "wove-worker": (ours_cmd, env_with(p)),
+            "wove": (wove_cmd, env_with(p)),
+            "python floor": ([py, "-c", PYTHON_FLOOR, os.path.join(tmp, "callable"), os.path.join(tmp, "args")],
+                             {"PATH": os.environ["PATH"]}),
+        }, timed, expect("task_result"))
+        ours, wove, floor = [median(samples[n]) for n in ("wove-worker", "wove", "python floor")]
+        row("trivial Wove Python task", f"{ours:.1f} ms", f"`python -m wove.backend_worker`: {wove:.1f} ms",
+            ours / wove, "≈ 0.45×")
+        row("the same task", f"{ours:.1f} ms", f"Python floor (import cloudpickle, unpickle, call): {floor:.1f} ms",
+            ours / floor, "≤ 1.25×", ours / floor <= 1.25)
+
+        # --- python-large ------------------------------------------------------------------
+        p = payload(large, {"size": RESULT_BYTES})
+        encoded = (RESULT_BYTES + 40) * 4 // 3  # the pickle's few bytes of framing, base64
+        samples = interleaved(max(1, min(runs, 5)), {
+            "wove-worker": (ours_cmd, env_with(p)),
+            "wove": (wove_cmd, env_with(p)),
+        }, sampled, expect("task_result", RESULT_BYTES * 4 // 3))
+        mb = RESULT_BYTES / 1e6
+        ow, ot, oo = [median(samples["wove-worker"], i) for i in range(3)]
+        tw, tt, to = [median(samples["wove"], i) for i in range(3)]
+        row(f"a Python task returning {mb:.0f} MB, whole process", f"{ow / 1000:.2f} s",
+            f"Wove's worker: {tw / 1000:.2f} s", ow / tw, "≤ 1.0×", ow / tw <= 1.0)
+        row(f"the same, the worker process's own peak RSS", f"{oo:.0f} MiB",
+            f"the encoded result: {encoded / MIB:.0f} MiB", oo / (encoded / MIB), "≤ 2×", oo / (encoded / MIB) <= 2)
+        row(f"the same, peak RSS of the largest process", f"{ot:.0f} MiB", f"Wove's worker: {tt:.0f} MiB", ot / tt)
+
+        # --- output-flood ------------------------------------------------------------------
+        def flood(n):
+            script = f"head -c {n} /dev/zero; head -c {n} /dev/zero >&2"
+            return payload(trivial, task={"runner": "subprocess", "program": "sh", "args": ["-c", script]})
+
+        samples = interleaved(max(1, min(runs, 3)), {
+            "1 KiB": (ours_cmd, env_with(flood(1024))),
+            "flood": (ours_cmd, env_with(flood(FLOOD_BYTES))),
+        }, sampled, lambda name: None)
+        small, big = median(samples["1 KiB"], 2), median(samples["flood"], 2)
+        row(f"worker's own peak RSS, task writing 1 KiB vs {FLOOD_BYTES // MIB} MiB to each stream",
+            f"{small:.1f} / {big:.1f} MiB", "—", big / small, "flat (≤ 1.10×)", big / small <= 1.10)
+
+        # --- binary size -------------------------------------------------------------------
+        targets = {"default": 20, "wasm-runtime": 8, "no-wasm": 5}
+        for item in filter(None, os.environ.get("WOVE_BENCH_FLAVOURS", "").split(",")):
+            flavour, path = item.split("=", 1)
+            size = os.path.getsize(path) / MIB
+            limit = targets.get(flavour)
+            row(f"static stripped binary, {flavour} flavour", f"{size:.1f} MiB", "—",
+                size / limit if limit else 1.0, f"≤ {limit} MiB" if limit else "", size <= limit if limit else None)
+    finally:
+        server.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print("| case | wove-worker | the other | ratio | target | |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+
+
+if __name__ == "__main__":
+    main()
