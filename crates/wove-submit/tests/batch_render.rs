@@ -7,6 +7,8 @@ use wove_submit::batch::retry::{action_for, MAX_RULES};
 use wove_submit::batch::{self, BatchOptions, BatchRenderError};
 use wove_submit::{Compression, EncodedPayload};
 
+mod common;
+
 fn payload_with(run_id: &str, blob: usize) -> EncodedPayload {
     let text = serde_json::json!({
         "version": 1,
@@ -125,40 +127,27 @@ fn a_payload_over_the_limits_travels_compressed_when_that_fits() {
     assert!(err.contains("gzip-compressed") && err.contains("8192"), "{err}");
 }
 
-/// A many-task payload of `n` squares.
-fn many(n: usize) -> EncodedPayload {
-    let tasks: Vec<_> =
-        (0..n).map(|i| serde_json::json!({"task_id": format!("square-{i}"), "task": {"input": i}})).collect();
-    let text = serde_json::json!({
-        "version": 1, "callback_url": "http://127.0.0.1:9010/wove/events/SECRET-TOKEN", "run_id": "square:7f3a",
-        "task": {"runner": "subprocess", "program": "sh", "args": ["-c", "cat > \"$WOVE_RESULT_FILE\""]},
-        "tasks": tasks,
-    })
-    .to_string();
-    EncodedPayload::from_text(&text).unwrap()
-}
-
 #[test]
 fn a_many_task_payload_becomes_one_array_job() {
-    let request = batch::render(&many(40), &options()).unwrap();
+    let request = batch::render(&common::many(40), &options()).unwrap();
     assert_eq!(request.array_properties.as_ref().unwrap().size, 40);
     assert_eq!(request.tags["wove:tasks"], "40");
     assert!(!request.tags.contains_key("wove:task-id"));
     assert!(is_job_name(&request.job_name), "{}", request.job_name);
 
     // One task: no array (Batch's smallest is 2); the worker is told its index.
-    let one = batch::render(&many(1), &options()).unwrap();
+    let one = batch::render(&common::many(1), &options()).unwrap();
     assert!(one.array_properties.is_none());
     let env = &one.container_overrides.environment;
     assert!(env.iter().any(|v| v.name == "WOVE_WORKER_INDEX" && v.value == "0"), "{env:?}");
 
     // A size that does not match the tasks, or more tasks than an array holds, is refused.
-    let err = batch::render(&many(40), &BatchOptions { array_size: Some(39), ..options() }).unwrap_err();
+    let err = batch::render(&common::many(40), &BatchOptions { array_size: Some(39), ..options() }).unwrap_err();
     assert!(
         matches!(&err, BatchRenderError::Option { option: "array_size", .. }) && err.to_string().contains("40 tasks"),
         "{err}"
     );
-    let err = batch::render(&many(10_001), &options()).map(|r| r.job_name).unwrap_err();
+    let err = batch::render(&common::many(10_001), &options()).map(|r| r.job_name).unwrap_err();
     assert!(err.to_string().contains("10000"), "{err}");
 }
 
@@ -166,7 +155,7 @@ fn a_many_task_payload_becomes_one_array_job() {
 fn how_many_tasks_fit_one_request() {
     // The entries of `many`: short ids and inputs, the kind a map over numbers makes.
     let fits = |n: usize, compression: Compression, ecs: bool| {
-        batch::render(&many(n), &BatchOptions { compression, ecs_overrides_limit: ecs, ..options() }).is_ok()
+        batch::render(&common::many(n), &BatchOptions { compression, ecs_overrides_limit: ecs, ..options() }).is_ok()
     };
     let most = |compression: Compression, ecs: bool| {
         let mut n = 1;

@@ -6,6 +6,8 @@ use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec};
 use wove_submit::kubernetes::{self, check, Indexed, JobOptions, PayloadPlacement, RenderError, SigningSecret};
 use wove_submit::{naming, Compression, EncodedPayload};
 
+mod common;
+
 const RUN: &str = "reverse:5d1c0a8e2f4b4c6e9a7d3b1f0e2c4a6b";
 
 fn payload_json(extra_bytes: usize) -> String {
@@ -183,22 +185,9 @@ fn only_what_fits_nowhere_else_travels_compressed() {
     assert!(wove_proto::gzip::is_gzip(&base64::engine::general_purpose::STANDARD.decode(&value).unwrap()));
 }
 
-/// A many-task payload of `n` squares.
-fn many(n: usize) -> EncodedPayload {
-    let tasks: Vec<_> =
-        (0..n).map(|i| serde_json::json!({"task_id": format!("square-{i}"), "task": {"input": i}})).collect();
-    let text = serde_json::json!({
-        "version": 1, "callback_url": "http://127.0.0.1:9010/wove/events/SECRET-TOKEN", "run_id": "square:7f3a",
-        "task": {"runner": "subprocess", "program": "sh", "args": ["-c", "cat > \"$WOVE_RESULT_FILE\""]},
-        "tasks": tasks,
-    })
-    .to_string();
-    EncodedPayload::from_text(&text).unwrap()
-}
-
 #[test]
 fn a_many_task_payload_becomes_one_indexed_job_with_each_index_retried_alone() {
-    let m = kubernetes::render(&many(7), &options()).unwrap();
+    let m = kubernetes::render(&common::many(7), &options()).unwrap();
     let spec = m.job.spec.as_ref().unwrap();
     assert_eq!(spec.completion_mode.as_deref(), Some("Indexed"));
     assert_eq!((spec.completions, spec.parallelism, spec.backoff_limit_per_index), (Some(7), Some(7), Some(0)));
@@ -218,7 +207,7 @@ fn a_many_task_payload_becomes_one_indexed_job_with_each_index_retried_alone() {
         backoff_limit_per_index: None,
         max_failed_indexes: None,
     });
-    let spec = kubernetes::render(&many(7), &o).unwrap().job.spec.unwrap();
+    let spec = kubernetes::render(&common::many(7), &o).unwrap().job.spec.unwrap();
     assert_eq!((spec.completions, spec.parallelism, spec.backoff_limit_per_index), (Some(7), Some(3), Some(2)));
     let o = options().indexed(Indexed {
         completions: 6,
@@ -226,14 +215,14 @@ fn a_many_task_payload_becomes_one_indexed_job_with_each_index_retried_alone() {
         backoff_limit_per_index: None,
         max_failed_indexes: None,
     });
-    let err = kubernetes::render(&many(7), &o).unwrap_err().to_string();
+    let err = kubernetes::render(&common::many(7), &o).unwrap_err().to_string();
     assert!(err.contains("indexed.completions") && err.contains("7 tasks"), "{err}");
 }
 
 #[test]
 fn thousands_of_tasks_fit_one_secret_compressed() {
     // 25,000 entries: about 1.2 MB of JSON, over a Secret as it is.
-    let p = many(25_000);
+    let p = common::many(25_000);
     assert!(p.bytes().len() > 1_048_576, "{}", p.bytes().len());
     let m = kubernetes::render(&p, &options()).unwrap();
     let data = &m.payload_secret.as_ref().unwrap().data.as_ref().unwrap()["payload"].0;
@@ -243,7 +232,7 @@ fn thousands_of_tasks_fit_one_secret_compressed() {
     assert_eq!(back.select(Some(24_999)).unwrap().task_id, "square-24999");
 
     // As many as a payload may hold (and an Indexed Job may run) fit too.
-    let p = many(wove_proto::fan_out::MAX_TASKS);
+    let p = common::many(wove_proto::fan_out::MAX_TASKS);
     let m = kubernetes::render(&p, &options()).unwrap();
     let data = &m.payload_secret.as_ref().unwrap().data.as_ref().unwrap()["payload"].0;
     println!("{} tasks: {} bytes of JSON, {} compressed", wove_proto::fan_out::MAX_TASKS, p.bytes().len(), data.len());

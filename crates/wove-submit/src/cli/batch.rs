@@ -282,11 +282,7 @@ fn finish_wait(outcome: Result<BatchReport, BatchError>, format: Output) -> Resu
     match outcome {
         Ok(report) => {
             output::print_batch_report(&report, format, Stream::Stdout);
-            Ok(match (report.phase == wove_submit::kubernetes::Phase::Succeeded, report.exit_code) {
-                (true, _) => SubmitExit::Success,
-                (false, Some(code)) if code != 0 => SubmitExit::worker(code),
-                (false, _) => SubmitExit::JobFailed,
-            })
+            Ok(SubmitExit::finished(report.phase == wove_submit::kubernetes::Phase::Succeeded, report.exit_code))
         }
         Err(e) => {
             if let Some(last) = e.last_report() {

@@ -50,6 +50,16 @@ impl SubmitExit {
             Err(_) => Self::JobFailed,
         }
     }
+
+    /// How `wait` exits for a job that finished: success, the worker's own
+    /// exit code, or `JobFailed` when the job failed without one.
+    pub fn finished(succeeded: bool, exit_code: Option<i32>) -> Self {
+        match (succeeded, exit_code) {
+            (true, _) => Self::Success,
+            (false, Some(code)) if code != 0 => Self::worker(code),
+            (false, _) => Self::JobFailed,
+        }
+    }
 }
 
 impl From<SubmitExit> for ExitCode {

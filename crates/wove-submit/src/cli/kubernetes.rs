@@ -367,11 +367,7 @@ fn finish_wait(outcome: Result<JobReport, ClientError>, format: Output, to: Stre
     match outcome {
         Ok(report) => {
             output::print_report(&report, format, to);
-            Ok(match (report.succeeded(), report.exit_code) {
-                (true, _) => SubmitExit::Success,
-                (false, Some(code)) if code != 0 => SubmitExit::worker(code),
-                (false, _) => SubmitExit::JobFailed,
-            })
+            Ok(SubmitExit::finished(report.succeeded(), report.exit_code))
         }
         Err(e) => {
             if let Some(last) = e.last_report() {
