@@ -112,7 +112,7 @@ pub struct Cli {
     #[arg(long, env = "WOVE_WORKER_STARTED_BUDGET", default_value = "30", value_name = "SECS", value_parser = seconds)]
     pub started_budget: Duration,
 
-    /// First retry delay ceiling in seconds (doubles per retry, full jitter).
+    /// First retry delay ceiling in seconds (doubles per retry; each wait is between half and all of it).
     #[arg(long, env = "WOVE_WORKER_BACKOFF_BASE", default_value = "0.5", value_name = "SECS", value_parser = seconds)]
     pub backoff_base: Duration,
 

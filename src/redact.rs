@@ -32,12 +32,21 @@ pub fn redact_url(url: &str) -> String {
         (Some(host), None) => host.to_string(),
         (None, _) => String::new(),
     };
+    // The token is the last segment that is not empty: a trailing `/`, `//`
+    // or `/.` must not leave it showing. It and all after it are hidden.
     let path = parsed.path();
-    let kept = match path.rfind('/') {
-        Some(i) if i + 1 < path.len() => format!("{}{REDACTED}", &path[..=i]),
-        _ => path.to_string(),
+    let kept = match token_span(path) {
+        Some((start, _)) => format!("{}{REDACTED}", &path[..start]),
+        None => path.to_string(),
     };
     format!("{}://{host}{kept}", parsed.scheme())
+}
+
+/// Where the token is in a URL's path: its last non-empty segment.
+fn token_span(path: &str) -> Option<(usize, usize)> {
+    let trimmed = path.trim_end_matches(['/', '.']);
+    let start = trimmed.rfind('/').map_or(0, |i| i + 1);
+    (start < trimmed.len()).then_some((start, trimmed.len()))
 }
 
 /// Remember `secret`: from now on [`scrub`] replaces it.
@@ -60,8 +69,8 @@ pub fn register(secret: &str) {
 pub fn register_callback_url(url: &str) {
     match reqwest::Url::parse(url) {
         Ok(parsed) => {
-            if let Some(token) = parsed.path_segments().and_then(|mut s| s.next_back()) {
-                register(token);
+            if let Some((start, end)) = token_span(parsed.path()) {
+                register(&parsed.path()[start..end]);
             }
             register(parsed.password().unwrap_or_default());
             if let Some(query) = parsed.query() {
@@ -99,6 +108,10 @@ mod tests {
         assert_eq!(redact_url("https://h/x/tok?sig=1"), "https://h/x/[redacted]");
         assert_eq!(redact_url("https://user:pw@h/x/tok"), "https://h/x/[redacted]");
         assert_eq!(redact_url("http://h:1"), "http://h:1/");
+        for tail in ["/", "//", "/.", "/./", "///."] {
+            let url = format!("http://web:9010/wove/events/abc123{tail}");
+            assert_eq!(redact_url(&url), "http://web:9010/wove/events/[redacted]", "{url}");
+        }
         assert_eq!(redact_url("http://h/"), "http://h/");
         // The host of this one is the token: nothing of it may show.
         assert_eq!(redact_url("http://[TOKEN/wove/events/TOKEN"), "(a callback URL that does not parse)");

@@ -47,24 +47,90 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Compact JSON of at most [`MAX_BYTES`], shortening the message if needed.
+    /// Compact JSON of at most [`MAX_BYTES`], whatever the fields hold.
+    ///
+    /// Every field is bounded in what it may take *as written* (escapes
+    /// counted), so this never loops and never grows: ids and the error kind
+    /// get a fixed share each, the message whatever room is left. Should
+    /// the record still not fit, the minimal one (`status`, `exit_code`,
+    /// `delivered`) is written instead.
     pub fn to_json(&self) -> String {
-        let mut summary = self.clone();
-        loop {
-            let json = serde_json::to_string(&summary).unwrap_or_default();
-            if json.len() <= MAX_BYTES {
-                return json;
-            }
-            let Some(message) = summary.message.as_mut() else { return json };
-            let excess = json.len() - MAX_BYTES;
-            let mut keep = message.len().saturating_sub(excess + 16);
-            while !message.is_char_boundary(keep) {
-                keep -= 1;
-            }
-            message.truncate(keep);
-            message.push_str(" [truncated]");
+        let mut summary = Summary {
+            status: self.status,
+            exit_code: self.exit_code,
+            run_id: self.run_id.as_deref().map(|s| fit(s, ID_BYTES)),
+            task_id: self.task_id.as_deref().map(|s| fit(s, ID_BYTES)),
+            index: self.index,
+            event: self.event,
+            event_id: self.event_id.as_deref().map(|s| fit(s, EVENT_ID_BYTES)),
+            delivered: self.delivered,
+            error_kind: self.error_kind.as_deref().map(|s| fit(s, KIND_BYTES)),
+            message: None,
+        };
+        let without_message = serde_json::to_string(&summary).unwrap_or_default();
+        if let Some(message) = &self.message {
+            // `,"message":""` costs 13 bytes beside the text itself.
+            let room = MAX_BYTES.saturating_sub(without_message.len() + 13);
+            summary.message = Some(fit(message, room));
+        }
+        match serde_json::to_string(&summary) {
+            Ok(json) if json.len() <= MAX_BYTES => json,
+            _ => minimal(self),
         }
     }
+}
+
+/// Room for `run_id` and `task_id`, each, as written.
+const ID_BYTES: usize = 512;
+/// Room for `event_id` (the worker's own are 36 bytes).
+const EVENT_ID_BYTES: usize = 128;
+/// Room for `error_kind`.
+const KIND_BYTES: usize = 256;
+/// What ends a shortened field.
+const CUT: &str = " [truncated]";
+
+/// `text` whole if its JSON string form fits in `room` bytes (quotes
+/// included); otherwise its longest prefix that fits with [`CUT`] after it.
+/// One pass over the characters: nothing here can loop.
+fn fit(text: &str, room: usize) -> String {
+    let quoted = |body: usize| body + 2;
+    let total: usize = text.chars().map(escaped_len).sum();
+    if quoted(total) <= room {
+        return text.to_string();
+    }
+    if room < quoted(CUT.len()) {
+        return String::new();
+    }
+    let budget = room - quoted(CUT.len());
+    let mut used = 0;
+    let mut end = 0;
+    for (i, c) in text.char_indices() {
+        used += escaped_len(c);
+        if used > budget {
+            break;
+        }
+        end = i + c.len_utf8();
+    }
+    format!("{}{CUT}", &text[..end])
+}
+
+/// Bytes `c` takes inside a JSON string as serde_json writes it.
+fn escaped_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\u{8}' | '\u{c}' | '\n' | '\r' | '\t' => 2,
+        '\0'..='\u{1f}' => 6,
+        _ => c.len_utf8(),
+    }
+}
+
+/// The record that always fits: how it ended, and nothing a payload wrote.
+fn minimal(summary: &Summary) -> String {
+    format!(
+        "{{\"status\":\"{}\",\"exit_code\":{},\"delivered\":{}}}",
+        summary.status.as_str(),
+        summary.exit_code,
+        summary.delivered
+    )
 }
 
 /// Write `summary` to `path` if that file exists; never fails the worker.
@@ -86,8 +152,104 @@ pub fn write(path: Option<&Path>, summary: &Summary) {
 }
 
 #[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Any text, weighted towards what costs most as JSON: control
+    /// characters (6 bytes each), quotes, and multi-byte characters.
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "\\PC{0,64}",
+            proptest::collection::vec(
+                prop_oneof![Just('\u{1}'), Just('"'), Just('é'), Just('𝄞'), any::<char>()],
+                0..12_000
+            )
+            .prop_map(|cs| cs.into_iter().collect()),
+        ]
+    }
+
+    fn summary() -> impl Strategy<Value = Summary> {
+        let status = prop_oneof![Just(wove_proto::Status::Failed), Just(wove_proto::Status::Undelivered)];
+        (
+            status,
+            any::<u8>(),
+            proptest::option::of(text()),
+            proptest::option::of(text()),
+            proptest::option::of(any::<usize>()),
+            proptest::option::of(text()),
+            any::<bool>(),
+            proptest::option::of(text()),
+            proptest::option::of(text()),
+        )
+            .prop_map(
+                |(status, exit_code, run_id, task_id, index, event_id, delivered, error_kind, message)| Summary {
+                    status,
+                    exit_code,
+                    run_id,
+                    task_id,
+                    index,
+                    event: Some("task_error"),
+                    event_id,
+                    delivered,
+                    error_kind,
+                    message,
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn any_summary_fits_and_says_how_it_ended(summary in summary()) {
+            let json = summary.to_json();
+            prop_assert!(json.len() <= MAX_BYTES, "{} bytes", json.len());
+            let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(&back["status"], summary.status.as_str());
+            prop_assert_eq!(&back["exit_code"], summary.exit_code);
+            prop_assert_eq!(&back["delivered"], summary.delivered);
+            // What fits whole is kept whole.
+            if let (Some(id), Some(kept)) = (&summary.task_id, back["task_id"].as_str()) {
+                prop_assert!(kept == id || kept.ends_with(CUT));
+            }
+        }
+
+        #[test]
+        fn fit_never_passes_its_room(text in text(), room in 0usize..5000) {
+            let cut = fit(&text, room);
+            let written = serde_json::to_string(&cut).unwrap();
+            prop_assert!(written.len() <= room.max(2), "{} > {room}", written.len());
+            prop_assert!(cut == text || cut.is_empty() || cut.ends_with(CUT));
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_ids_and_kinds_still_fit_with_the_outcome() {
+        let summary = Summary {
+            status: wove_proto::Status::Failed,
+            exit_code: 3,
+            run_id: Some("r".repeat(6000)),
+            task_id: Some("t".repeat(5000)),
+            index: None,
+            event: Some("task_error"),
+            event_id: Some("e".repeat(3000)),
+            delivered: true,
+            error_kind: Some("\u{1}".repeat(10_000)),
+            message: Some("m".repeat(10_000)),
+        };
+        let json = summary.to_json();
+        assert!(json.len() <= MAX_BYTES, "{}", json.len());
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back["exit_code"], 3);
+        assert!(back["task_id"].as_str().unwrap().ends_with(CUT));
+        assert!(back["message"].as_str().unwrap().ends_with(CUT));
+    }
 
     #[test]
     fn long_messages_are_cut_to_fit() {

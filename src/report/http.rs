@@ -10,6 +10,25 @@ use crate::config::DeliveryConfig;
 use crate::deadline::Deadline;
 use crate::redact::redact_url;
 
+/// Most of a receiver's reply the worker reads. What the receiver says in a
+/// body is not ours to act on: the status decides.
+pub const MAX_REPLY_BYTES: usize = 8 * 1024;
+/// Longest the worker spends reading a reply's body.
+const REPLY_READ: Duration = Duration::from_secs(2);
+
+/// Read at most [`MAX_REPLY_BYTES`] of a reply's body; return how many were
+/// read. Whatever is past that is never buffered.
+async fn skim(mut response: reqwest::Response) -> usize {
+    let mut read = 0;
+    while read <= MAX_REPLY_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => read += chunk.len(),
+            _ => break,
+        }
+    }
+    read
+}
+
 /// How a delivery went when it worked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivered {
@@ -137,8 +156,9 @@ impl HttpSink {
                         .get(reqwest::header::RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| parse_retry_after(v, SystemTime::now()));
-                    // Drain the body so the connection can be reused; its content is not ours to read.
-                    let _ = tokio::time::timeout(deadline.remaining(), response.bytes()).await;
+                    // A short reply is read so the connection can be reused; a long or endless
+                    // one is dropped unread, and its connection with it.
+                    let _ = tokio::time::timeout(REPLY_READ.min(deadline.remaining()), skim(response)).await;
                     match classify_status(status) {
                         Verdict::Delivered => return Ok(Delivered { attempts, status }),
                         Verdict::Permanent => {

@@ -26,8 +26,10 @@ pub fn classify_status(status: u16) -> Verdict {
     }
 }
 
-/// Exponential backoff with full jitter: before retry `n` (from 1), wait a
-/// uniformly random time in `[0, min(cap, base * 2^(n-1))]`.
+/// Exponential backoff with jitter above a floor: before retry `n` (from 1),
+/// wait a uniformly random time in `[ceiling/2, ceiling]`, where the ceiling
+/// is `min(cap, base * 2^(n-1))`. The floor is what keeps a receiver that
+/// answers at once (or says `Retry-After: 0`) from being hammered.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backoff {
     /// Ceiling for the first retry.
@@ -43,18 +45,29 @@ impl Backoff {
         self.base.saturating_mul(factor).min(self.cap)
     }
 
-    /// A jittered delay before retry `n`.
+    /// The shortest wait before retry `n`: half its ceiling.
+    pub fn floor(&self, retry: u32) -> Duration {
+        self.ceiling(retry) / 2
+    }
+
+    /// A jittered delay before retry `n`, between its floor and its ceiling.
     pub fn delay(&self, retry: u32) -> Duration {
-        let ceiling = self.ceiling(retry);
-        Duration::from_secs_f64(rand::rng().random_range(0.0..=ceiling.as_secs_f64()))
+        let (floor, ceiling) = (self.floor(retry).as_secs_f64(), self.ceiling(retry).as_secs_f64());
+        Duration::from_secs_f64(rand::rng().random_range(floor..=ceiling))
     }
 }
 
-/// The wait before retry `retry` (from 1): the receiver's `Retry-After` when
-/// it gave one, otherwise the jittered backoff; never past the time left in
-/// the budget, so the last wait ends exactly when the budget does.
+/// The wait before retry `retry` (from 1): the jittered backoff, or the
+/// receiver's `Retry-After` when it asks for longer than the schedule's
+/// floor (a shorter one, `0` included, never brings a retry sooner than the
+/// floor); never past the time left in the budget, so the last wait ends
+/// exactly when the budget does.
 pub fn next_delay(retry_after: Option<Duration>, backoff: &Backoff, retry: u32, remaining: Duration) -> Duration {
-    retry_after.unwrap_or_else(|| backoff.delay(retry)).min(remaining)
+    let wait = match retry_after {
+        Some(asked) if asked > backoff.floor(retry) => asked,
+        _ => backoff.delay(retry),
+    };
+    wait.min(remaining)
 }
 
 /// Parse `Retry-After`: delay-seconds or an HTTP-date (relative to `now`).
@@ -90,9 +103,10 @@ mod properties {
             prop_assert!(backoff.ceiling(retry + 1) >= ceiling, "ceilings never shrink");
             let wait = next_delay(retry_after, &backoff, retry, remaining);
             prop_assert!(wait <= remaining, "past the budget: {wait:?} > {remaining:?}");
+            prop_assert!(wait >= backoff.floor(retry).min(remaining), "under the floor: {wait:?}");
             match retry_after {
-                Some(asked) => prop_assert_eq!(wait, asked.min(remaining)),
-                None => prop_assert!(wait <= ceiling),
+                Some(asked) if asked > backoff.floor(retry) => prop_assert_eq!(wait, asked.min(remaining)),
+                _ => prop_assert!(wait <= ceiling),
             }
         }
 
@@ -127,8 +141,10 @@ mod tests {
         assert_eq!(b.ceiling(4), Duration::from_secs(4));
         assert_eq!(b.ceiling(40), Duration::from_secs(4));
         for n in 1..10 {
-            assert!(b.delay(n) <= b.ceiling(n));
+            let d = b.delay(n);
+            assert!(b.floor(n) <= d && d <= b.ceiling(n), "retry {n}: {d:?}");
         }
+        assert_eq!(b.floor(1), Duration::from_millis(250));
     }
 
     #[test]
@@ -140,7 +156,15 @@ mod tests {
             assert!(wait <= left && wait <= b.ceiling(retry), "retry {retry}: {wait:?}");
         }
         assert_eq!(next_delay(Some(Duration::from_secs(3600)), &b, 1, left), left, "Retry-After capped");
-        assert_eq!(next_delay(Some(Duration::from_secs(1)), &b, 9, left), Duration::from_secs(1), "Retry-After wins");
+        assert_eq!(
+            next_delay(Some(Duration::from_millis(400)), &b, 1, left),
+            Duration::from_millis(400),
+            "Retry-After over the floor wins"
+        );
+        for asked in [Duration::ZERO, Duration::from_millis(100)] {
+            let wait = next_delay(Some(asked), &b, 1, left);
+            assert!(wait >= b.floor(1), "Retry-After {asked:?} under the floor: waited {wait:?}");
+        }
         assert_eq!(next_delay(None, &b, 3, Duration::ZERO), Duration::ZERO, "no budget, no wait");
     }
 
