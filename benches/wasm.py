@@ -145,6 +145,9 @@ def main():
             subprocess.run([worker, "precompile", src, dst], env=env, check=True,
                            stdout=subprocess.DEVNULL, timeout=600)
             precompile_ms[os.path.basename(src)] = (time.perf_counter() - t) * 1000
+            # The worker loads a .cwasm only from a --precompiled-dir, and only read-only.
+            os.chmod(dst, 0o444)
+        env["WOVE_WORKER_PRECOMPILED_DIR"] = tmp
 
         text = make_input(300_000)
         stdin_bytes = json.dumps(text, separators=(",", ":"), ensure_ascii=False).encode()

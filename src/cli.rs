@@ -13,9 +13,6 @@ use wove_proto::sign::{Scheme, Secret};
 use crate::config::{Config, DeliveryConfig, PayloadSource, RunnerSettings, Signing, TaskLimits};
 use crate::logging::LogFormat;
 
-/// Environment variables that hold secrets; never passed on to a task.
-pub const SECRET_ENV_VARS: &[&str] = &[vars::PAYLOAD, vars::SIGNING_SECRET, vars::SIGNING_SECRET_FILE];
-
 const PAYLOAD_HELP: &str = "\
 Payload sources (first found wins):
   --payload-file PATH / WOVE_BACKEND_PAYLOAD_FILE   JSON or base64, detected
@@ -50,6 +47,10 @@ pub struct Cli {
     #[arg(long, env = "WOVE_WORKER_MAX_PAYLOAD_BYTES", default_value_t = crate::config::DEFAULT_MAX_PAYLOAD_BYTES, value_name = "BYTES", value_parser = bytes)]
     pub max_payload_bytes: usize,
 
+    /// Seconds a payload file may take to read (a FIFO, a stalled network filesystem).
+    #[arg(long, env = "WOVE_WORKER_READ_TIMEOUT", default_value = "60", value_name = "SECS", value_parser = seconds)]
+    pub read_timeout: Duration,
+
     /// Most arguments of a task's program.
     #[arg(long, env = "WOVE_WORKER_MAX_TASK_ARGS", default_value_t = TaskLimits::default().args, value_name = "N")]
     pub max_task_args: usize,
@@ -72,8 +73,9 @@ pub struct Cli {
 
     /// Run task N of a many-task payload (its `tasks` array) [default: the
     /// platform's index, JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX].
-    #[arg(long, env = vars::INDEX, value_name = "N")]
-    pub index: Option<usize>,
+    // Text, checked where the platform's index is: one that is not a number is exit 65 either way.
+    #[arg(long, env = vars::INDEX, value_name = "N", allow_hyphen_values = true)]
+    pub index: Option<String>,
 
     /// Print each event (headers and body, signed, exactly as it would be sent)
     /// to stdout as a JSON line instead of posting it.
@@ -161,6 +163,18 @@ pub struct Cli {
     #[arg(long, env = "WOVE_WORKER_RUNNER_TIMEOUT", value_name = "SECS", value_parser = seconds)]
     pub runner_timeout: Option<Duration>,
 
+    /// Run tasks as this user, UID or UID:GID (numbers; the group defaults to
+    /// the UID). The worker must run as root; a task then cannot read the
+    /// worker's memory or a secret file only root may read.
+    #[arg(long, env = "WOVE_WORKER_TASK_USER", value_name = "UID[:GID]")]
+    pub task_user: Option<crate::config::TaskUser>,
+
+    /// A directory whose precompiled `.cwasm` modules may be loaded (repeat, or
+    /// separate with ':'). Loading one runs its machine code: a `.cwasm`
+    /// anywhere else, or one the worker's user can write, is refused.
+    #[arg(long = "precompiled-dir", env = "WOVE_WORKER_PRECOMPILED_DIR", value_name = "DIR", value_delimiter = ':')]
+    pub precompiled_dirs: Vec<PathBuf>,
+
     /// Directory for per-task scratch files [default: $TMPDIR or /tmp].
     #[arg(long, env = "WOVE_WORKER_WORK_DIR", value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
@@ -233,6 +247,19 @@ fn seconds(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(value))
 }
 
+/// Largest signing-secret file read: a few keys, not a device or a log.
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+fn read_secret_file(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(path)?.take(MAX_SECRET_FILE + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_SECRET_FILE {
+        return Err(std::io::Error::other(format!("larger than {MAX_SECRET_FILE} bytes: not a file of secrets")));
+    }
+    Ok(text)
+}
+
 /// A configuration that cannot work.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -267,8 +294,10 @@ impl Cli {
             texts.extend(all.split_whitespace().map(str::to_string));
         }
         if let Some(path) = &self.signing_secret_file {
-            let content = std::fs::read_to_string(path)
-                .map_err(|source| ConfigError::SecretFile { path: path.clone(), source })?;
+            let content =
+                read_secret_file(path).map_err(|source| ConfigError::SecretFile { path: path.clone(), source })?;
+            // An editor's byte-order mark is not part of the first secret.
+            let content = content.strip_prefix('\u{feff}').unwrap_or(&content);
             texts.extend(content.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string));
         }
         // Known from here on: no log line, event or termination message may quote them.
@@ -296,6 +325,7 @@ impl Cli {
         Ok(Config {
             payload,
             max_payload_bytes: self.max_payload_bytes,
+            read_timeout: self.read_timeout,
             index: self.index.map(crate::task_index::TaskIndex::flag),
             delivery: DeliveryConfig {
                 attempt_timeout: self.attempt_timeout,
@@ -327,6 +357,15 @@ impl Cli {
                     .as_deref()
                     .map_or(defaults.runner_path, crate::runner::lookup::split_path),
                 runner_timeout: self.runner_timeout,
+                task_user: match self.task_user {
+                    Some(_) if !nix::unistd::geteuid().is_root() => {
+                        return Err(ConfigError::Invalid(
+                            "--task-user needs the worker to run as root (it switches each task to that user)".into(),
+                        ))
+                    }
+                    user => user,
+                },
+                precompiled_dirs: self.precompiled_dirs,
                 limits: TaskLimits {
                     args: self.max_task_args,
                     env: self.max_task_env,

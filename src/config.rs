@@ -28,6 +28,9 @@ pub struct Config {
     pub payload: PayloadSource,
     /// Largest payload, in bytes of JSON (after base64 and gzip). Default 64 MiB.
     pub max_payload_bytes: usize,
+    /// Longest a payload file may take to read (a FIFO, a stalled network
+    /// filesystem). Default 60 s.
+    pub read_timeout: Duration,
     /// Which task of a many-task payload to run. Default `None`: the index
     /// the platform sets (`JOB_COMPLETION_INDEX`, `AWS_BATCH_JOB_ARRAY_INDEX`).
     pub index: Option<crate::task_index::TaskIndex>,
@@ -57,6 +60,7 @@ impl Config {
         Self {
             payload,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            read_timeout: DEFAULT_READ_TIMEOUT,
             index: None,
             delivery: DeliveryConfig::default(),
             signing: Signing::default(),
@@ -80,6 +84,9 @@ impl Config {
 /// (an environment string holds 128 KiB, a Secret 1 MiB), low enough that a
 /// wrong file is refused at once.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 64 * 1024 * 1024;
+
+/// Default for [`Config::read_timeout`].
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Default for [`Config::shutdown_budget`].
 pub const DEFAULT_SHUTDOWN_BUDGET: Duration = Duration::from_secs(wove_proto::env::DEFAULT_SHUTDOWN_BUDGET_SECS);
@@ -144,8 +151,41 @@ pub struct RunnerSettings {
     pub runner_path: Vec<PathBuf>,
     /// Timeout of a runner executable whose task sets no `timeout_seconds`. Default none.
     pub runner_timeout: Option<Duration>,
+    /// Run every task process as this user (`--task-user`), when the worker
+    /// runs as root: a task can then read neither the worker's memory nor a
+    /// secret file only root may read. Default `None`: the worker's own user.
+    pub task_user: Option<TaskUser>,
+    /// Directories whose precompiled `.cwasm` modules may be loaded
+    /// (`--precompiled-dir`). Loading one runs its machine code, so a module
+    /// elsewhere, or one the worker's user could write, is refused. Default
+    /// none: every `.cwasm` is refused.
+    pub precompiled_dirs: Vec<PathBuf>,
     /// Bounds on what a task may ask for.
     pub limits: TaskLimits,
+}
+
+/// A user and group to run tasks as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskUser {
+    /// The user id.
+    pub uid: u32,
+    /// The group id (the only group the task has).
+    pub gid: u32,
+}
+
+impl std::str::FromStr for TaskUser {
+    type Err = String;
+
+    /// `UID` or `UID:GID`, numbers (an image may have no user database); the
+    /// group defaults to the user's number.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let number =
+            |part: &str| part.trim().parse::<u32>().map_err(|_| format!("`{text}` is not UID or UID:GID (numbers)"));
+        match text.split_once(':') {
+            Some((uid, gid)) => Ok(Self { uid: number(uid)?, gid: number(gid)? }),
+            None => number(text).map(|uid| Self { uid, gid: uid }),
+        }
+    }
 }
 
 /// Bounds on what a task may ask for. A breach is refused before anything
@@ -239,11 +279,13 @@ impl Default for RunnerSettings {
             kill_grace: Duration::from_secs(10),
             output_keep: 8 * 1024,
             work_dir: std::env::temp_dir(),
-            scrub_env: crate::cli::SECRET_ENV_VARS.iter().map(|s| s.to_string()).collect(),
+            scrub_env: wove_proto::env::SECRETS.iter().map(|s| s.to_string()).collect(),
             adopt_orphans: true,
             memory_cgroup: crate::supervise::oom::MemoryCgroup::of_this_process(),
             runner_path: crate::runner::lookup::split_path(&std::env::var("PATH").unwrap_or_default()),
             runner_timeout: None,
+            task_user: None,
+            precompiled_dirs: Vec::new(),
             limits: TaskLimits::default(),
         }
     }

@@ -29,6 +29,8 @@ pub mod redact;
 pub mod report;
 pub mod runner;
 pub mod signals;
+pub mod startup;
+pub mod stdout;
 pub mod supervise;
 pub mod task_index;
 pub mod termination_message;
@@ -43,6 +45,9 @@ use clap::Parser as _;
 /// The whole command line program, with the given runners: parse flags and
 /// environment, run the payload, return the exit code.
 pub fn run_cli(registry: runner::Registry) -> ExitCode {
+    // Before anything else: a known signal state (what the parent left
+    // blocked or ignored would reach every task).
+    startup::reset_signals();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -56,7 +61,11 @@ pub fn run_cli(registry: runner::Registry) -> ExitCode {
         return commands::run(command, &registry).into();
     }
     let env = |name: &str| std::env::var(name).ok();
-    let config = match cli.into_config(env(proto::env::SIGNING_SECRET), env(proto::env::PAYLOAD)) {
+    let payload_arg = cli.payload.clone();
+    let config = cli.into_config(env(proto::env::SIGNING_SECRET), env(proto::env::PAYLOAD));
+    // Read once, kept in the config: nothing of them stays where a task could look.
+    startup::seal(proto::env::SECRETS, payload_arg.as_deref());
+    let config = match config {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("{}", wove_proto::error_chain(&e));

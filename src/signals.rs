@@ -47,7 +47,10 @@ pub struct Signals {
 }
 
 impl Signals {
-    /// Install the handlers. Must run inside the tokio runtime.
+    /// Install the handlers, then unblock the signals they handle (the CLI
+    /// blocks them from its first instruction, [`crate::startup`]): one that
+    /// arrived in between is taken now, before anything can start. Must run
+    /// inside the tokio runtime.
     pub fn install() -> std::io::Result<Self> {
         let (signals, injector) = Self::injected();
         for sig in FORWARDED {
@@ -59,6 +62,10 @@ impl Signals {
                     injector.deliver(sig);
                 }
             });
+        }
+        for sig in crate::startup::unblock_handled() {
+            tracing::info!(signal = %sig, "received signal before the handlers were installed");
+            injector.deliver(sig);
         }
         Ok(signals)
     }

@@ -38,9 +38,9 @@ pub struct TaskIndex {
 }
 
 impl TaskIndex {
-    /// The index given on the command line.
-    pub fn flag(index: usize) -> Self {
-        Self { origin: Origin::Flag, raw: index.to_string() }
+    /// The index given on the command line, as written.
+    pub fn flag(raw: impl Into<String>) -> Self {
+        Self { origin: Origin::Flag, raw: raw.into() }
     }
 
     /// The index the platform set, if any: Kubernetes' first, then AWS Batch's.
@@ -121,7 +121,7 @@ mod tests {
     fn many_tasks_pick_their_entry() {
         let (p, i) = select(payload(true), Some(&platform("AWS_BATCH_JOB_ARRAY_INDEX", "1"))).unwrap();
         assert_eq!((p.task_id.as_str(), p.run_id.as_str(), i), ("b", "r/1", Some(1)));
-        let (p, _) = select(payload(true), Some(&TaskIndex::flag(0))).unwrap();
+        let (p, _) = select(payload(true), Some(&TaskIndex::flag("0"))).unwrap();
         assert_eq!(p.task_id, "a");
     }
 
@@ -129,11 +129,11 @@ mod tests {
     fn bad_indexes_say_where_they_came_from() {
         let e = select(payload(true), Some(&platform("JOB_COMPLETION_INDEX", "x"))).unwrap_err();
         assert_eq!(e.to_string(), "JOB_COMPLETION_INDEX is \"x\", not a task index");
-        let e = select(payload(true), Some(&TaskIndex::flag(2))).unwrap_err();
+        let e = select(payload(true), Some(&TaskIndex::flag("2"))).unwrap_err();
         assert!(wove_proto::error_chain(&e).contains("index 2 is outside the payload's 2 tasks"), "{e}");
         let e = select(payload(true), None).unwrap_err();
         assert!(wove_proto::error_chain(&e).contains("holds 2 tasks"), "{e}");
-        let e = select(payload(false), Some(&TaskIndex::flag(0))).unwrap_err();
+        let e = select(payload(false), Some(&TaskIndex::flag("0"))).unwrap_err();
         assert!(e.to_string().contains("single task"), "{e}");
     }
 

@@ -63,12 +63,25 @@ impl Worker {
                 crate::redact::register(text);
             }
         }
-        let payload = match crate::payload_source::read(&self.config.payload, self.config.max_payload_bytes) {
+        let read = crate::payload_source::read(
+            &self.config.payload,
+            self.config.max_payload_bytes,
+            self.config.read_timeout,
+            &signals,
+        );
+        let payload = match read.await {
             Ok(p) => p,
             Err(e) => {
                 let message = error_chain(&e);
                 tracing::error!("{message}");
-                return (Exit::BadPayload, bare_summary(Exit::BadPayload, Status::BadPayload, message));
+                let (exit, status) = match e {
+                    // Nobody to tell: the payload says where to report.
+                    crate::payload_source::PayloadReadError::Cancelled(sig) => {
+                        (Exit::Signal(sig as i32), Status::Cancelled)
+                    }
+                    _ => (Exit::BadPayload, Status::BadPayload),
+                };
+                return (exit, bare_summary(exit, status, message));
             }
         };
         let env = |name: &str| std::env::var(name).ok();
@@ -193,7 +206,7 @@ impl Worker {
             Ok(()) => exit,
             Err(DeliveryError::Rejected { .. }) => Exit::Rejected,
             Err(DeliveryError::Exhausted { .. }) => Exit::Undeliverable,
-            Err(DeliveryError::Untrusted { .. }) => Exit::BadConfig,
+            Err(DeliveryError::Untrusted { .. } | DeliveryError::NotTls { .. }) => Exit::BadConfig,
         };
         let status = if delivered.is_ok() { status } else { Status::Undelivered };
         (exit, event_summary(exit, status, &payload, index, &event, &delivered))
@@ -276,10 +289,13 @@ fn final_event(reporter: &Reporter, finished: Finished, max_result_bytes: usize)
             }
         }
         Outcome::Failed { error, exception_pickle } => failed_event(reporter, error, exception_pickle),
-        Outcome::Cancelled(signal) => {
-            let exit = signal.map_or(Exit::TaskFailed, |s| Exit::Signal(s as i32));
-            (reporter.event(EventKind::TaskCancelled), exit, Status::Cancelled)
+        // Cancelled by a signal: the signal's code, retryable. A task that
+        // cancelled itself (Python's CancelledError) ended on its own, and
+        // running it again would do the same: exit 3, status `failed`.
+        Outcome::Cancelled(Some(signal)) => {
+            (reporter.event(EventKind::TaskCancelled), Exit::Signal(signal as i32), Status::Cancelled)
         }
+        Outcome::Cancelled(None) => (reporter.event(EventKind::TaskCancelled), Exit::TaskFailed, Status::Failed),
     };
     event.output = finished.output;
     (event, exit, status)

@@ -191,3 +191,57 @@ fn webassembly_modules_from_every_source() {
     );
     assert_eq!(reported(&rx).0, "InvalidPayload");
 }
+
+#[test]
+fn the_termination_message_fits_whatever_the_ids_and_kinds_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("termination-log");
+    std::fs::write(&log, "").unwrap();
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    let mut p = payload(&rx.url(TOKEN), sh("echo failing >&2; exit 4"));
+    p["task_id"] = json!("t".repeat(5000));
+    p["run_id"] = json!(format!("{}\u{1}\"", "r".repeat(6000)));
+    // Kubernetes always creates the file: the record must be written and fit, at once.
+    let out = run(
+        worker().env("WOVE_BACKEND_PAYLOAD", b64(&p)).env("WOVE_WORKER_TERMINATION_LOG", &log),
+        Duration::from_secs(30),
+    );
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let written = std::fs::read_to_string(&log).unwrap();
+    assert!(written.len() <= 4096, "{} bytes", written.len());
+    let record: serde_json::Value = serde_json::from_str(&written).unwrap();
+    assert_eq!((record["status"].as_str(), record["exit_code"].as_u64()), (Some("failed"), Some(3)));
+    assert_eq!(record["delivered"], true);
+}
+
+#[test]
+fn a_gzip_bomb_costs_no_more_memory_than_the_bound() {
+    // Against a 1 MiB bound: 1 GiB of JSON in about a megabyte of gzip from a
+    // file; 64 MiB in the environment (which holds 128 KiB in one variable).
+    let bomb_of = |size: usize| {
+        let mut json = br#"{"version": 1, "pad": ""#.to_vec();
+        json.extend(std::iter::repeat_n(b' ', size));
+        json.extend(br#""}"#);
+        wove_proto::gzip::deflate(&json)
+    };
+    let bomb = bomb_of(1 << 30);
+    let packed = base64::engine::general_purpose::STANDARD.encode(bomb_of(64 << 20));
+    assert!(packed.len() < 128 << 10, "{}", packed.len());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("payload.gz");
+    std::fs::write(&file, &bomb).unwrap();
+    for from_file in [false, true] {
+        let mut cmd = worker();
+        cmd.args(["--max-payload-bytes", "1048576"]);
+        if from_file {
+            cmd.arg("--payload-file").arg(&file);
+        } else {
+            cmd.env("WOVE_BACKEND_PAYLOAD", &packed);
+        }
+        let (out, peak_kib) = crate::support::start(&mut cmd).finish_measuring_memory(Duration::from_secs(60));
+        assert_eq!(code(&out), 65, "{}", stderr(&out));
+        assert!(stderr(&out).contains("payload is larger than 1048576 bytes of JSON"), "{}", stderr(&out));
+        // The base64 itself is in the environment: a few megabytes, never the gigabyte.
+        assert!(peak_kib < 48 * 1024, "file={from_file}: peak {peak_kib} KiB");
+    }
+}

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::{code, run, stderr, worker};
+use crate::support::{b64, code, payload, run, sh, stderr, worker};
 
 #[test]
 fn help_documents_sources_env_vars_and_exit_codes() {
@@ -102,4 +102,54 @@ fn log_filters_pick_levels_and_a_bad_one_falls_back_to_info_and_says_so() {
     let bad = logs("wove_worker=[");
     assert!(bad.contains("invalid log filter, using `info`"), "{bad}");
     assert!(bad.contains("INFO"), "the fallback is `info`: {bad}");
+}
+
+#[test]
+fn a_byte_order_mark_in_the_secret_file_is_not_part_of_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret");
+    std::fs::write(&file, "\u{feff}bom-secret-value\r\n").unwrap();
+    let p = payload("http://127.0.0.1:9/wove/events/tok", sh("true"));
+    let out = run(
+        worker()
+            .arg("--print-events")
+            .env("WOVE_BACKEND_PAYLOAD", b64(&p))
+            .env("WOVE_WORKER_SIGNING_SECRET_FILE", &file),
+        Duration::from_secs(30),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().find(|l| l.contains("task_result")).unwrap();
+    let printed: serde_json::Value = serde_json::from_str(line).unwrap();
+    // The body exactly as printed (and signed): re-serializing would reorder its keys.
+    let start = line.find("\"body\":").unwrap() + "\"body\":".len();
+    let body = line[start..line.len() - 1].as_bytes().to_vec();
+    let headers = printed["headers"].as_object().unwrap().clone();
+    let get = |name: &str| {
+        headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.as_str()).map(str::to_string)
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let secret = wove_proto::sign::Secret::from_bytes("bom-secret-value");
+    let verified = wove_proto::sign::wove_v1::verify(&secret, "default", "/wove/events/tok", &body, now, 300, get);
+    assert!(verified.is_ok(), "signed with the mark in the key: {verified:?}");
+}
+
+#[test]
+fn an_index_that_is_not_a_number_is_a_bad_payload_from_every_source() {
+    let p = serde_json::json!({
+        "version": 1, "callback_url": "http://127.0.0.1:9/wove/events/t", "run_id": "r",
+        "tasks": [{"task_id": "a", "task": {"runner": "subprocess", "program": "true"}}]
+    });
+    for (how, value) in [("--index", "-1"), ("WOVE_WORKER_INDEX", "abc"), ("JOB_COMPLETION_INDEX", "x")] {
+        let mut cmd = worker();
+        cmd.env("WOVE_BACKEND_PAYLOAD", b64(&p));
+        if how.starts_with("--") {
+            cmd.args([how, value]);
+        } else {
+            cmd.env(how, value);
+        }
+        let out = run(&mut cmd, Duration::from_secs(30));
+        assert_eq!(code(&out), 65, "{how}={value}: {}", stderr(&out));
+        assert!(stderr(&out).contains(value), "{how}: {}", stderr(&out));
+    }
 }

@@ -346,3 +346,27 @@ sleep 3021 & wait
     assert_eq!(finals(&rx)[0]["type"], "task_cancelled");
     assert!(processes_matching("sleep 3021").is_empty());
 }
+
+#[test]
+fn a_task_that_cancels_itself_exits_3_and_says_failed() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    // An interpreter that answers as the helper does for a task's own CancelledError.
+    let interpreter = dir.path().join("python-cancelled");
+    std::fs::write(&interpreter, "#!/bin/sh\necho '{\"status\": \"cancelled\"}' > \"$3/outcome.json\"\n").unwrap();
+    std::fs::set_permissions(&interpreter, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let log = dir.path().join("termination-log");
+    std::fs::write(&log, "").unwrap();
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    let mut p = payload(&rx.url(TOKEN), serde_json::json!({"runner": "python", "interpreter": interpreter}));
+    p["callable_pickle"] = serde_json::json!("gAU=");
+    p["args_pickle"] = serde_json::json!("gAU=");
+    let out = run(
+        worker().env("WOVE_BACKEND_PAYLOAD", b64(&p)).env("WOVE_WORKER_TERMINATION_LOG", &log),
+        Duration::from_secs(30),
+    );
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert_eq!(rx.of_type("task_cancelled").len(), 1);
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
+    assert_eq!((record["status"].as_str(), record["exit_code"].as_u64()), (Some("failed"), Some(3)), "{record}");
+}

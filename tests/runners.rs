@@ -258,3 +258,98 @@ fn runners_lists_built_ins_and_executables_with_their_files() {
     assert!(thumb[1].contains("shadowed"));
     assert!(listed.lines().any(|l| l.starts_with("zip ")), "{listed}");
 }
+
+#[test]
+fn a_report_line_that_is_not_a_message_fails_the_task() {
+    let dir = tempfile::tempdir().unwrap();
+    // The result is lost in a line the worker cannot read: never a success with `null`.
+    runner(dir.path(), "garbled", "echo '{not json' >&3; exit 0");
+    let (code, err, rx) = run_task(dir.path(), task("garbled", serde_json::json!({})), Duration::from_secs(20));
+    assert_eq!(code, 3, "{err}");
+    let event = final_event(&rx);
+    assert_eq!(event["type"], "task_error");
+    assert_eq!(event["error"]["kind"], "InvalidReport");
+    assert!(event["error"]["message"].as_str().unwrap().contains("{not json"), "{event}");
+}
+
+#[test]
+fn a_report_line_longer_than_a_result_may_be_is_result_too_large() {
+    let dir = tempfile::tempdir().unwrap();
+    runner(
+        dir.path(),
+        "flood",
+        r#"{ printf '{"result": "'; head -c 3000000 /dev/zero | tr '\0' x; printf '"}\n'; } >&3"#,
+    );
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    let running = start(
+        worker()
+            .env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), task("flood", serde_json::json!({})))))
+            .env("WOVE_WORKER_RUNNER_PATH", dir.path())
+            .args(["--max-result-bytes", "1048576"]),
+    );
+    let (out, peak_kib) = running.finish_measuring_memory(Duration::from_secs(60));
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let event = final_event(&rx);
+    assert_eq!(event["error"]["kind"], "ResultTooLarge", "{event}");
+    assert!(event.get("result").is_none());
+    assert!(peak_kib < 64 * 1024, "peak {peak_kib} KiB");
+}
+
+#[test]
+fn a_runners_fields_and_result_keep_their_numbers_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("seen");
+    runner(
+        dir.path(),
+        "exact",
+        &format!(
+            "cat > {0}.stdin; echo \"$WOVE_TASK_N\" > {0}.env; echo '{{\"result\": [123456789012345678901234567890, -0, 1e2]}}' >&3",
+            seen.display()
+        ),
+    );
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    let text = format!(
+        r#"{{"version": 1, "callback_url": "{}", "run_id": "r", "task_id": "t",
+            "task": {{"runner": "exact", "n": 18446744073709551616, "z": -0, "nested": {{"f": 1.50}}}}}}"#,
+        rx.url(TOKEN)
+    );
+    let encoded = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(text)
+    };
+    let out = run(
+        worker().env("WOVE_BACKEND_PAYLOAD", encoded).env("WOVE_WORKER_RUNNER_PATH", dir.path()),
+        Duration::from_secs(20),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let stdin = std::fs::read_to_string(dir.path().join("seen.stdin")).unwrap();
+    assert!(
+        stdin.contains(r#""task":{"n":18446744073709551616,"nested":{"f":1.50},"runner":"exact","z":-0}"#),
+        "{stdin}"
+    );
+    assert_eq!(std::fs::read_to_string(dir.path().join("seen.env")).unwrap().trim(), "18446744073709551616");
+    let body = String::from_utf8_lossy(&rx.of_type("task_result")[0].body).into_owned();
+    assert!(body.contains(r#""result":[123456789012345678901234567890,-0,1e+2]"#), "{body}");
+}
+
+#[test]
+fn a_ten_thousand_character_error_kind_still_leaves_a_termination_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let kind = "K".repeat(10_000);
+    runner(dir.path(), "longkind", &format!(r#"echo '{{"error": {{"kind": "{kind}", "message": "m"}}}}' >&3; exit 1"#));
+    let log = dir.path().join("termination-log");
+    std::fs::write(&log, "").unwrap();
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    let out = run(
+        worker()
+            .env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), task("longkind", serde_json::json!({})))))
+            .env("WOVE_WORKER_RUNNER_PATH", dir.path())
+            .env("WOVE_WORKER_TERMINATION_LOG", &log),
+        Duration::from_secs(20),
+    );
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let written = std::fs::read_to_string(&log).unwrap();
+    assert!(written.len() <= 4096, "{}", written.len());
+    let record: serde_json::Value = serde_json::from_str(&written).unwrap();
+    assert_eq!(record["status"], "failed");
+}

@@ -7,7 +7,7 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use crate::support::{b64, code, payload, run, sh, worker, Receiver, Reply, TOKEN};
+use crate::support::{b64, code, payload, run, sh, stderr, worker, Receiver, Reply, TOKEN};
 
 /// A Wove v1 signing secret, and a Standard Webhooks one (`whsec_` + base64 of "leak-test-key-bytes!").
 const SECRET: &str = "wove-signing-secret-for-leak-test";
@@ -211,4 +211,133 @@ fn a_failed_download_keeps_every_secret_out() {
     assert_eq!(code(&seen.out), 3, "{}", String::from_utf8_lossy(&seen.out.stderr));
     assert!(seen.bodies.iter().any(|b| b.contains("ModuleUnavailable")));
     seen.assert_clean("failed download", &[TOKEN, SECRET]);
+}
+
+/// What a task could read of its parent's (the worker's) `/proc` entries.
+const SNOOP: &str = r#"for f in environ cmdline; do echo "== $f"; tr '\0' '\n' < /proc/$PPID/$f; done"#;
+
+#[test]
+fn a_task_finds_no_secret_in_the_workers_proc_entries() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    // The same snoop three ways: a subprocess task, the Python runner's
+    // interpreter (any program is one), and a runner executable.
+    let snoop = dir.path().join("snoop");
+    std::fs::write(&snoop, format!("#!/bin/sh\n{SNOOP}\n")).unwrap();
+    std::fs::set_permissions(&snoop, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::copy(&snoop, dir.path().join("wove-runner-snoop")).unwrap();
+    let tasks = [
+        ("subprocess", serde_json::json!({"runner": "subprocess", "program": snoop})),
+        ("python", serde_json::json!({"runner": "python", "interpreter": snoop})),
+        ("runner executable", serde_json::json!({"runner": "snoop"})),
+    ];
+    for (name, task) in tasks {
+        let rx = Receiver::start(vec![Reply::Status(204)]);
+        let mut p = payload(&rx.url(TOKEN), task);
+        p["callable_pickle"] = serde_json::json!("gAU=");
+        p["args_pickle"] = serde_json::json!("gAU=");
+        let encoded = b64(&p);
+        // The payload in the environment, then as the argument.
+        for as_argument in [false, true] {
+            let mut cmd = worker();
+            cmd.env("WOVE_WORKER_SIGNING_SECRET", SECRET).env("WOVE_WORKER_RUNNER_PATH", dir.path());
+            if as_argument {
+                cmd.arg(&encoded);
+            } else {
+                cmd.env("WOVE_BACKEND_PAYLOAD", &encoded);
+            }
+            let out = run(&mut cmd, Duration::from_secs(30));
+            let seen = String::from_utf8_lossy(&out.stdout);
+            // The task did read both files: the check below means something.
+            assert!(seen.contains("== environ\n") && seen.contains("PATH="), "{name}: {seen}\n{}", stderr(&out));
+            assert!(seen.contains("wove-worker"), "{name}: cmdline unread: {seen}");
+            for secret in [SECRET, TOKEN, encoded.as_str(), &encoded[..40]] {
+                assert!(!seen.contains(secret), "{name} (argument: {as_argument}): found {secret:?} in\n{seen}");
+            }
+        }
+    }
+}
+
+/// Root-only checks run where the tests run as root (CI); elsewhere they
+/// fail when WOVE_TEST_REQUIRE_ROOT is set, and are skipped with a word otherwise.
+fn root_or_skip(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(std::env::var_os("WOVE_TEST_REQUIRE_ROOT").is_none(), "{test} needs root (WOVE_TEST_REQUIRE_ROOT is set)");
+    eprintln!("{test}: skipped, not root");
+    false
+}
+
+#[test]
+fn as_another_user_a_task_can_read_neither_the_worker_nor_a_root_only_secret() {
+    use std::os::unix::fs::PermissionsExt as _;
+    if !root_or_skip("task_user") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let secret_file = dir.path().join("signing-secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let script = format!(
+        "id -u; for f in environ mem; do head -c 100000 /proc/$PPID/$f >/dev/null 2>&1 && echo \"READ $f\"; done; \
+         cat {0} 2>/dev/null && echo 'READ secret'; echo '{{\"as\": \"nobody\"}}' > \"$WOVE_RESULT_FILE\"",
+        secret_file.display()
+    );
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    let out = run(
+        worker()
+            .env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), sh(&script))))
+            .env("WOVE_WORKER_SIGNING_SECRET_FILE", &secret_file)
+            .args(["--task-user", "65534:65534", "--work-dir"])
+            .arg(dir.path()),
+        Duration::from_secs(30),
+    );
+    let seen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(code(&out), 0, "{seen}{}", stderr(&out));
+    assert_eq!(seen.lines().next(), Some("65534"), "{seen}");
+    assert!(!seen.contains("READ") && !seen.contains(SECRET), "{seen}");
+    // The task could still write its result where the worker reads it.
+    assert_eq!(rx.of_type("task_result")[0].json()["result"], serde_json::json!({"as": "nobody"}));
+}
+
+#[test]
+fn task_user_without_root_is_a_configuration_error() {
+    if nix::unistd::geteuid().is_root() {
+        // As root the flag is valid; its refusal is seen from another user.
+        let out = run(worker().args(["--task-user", "not-a-number", "--print-events"]), Duration::from_secs(10));
+        assert_eq!(code(&out), 78, "{}", stderr(&out));
+        assert!(stderr(&out).contains("UID or UID:GID"), "{}", stderr(&out));
+        return;
+    }
+    let out = run(worker().args(["--task-user", "65534"]), Duration::from_secs(10));
+    assert_eq!(code(&out), 78);
+    assert!(stderr(&out).contains("needs the worker to run as root"));
+}
+
+#[test]
+fn a_trailing_slash_keeps_the_token_out_of_every_log_line() {
+    for tail in ["/", "//", "/."] {
+        let rx = Receiver::start(vec![Reply::Status(204)]);
+        let url = format!("{}{tail}", rx.url(TOKEN));
+        let p = payload(&url, sh("true"));
+        let seen = Seen::run(&mut with_payload(signed(), &p), Some(&rx), "human");
+        seen.assert_clean(&format!("callback ending in {tail:?}"), &[TOKEN]);
+    }
+}
+
+#[test]
+fn a_run_id_cannot_forge_a_log_line_or_steer_the_terminal() {
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    let mut p = payload(&rx.url(TOKEN), sh("true"));
+    p["run_id"] = serde_json::json!("r1\n2026-01-01T00:00:00Z  INFO exiting code=0\u{1b}[2J\r");
+    let out = run(&mut with_payload(signed(), &p), Duration::from_secs(30));
+    let err = stderr(&out);
+    assert_eq!(code(&out), 0, "{err}");
+    assert!(!err.lines().any(|l| l.starts_with("2026-01-01")), "a forged line:\n{err}");
+    assert!(!err.contains('\u{1b}') && !err.contains('\r'), "raw control characters:\n{err:?}");
+    assert!(err.contains("r1\\n2026-01-01"), "the run id, escaped, is still there:\n{err}");
+    // One real line break per event: `exiting` is said once, by the worker.
+    assert_eq!(err.lines().filter(|l| l.ends_with("exiting code=0")).count(), 1, "{err}");
 }

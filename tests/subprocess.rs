@@ -162,3 +162,73 @@ fn large_output_streams_without_memory_growth() {
     assert_eq!(output["stdout_bytes"], 1u64 << 30, "every byte was seen");
     assert_eq!(output["truncated"], true);
 }
+
+#[test]
+fn numbers_are_carried_as_written_never_recomputed() {
+    let dir = tempfile::tempdir().unwrap();
+    let stdin_copy = dir.path().join("stdin.json");
+    let script = format!("tee {} > \"$WOVE_RESULT_FILE\"", stdin_copy.display());
+    // Raw text: these numbers are the point, and no f64 holds them.
+    let text = format!(
+        r#"{{"version": 1, "callback_url": "CALLBACK", "run_id": "r", "task_id": "t",
+            "task": {{"runner": "subprocess", "program": "sh", "args": ["-c", {script:?}],
+                      "input": {{"big": 18446744073709551616, "huge": 123456789012345678901234567890,
+                                 "zero": -0, "e": 1e2, "kept": 1.50, "neg": -9223372036854775809}}}}}}"#
+    );
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    let encoded = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(text.replace("CALLBACK", &rx.url(TOKEN)))
+    };
+    let out = run(worker().env("WOVE_BACKEND_PAYLOAD", encoded), Duration::from_secs(30));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // serde_json writes an exponent with its sign (`1e2` as `1e+2`): the same number to every parser.
+    let expected = r#"{"big":18446744073709551616,"e":1e+2,"huge":123456789012345678901234567890,"kept":1.50,"neg":-9223372036854775809,"zero":-0}"#;
+    assert_eq!(std::fs::read_to_string(&stdin_copy).unwrap(), expected, "the task's stdin");
+    let body = String::from_utf8_lossy(&rx.of_type("task_result")[0].body).into_owned();
+    assert!(body.contains(&format!("\"result\":{expected}")), "{body}");
+}
+
+#[test]
+fn a_result_file_over_the_bound_is_refused_before_it_is_read() {
+    // Sparse files: their size is all the worker may look at.
+    for (size, flag) in [("300M", Some("1048576")), ("600M", None)] {
+        let rx = Receiver::start(vec![Reply::Status(204)]);
+        let task = sh(&format!("truncate -s {size} \"$WOVE_RESULT_FILE\""));
+        let mut cmd = worker();
+        cmd.env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), task)));
+        if let Some(bound) = flag {
+            cmd.args(["--max-result-bytes", bound]);
+        }
+        let (out, peak_kib) = start(&mut cmd).finish_measuring_memory(Duration::from_secs(60));
+        assert_eq!(code(&out), 3, "{size}: {}", stderr(&out));
+        let e = final_event(&rx);
+        assert_eq!(e["error"]["kind"], "ResultTooLarge", "{size}: {e}");
+        assert!(e["error"]["message"].as_str().unwrap().contains("--max-result-bytes"), "{e}");
+        assert!(peak_kib < 96 * 1024, "{size}: the worker reached {peak_kib} KiB");
+    }
+}
+
+#[test]
+fn a_missing_working_directory_is_named_as_such() {
+    let task = serde_json::json!({"runner": "subprocess", "program": "true", "cwd": "/nonexistent/work"});
+    let (out, rx) = run_task(task);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    let message = final_event(&rx)["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("working directory `/nonexistent/work`"), "{message}");
+}
+
+#[test]
+fn a_partial_line_from_the_task_never_glues_onto_a_printed_event() {
+    let p = payload("http://127.0.0.1:9/wove/events/t", sh("printf 'no newline at the end'"));
+    let out = run(worker().arg("--print-events").env("WOVE_BACKEND_PAYLOAD", b64(&p)), Duration::from_secs(30));
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.lines().any(|l| l == "no newline at the end"), "{stdout}");
+    let events: Vec<&str> = stdout.lines().filter(|l| l.contains("\"headers\"")).collect();
+    assert_eq!(events.len(), 2, "{stdout}");
+    for line in events {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(event["body"]["type"].is_string());
+    }
+}

@@ -9,6 +9,8 @@ mod cli;
 mod delivery;
 mod fan_out;
 mod faults;
+mod hostile_parent;
+mod hostile_receiver;
 mod oom;
 mod readme;
 mod runners;

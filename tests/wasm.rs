@@ -47,8 +47,18 @@ fn wasm_task(module: serde_json::Value, extra: serde_json::Value) -> serde_json:
 
 /// Run one wasm task; returns the exit code, the final event and stderr.
 fn run_wasm(task: serde_json::Value) -> (i32, serde_json::Value, String) {
+    run_wasm_trusting(task, None)
+}
+
+/// [`run_wasm`], loading precompiled modules from `precompiled_dir`.
+fn run_wasm_trusting(task: serde_json::Value, precompiled_dir: Option<&Path>) -> (i32, serde_json::Value, String) {
     let rx = Receiver::start(vec![Reply::Status(204)]);
-    let out = run(worker().env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), task))), Duration::from_secs(60));
+    let mut cmd = worker();
+    cmd.env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), task)));
+    if let Some(dir) = precompiled_dir {
+        cmd.env("WOVE_WORKER_PRECOMPILED_DIR", dir);
+    }
+    let out = run(&mut cmd, Duration::from_secs(60));
     let finals: Vec<_> = rx
         .events()
         .into_iter()
@@ -216,15 +226,22 @@ fn an_oversized_download_is_refused() {
 
 #[test]
 fn precompiled_modules_load_and_foreign_ones_fail_clearly() {
+    use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
+    let trusted = dir.path().join("trusted");
+    std::fs::create_dir(&trusted).unwrap();
     let wasm = module_file(dir.path(), "echo");
-    let cwasm = dir.path().join("echo.cwasm");
+    let cwasm = trusted.join("echo.cwasm");
     let out = run(worker().arg("precompile").arg(&wasm).arg(&cwasm), Duration::from_secs(60));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(std::fs::read(&cwasm).unwrap().starts_with(b"\x7fELF"));
+    let read_only = |path: &Path| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o444)).unwrap();
+    read_only(&cwasm);
 
-    let (code_, event, err) =
-        run_wasm(wasm_task(serde_json::json!({"path": cwasm}), serde_json::json!({"input": "precompiled"})));
+    let (code_, event, err) = run_wasm_trusting(
+        wasm_task(serde_json::json!({"path": cwasm}), serde_json::json!({"input": "precompiled"})),
+        Some(&trusted),
+    );
     assert_eq!(code_, 0, "{err}");
     assert_eq!(event["result"], "precompiled");
 
@@ -232,9 +249,11 @@ fn precompiled_modules_load_and_foreign_ones_fail_clearly() {
     let mut config = wasmtime::Config::new();
     config.consume_fuel(true);
     let foreign = wasmtime::Engine::new(&config).unwrap().precompile_module(&fixture("echo")).unwrap();
-    let foreign_path = dir.path().join("foreign.cwasm");
+    let foreign_path = trusted.join("foreign.cwasm");
     std::fs::write(&foreign_path, foreign).unwrap();
-    let (code_, event, err) = run_wasm(wasm_task(serde_json::json!({"path": foreign_path}), serde_json::json!({})));
+    read_only(&foreign_path);
+    let (code_, event, err) =
+        run_wasm_trusting(wasm_task(serde_json::json!({"path": foreign_path}), serde_json::json!({})), Some(&trusted));
     assert_eq!(code_, 3, "{err}");
     assert_eq!(event["error"]["kind"], "IncompatiblePrecompiled");
     assert!(event["error"]["message"].as_str().unwrap().contains("precompile it again"));
@@ -245,6 +264,106 @@ fn precompiled_modules_load_and_foreign_ones_fail_clearly() {
     let (code_, event, _) = run_wasm(wasm_task(serde_json::json!({"base64": inline}), serde_json::json!({})));
     assert_eq!(code_, 3);
     assert!(event["error"]["message"].as_str().unwrap().contains("only from `path`"));
+}
+
+#[test]
+fn precompiled_modules_load_only_from_a_trusted_read_only_place() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let trusted = dir.path().join("trusted");
+    let elsewhere = dir.path().join("scratch");
+    for d in [&trusted, &elsewhere] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let wasm = module_file(dir.path(), "echo");
+    let make = |path: &Path, mode: u32| {
+        let out = run(worker().arg("precompile").arg(&wasm).arg(path), Duration::from_secs(60));
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let outside = elsewhere.join("echo.cwasm");
+    make(&outside, 0o444);
+    let writable = trusted.join("writable.cwasm");
+    make(&writable, 0o644);
+    // A link inside the trusted directory to a file outside it is still outside.
+    let link = trusted.join("link.cwasm");
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+
+    for (path, trust, said) in [
+        (&outside, None, "no --precompiled-dir"),
+        (&outside, Some(&trusted), "not inside a --precompiled-dir"),
+        (&link, Some(&trusted), "not inside a --precompiled-dir"),
+        (&writable, Some(&trusted), "make it read-only"),
+    ] {
+        let task = wasm_task(serde_json::json!({"path": path}), serde_json::json!({"input": 1}));
+        let (code_, event, err) = run_wasm_trusting(task, trust.map(PathBuf::as_path));
+        assert_eq!(code_, 3, "{}: {err}", path.display());
+        assert_eq!(event["error"]["kind"], "ModuleUnavailable", "{}", path.display());
+        let message = event["error"]["message"].as_str().unwrap();
+        assert!(message.contains(said), "{}: {message}", path.display());
+        assert!(event.get("result").is_none());
+    }
+}
+
+#[test]
+fn a_stalled_module_download_ends_at_the_task_timeout_or_at_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_pem, tls) = private_ca();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    for (name, reply) in [
+        // One byte every half second: it would take a minute.
+        ("trickle", Reply::Trickle(fixture("echo"), Duration::from_millis(500))),
+        // Accepts, reads the request, never answers.
+        ("silent", Reply::Slow(Duration::from_secs(300), 200)),
+    ] {
+        let files = Receiver::start_tls(vec![reply], tls.clone());
+        let module = serde_json::json!({"url": {"url": files.tls_url("m.wasm"), "sha256": "00".repeat(32)}});
+        let task = wasm_task(module, serde_json::json!({"limits": {"timeout_seconds": 2}}));
+        let started = Instant::now();
+        let (code_, rx, err) = run_downloading(task.clone(), &ca_file);
+        assert_eq!(code_, 3, "{name}: {err}");
+        assert_eq!(rx.of_type("task_error")[0].json()["error"]["kind"], "Timeout", "{name}");
+        assert!(started.elapsed() < Duration::from_secs(15), "{name}: took {:?}", started.elapsed());
+
+        // SIGTERM during the same stall: cancelled at once, not after the download.
+        let mut task = task;
+        task["limits"]["timeout_seconds"] = serde_json::json!(120);
+        let rx = Receiver::start(vec![Reply::Status(204)]);
+        let running = crate::support::start(
+            worker()
+                .env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), task)))
+                .env("WOVE_WORKER_CA_BUNDLE", &ca_file),
+        );
+        assert!(
+            crate::support::wait_for(Duration::from_secs(20), || files.requests().len() >= 2),
+            "{name}: no download"
+        );
+        let sent = Instant::now();
+        running.signal(nix::sys::signal::Signal::SIGTERM);
+        let out = running.finish(Duration::from_secs(30));
+        assert_eq!(code(&out), 143, "{name}: {}", stderr(&out));
+        assert!(sent.elapsed() < Duration::from_secs(10), "{name}: {:?} after SIGTERM", sent.elapsed());
+        assert_eq!(rx.of_type("task_cancelled").len(), 1, "{name}");
+    }
+}
+
+#[test]
+fn a_module_download_never_follows_a_redirect_to_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = Receiver::start(vec![Reply::Body(fixture("echo"))]);
+    let (ca_pem, tls) = private_ca();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let redirect = Reply::WithHeaders(302, vec![("Location".into(), plain.url("m.wasm"))]);
+    let files = Receiver::start_tls(vec![redirect], tls);
+    let module = serde_json::json!({"url": {"url": files.tls_url("m.wasm"), "sha256": "00".repeat(32)}});
+    let (code_, rx, err) = run_downloading(wasm_task(module, serde_json::json!({})), &ca_file);
+    assert_eq!(code_, 3, "{err}");
+    let error = rx.of_type("task_error")[0].json()["error"].clone();
+    assert_eq!(error["kind"], "ModuleUnavailable");
+    assert!(error["message"].as_str().unwrap().contains("not https"), "{error}");
+    assert!(plain.requests().is_empty(), "the http URL was fetched");
 }
 
 #[test]

@@ -64,6 +64,13 @@ pub enum DeliveryError {
         /// What the TLS library said, without the URL.
         detail: String,
     },
+    /// The URL says `https` but the receiver answered the handshake with
+    /// something that is not TLS (a plain HTTP port). Retrying cannot fix it.
+    #[error("the receiver does not speak TLS on that port ({detail}): the callback URL's scheme or port is wrong")]
+    NotTls {
+        /// What the TLS library said, without the URL.
+        detail: String,
+    },
 }
 
 /// Posts events to the callback URL.
@@ -173,8 +180,10 @@ impl HttpSink {
                 }
                 Err(e) => {
                     let e = e.without_url();
-                    if let Some(detail) = untrusted_certificate(&e) {
-                        return Err(DeliveryError::Untrusted { detail });
+                    match tls_failure(&e) {
+                        Some(TlsFailure::Untrusted(detail)) => return Err(DeliveryError::Untrusted { detail }),
+                        Some(TlsFailure::NotTls(detail)) => return Err(DeliveryError::NotTls { detail }),
+                        None => {}
                     }
                     // reqwest puts the URL (and so the token) in its errors: stripped above.
                     last = wove_proto::error_chain(&e);
@@ -194,12 +203,24 @@ impl HttpSink {
     }
 }
 
-/// The TLS library's words when the failure is an untrusted certificate.
-fn untrusted_certificate(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+/// TLS failures that retrying cannot fix, in the TLS library's words.
+enum TlsFailure {
+    /// The certificate is not trusted.
+    Untrusted(String),
+    /// What came back is not TLS at all.
+    NotTls(String),
+}
+
+fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<TlsFailure> {
     let mut current = Some(e);
     while let Some(err) = current {
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            return matches!(tls, rustls::Error::InvalidCertificate(_)).then(|| tls.to_string());
+            return match tls {
+                rustls::Error::InvalidCertificate(_) => Some(TlsFailure::Untrusted(tls.to_string())),
+                // A plain HTTP server answers a ClientHello with "HTTP/1.1 400": not a TLS record.
+                rustls::Error::InvalidMessage(_) => Some(TlsFailure::NotTls(tls.to_string())),
+                _ => None,
+            };
         }
         // hyper nests the TLS error in io::Errors, whose `source` skips the
         // error they wrap: step into the wrapped one instead.

@@ -15,7 +15,6 @@ pub mod request;
 pub mod retry;
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -147,10 +146,7 @@ pub fn print_line(url: &str, request: &wove_proto::request::EventRequest) -> Str
 }
 
 fn print_event(url: &str, request: &wove_proto::request::EventRequest) {
-    let line = print_line(url, request);
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(line.as_bytes());
-    let _ = out.flush();
+    crate::stdout::print_line(&print_line(url, request));
 }
 
 fn event_id() -> String {

@@ -25,7 +25,7 @@ use serde_json::Value;
 use tokio::io::AsyncReadExt as _;
 use wove_proto::{ErrorInfo, ErrorKind, Payload, PayloadError};
 
-use super::protocol::{self, Message, ReportReader, Reported};
+use super::protocol::{self, Message, ReportReader, Reported, Violation};
 use super::subprocess::{ended_with, kind_of, output_info, process_error, stopped_outcome};
 use super::{BoxFuture, Context, Finished, Outcome, Prepared, Runner, TaskValue};
 use crate::config::RunnerSettings;
@@ -137,7 +137,8 @@ impl PreparedExecutable {
             .env("WOVE_TASK_ID", &self.task_id);
         put_at_fd_3(&mut command, &write_end);
 
-        let reader = tokio::spawn(read_reports(read_end, ctx.events.clone()));
+        let reader = ReportReader::for_results_of(ctx.settings.limits.result_bytes);
+        let reader = tokio::spawn(read_reports(read_end, reader, ctx.events.clone()));
         let mut job = supervise::Job::new(command, &ctx);
         job.stdin = Some(self.input);
         job.timeout = self.timeout;
@@ -167,30 +168,53 @@ impl PreparedExecutable {
             tracing::warn!(runner = %self.runner.name, "report channel: {problem}");
         }
         let output = Some(output_info(&report));
-        let outcome = match (stopped_outcome(&report, self.timeout.map(|t| t.as_secs_f64())), reported.outcome) {
-            (Some(stopped), _) => stopped,
-            // A structured error stands whatever the exit code; the code travels with it.
-            (None, Some(Message::Error(e))) => {
-                let mut error = ErrorInfo::task(e.kind, e.message)
-                    .retryable(e.retryable)
-                    .with_traceback(e.traceback.unwrap_or_else(|| report.stderr.tail_text()));
-                error.details.extend(e.details);
-                if let ChildExit::Exited(code) = report.exit {
-                    error = error.with_detail("exit_code", code);
-                }
-                Outcome::failed(error)
+        let name = &self.runner.name;
+        let stopped = stopped_outcome(&report, self.timeout.map(|t| t.as_secs_f64()));
+        let outcome = match (stopped, reported.violation, reported.outcome) {
+            (Some(stopped), _, _) => stopped,
+            // A line too long to read may have been the result: never a success without it.
+            (None, Some(Violation::TooLong { limit }), _) => {
+                let message = format!(
+                    "runner `{name}` wrote a report line longer than {limit} bytes, more than a result may be \
+                     (--max-result-bytes, plus room for the message)"
+                );
+                Outcome::failed(process_error(ErrorKind::ResultTooLarge, message, &report))
             }
-            (None, Some(Message::Result(value))) if report.exit == ChildExit::Exited(0) => {
+            // The runner's own error says more than our complaint about its other lines.
+            (None, Some(violation), Some(Message::Error(e))) => {
+                Outcome::failed(runner_error(e, &report).with_detail("report_problem", violation.to_string()))
+            }
+            (None, Some(violation), _) => {
+                let message = format!("runner `{name}` broke the runner protocol: {violation}");
+                Outcome::failed(process_error(ErrorKind::InvalidReport, message, &report))
+            }
+            // A structured error stands whatever the exit code; the code travels with it.
+            (None, None, Some(Message::Error(e))) => Outcome::failed(runner_error(e, &report)),
+            (None, None, Some(Message::Result(value))) if report.exit == ChildExit::Exited(0) => {
                 Outcome::Succeeded(TaskValue::Json(value))
             }
-            (None, None) if report.exit == ChildExit::Exited(0) => Outcome::Succeeded(TaskValue::Json(Value::Null)),
-            (None, _) => {
+            (None, None, None) if report.exit == ChildExit::Exited(0) => {
+                Outcome::Succeeded(TaskValue::Json(Value::Null))
+            }
+            (None, None, _) => {
                 let message = ended_with(&format!("runner `{}`", self.runner.name), &report);
                 Outcome::failed(process_error(kind_of(&report), message, &report))
             }
         };
         Finished { outcome, output }
     }
+}
+
+/// A runner's structured error, with its exit code beside it.
+fn runner_error(e: protocol::RunnerError, report: &supervise::Report) -> ErrorInfo {
+    let mut error = ErrorInfo::task(e.kind, e.message)
+        .retryable(e.retryable)
+        .with_traceback(e.traceback.unwrap_or_else(|| report.stderr.tail_text()));
+    error.details.extend(e.details);
+    if let ChildExit::Exited(code) = report.exit {
+        error = error.with_detail("exit_code", code);
+    }
+    error
 }
 
 fn spawn_failed(runner: &ExecutableRunner, why: &str) -> Finished {
@@ -238,8 +262,7 @@ fn libc_fcntl_setfd(fd: i32, flags: i32) -> std::io::Result<()> {
 }
 
 /// Read the report channel to its end, passing heartbeats and progress on as they come.
-async fn read_reports(read_end: OwnedFd, events: super::TaskEvents) -> Reported {
-    let mut reader = ReportReader::default();
+async fn read_reports(read_end: OwnedFd, mut reader: ReportReader, events: super::TaskEvents) -> Reported {
     let Ok(mut pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(read_end) else {
         return reader.finish();
     };

@@ -104,9 +104,12 @@ pub enum TaskValue {
 
 /// The error for a result of `size` bytes (as sent) over the `max` allowed.
 pub(crate) fn result_too_large(size: usize, max: usize) -> ErrorInfo {
-    let message =
-        format!("the task's result is {size} bytes as sent, more than the {max} allowed (--max-result-bytes)");
-    ErrorInfo::of(ErrorKind::ResultTooLarge, message)
+    ErrorInfo::of(ErrorKind::ResultTooLarge, result_too_large_message(size, max))
+}
+
+/// The words of [`result_too_large`].
+pub(crate) fn result_too_large_message(size: usize, max: usize) -> String {
+    format!("the task's result is {size} bytes as sent, more than the {max} allowed (--max-result-bytes)")
 }
 
 /// How a task ended.

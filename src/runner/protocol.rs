@@ -10,9 +10,10 @@
 //! ```
 //!
 //! The first `result` or `error` is the outcome; anything final after it is
-//! ignored (and logged). A line that is not one of these is logged and
-//! skipped: a runner's bug must not cost the task its outcome. The reader
-//! is bounded: no line may exceed [`MAX_LINE`].
+//! ignored (and logged). A line that is not one of these fails the task
+//! (`InvalidReport`), and so does a line longer than the result bound allows
+//! (`ResultTooLarge`): a result the worker could not read must never end as
+//! a success with a `null` result. Blank lines are ignored.
 
 use serde_json::{Map, Value};
 
@@ -125,20 +126,81 @@ fn parse_error(value: Value) -> Result<RunnerError, LineError> {
 pub struct Reported {
     /// The first `result` or `error`.
     pub outcome: Option<Message>,
-    /// Lines that were skipped, and why (for the log).
+    /// The first line that broke the protocol: it fails the task, so that a
+    /// result lost in a line the worker could not read is never taken for
+    /// success.
+    pub violation: Option<Violation>,
+    /// What else was wrong, for the log (a second outcome, later violations).
     pub problems: Vec<String>,
 }
 
+/// A line the worker could not take as a runner message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Violation {
+    /// Longer than the reader's bound, which is the result bound plus room
+    /// for the message around it: a result that cannot be sent.
+    TooLong {
+        /// The bound, in bytes.
+        limit: usize,
+    },
+    /// Not one of the protocol's messages.
+    Malformed {
+        /// The line's number, from 1.
+        line: usize,
+        /// Why it is not a message.
+        problem: LineError,
+        /// Its first bytes, for the error message.
+        start: String,
+    },
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TooLong { limit } => write!(f, "a report line longer than {limit} bytes"),
+            Self::Malformed { line, problem, start } => write!(f, "report line {line} ({start:?}): {problem}"),
+        }
+    }
+}
+
+/// How much of a malformed line an error quotes.
+const QUOTED: usize = 80;
+
 /// Splits the report channel into lines as bytes arrive, bounded, and keeps
 /// the outcome; heartbeats and progress are handed back as they come.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ReportReader {
+    max_line: usize,
     pending: Vec<u8>,
     overflowed: bool,
+    lines: usize,
     reported: Reported,
 }
 
+impl Default for ReportReader {
+    fn default() -> Self {
+        Self::new(MAX_LINE)
+    }
+}
+
 impl ReportReader {
+    /// A reader refusing lines longer than `max_line` bytes (at most [`MAX_LINE`]).
+    pub fn new(max_line: usize) -> Self {
+        Self {
+            max_line: max_line.min(MAX_LINE),
+            pending: Vec::new(),
+            overflowed: false,
+            lines: 0,
+            reported: Reported::default(),
+        }
+    }
+
+    /// The bound for a runner whose results may be up to `result_bytes` as
+    /// sent: the result, the message around it, and some whitespace.
+    pub fn for_results_of(result_bytes: usize) -> Self {
+        Self::new(result_bytes.saturating_add(4096))
+    }
+
     /// Take `bytes` read from the channel; return the heartbeats and progress
     /// messages among the lines they completed.
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<Message> {
@@ -146,20 +208,25 @@ impl ReportReader {
         let mut rest = bytes;
         while let Some(end) = rest.iter().position(|&b| b == b'\n') {
             let (head, tail) = rest.split_at(end);
+            if !self.overflowed && self.pending.len() + head.len() > self.max_line {
+                self.overflowed = true;
+                self.pending = Vec::new();
+            }
             if !self.overflowed {
                 self.pending.extend_from_slice(head);
             }
             let line = std::mem::take(&mut self.pending);
             let overflowed = std::mem::replace(&mut self.overflowed, false);
+            self.lines += 1;
             if overflowed {
-                self.note(LineError::TooLong.to_string());
+                self.violate(Violation::TooLong { limit: self.max_line });
             } else if let Some(m) = self.line(&line) {
                 live.push(m);
             }
             rest = &tail[1..];
         }
         if !self.overflowed {
-            if self.pending.len() + rest.len() > MAX_LINE {
+            if self.pending.len() + rest.len() > self.max_line {
                 self.pending = Vec::new();
                 self.overflowed = true;
             } else {
@@ -172,8 +239,10 @@ impl ReportReader {
     /// The channel closed: a last line without a newline still counts.
     pub fn finish(mut self) -> Reported {
         if self.overflowed {
-            self.note(LineError::TooLong.to_string());
+            self.lines += 1;
+            self.violate(Violation::TooLong { limit: self.max_line });
         } else if !self.pending.iter().all(u8::is_ascii_whitespace) {
+            self.lines += 1;
             let line = std::mem::take(&mut self.pending);
             self.line(&line);
         }
@@ -185,8 +254,9 @@ impl ReportReader {
             return None;
         }
         match parse_line(line) {
-            Err(e) => {
-                self.note(e.to_string());
+            Err(problem) => {
+                let start = String::from_utf8_lossy(&line[..line.len().min(QUOTED)]).into_owned();
+                self.violate(Violation::Malformed { line: self.lines, problem, start });
                 None
             }
             Ok(m @ (Message::Heartbeat | Message::Progress(_))) => Some(m),
@@ -198,6 +268,14 @@ impl ReportReader {
                 self.note("a second result or error; the first one stands".into());
                 None
             }
+        }
+    }
+
+    fn violate(&mut self, violation: Violation) {
+        if self.reported.violation.is_none() {
+            self.reported.violation = Some(violation);
+        } else {
+            self.note(violation.to_string());
         }
     }
 
@@ -255,20 +333,36 @@ mod tests {
         );
         let done = r.finish();
         assert_eq!(done.outcome, Some(Message::Result(json!(1))));
-        assert_eq!(done.problems.len(), 2, "{:?}", done.problems);
+        let Some(Violation::Malformed { line: 3, problem: LineError::NotAnObject, start }) = &done.violation else {
+            panic!("{:?}", done.violation)
+        };
+        assert_eq!(start, "noise");
+        assert_eq!(done.problems.len(), 1, "{:?}", done.problems);
     }
 
     #[test]
-    fn an_endless_line_is_dropped_without_growing() {
-        let mut r = ReportReader::default();
+    fn an_endless_line_is_dropped_without_growing_and_fails_the_report() {
+        let mut r = ReportReader::new(4 << 20);
         let chunk = vec![b'x'; 1024 * 1024];
-        for _ in 0..(MAX_LINE / chunk.len() + 2) {
+        for _ in 0..8 {
             r.feed(&chunk);
-            assert!(r.pending.len() <= MAX_LINE);
+            assert!(r.pending.len() <= 4 << 20);
         }
         r.feed(b"\n{\"result\": 2}\n");
         let done = r.finish();
         assert_eq!(done.outcome, Some(Message::Result(json!(2))));
-        assert!(done.problems[0].contains("longer than"));
+        assert_eq!(done.violation, Some(Violation::TooLong { limit: 4 << 20 }));
+    }
+
+    #[test]
+    fn a_line_exactly_at_the_bound_is_read_and_one_past_it_is_not() {
+        let line = br#"{"result": "abc"}"#;
+        let mut r = ReportReader::new(line.len());
+        r.feed(line);
+        r.feed(b"\n");
+        assert_eq!(r.finish().violation, None);
+        let mut r = ReportReader::new(line.len() - 1);
+        r.feed(line);
+        assert_eq!(r.finish().violation, Some(Violation::TooLong { limit: line.len() - 1 }));
     }
 }

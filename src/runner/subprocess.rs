@@ -20,8 +20,6 @@ use crate::supervise::{self, ChildExit, Report, Stop};
 
 /// Variable naming the file a program writes its JSON result to.
 pub const RESULT_FILE_ENV: &str = "WOVE_RESULT_FILE";
-/// Largest result file read back; larger ones fail the task rather than the worker.
-pub const MAX_RESULT_FILE: u64 = 512 * 1024 * 1024;
 
 /// Runs `{"runner": "subprocess", "program": ..., ...}` tasks.
 #[derive(Debug, Clone, Copy, Default)]
@@ -74,6 +72,14 @@ impl PreparedSubprocess {
             .env("WOVE_RUN_ID", &self.run_id)
             .env("WOVE_TASK_ID", &self.task_id);
         if let Some(cwd) = &task.cwd {
+            // Said here: a spawn that fails in `chdir` reads like a missing program.
+            if !std::path::Path::new(cwd).is_dir() {
+                let message = format!(
+                    "cannot start `{}`: its working directory `{cwd}` (task.cwd) is not a directory",
+                    task.program
+                );
+                return Outcome::failed(ErrorInfo::of(ErrorKind::SpawnFailed, message)).into();
+            }
             command.current_dir(cwd);
         }
         let mut job = supervise::Job::new(command, &ctx);
@@ -94,9 +100,9 @@ impl PreparedSubprocess {
             let message = ended_with(&format!("`{}`", task.program), &report);
             Outcome::failed(process_error(kind_of(&report), message, &report))
         } else {
-            match read_result(&result_path) {
+            match read_result(&result_path, ctx.settings.limits.result_bytes) {
                 Ok(value) => Outcome::Succeeded(TaskValue::Json(value)),
-                Err(message) => Outcome::failed(process_error(ErrorKind::InvalidResult, message, &report)),
+                Err((kind, message)) => Outcome::failed(process_error(kind, message, &report)),
             }
         };
         Finished { outcome, output }
@@ -113,13 +119,19 @@ pub(crate) fn output_info(report: &Report) -> wove_proto::OutputInfo {
 }
 
 /// A per-task scratch directory, removed when dropped.
+/// Owned by the task's user when tasks run as another one, so it can write its result there.
 pub(crate) fn scratch_dir(settings: &RunnerSettings) -> Result<tempfile::TempDir, Box<Outcome>> {
-    tempfile::Builder::new().prefix("wove-task-").tempdir_in(&settings.work_dir).map_err(|e| {
+    let failed = |e: &dyn std::fmt::Display| {
         Box::new(Outcome::failed(ErrorInfo::of(
             ErrorKind::WorkDirUnavailable,
             format!("cannot create a scratch directory in {}: {e}", settings.work_dir.display()),
         )))
-    })
+    };
+    let dir = tempfile::Builder::new().prefix("wove-task-").tempdir_in(&settings.work_dir).map_err(|e| failed(&e))?;
+    if let Some(user) = settings.task_user {
+        std::os::unix::fs::chown(dir.path(), Some(user.uid), Some(user.gid)).map_err(|e| failed(&e))?;
+    }
+    Ok(dir)
 }
 
 /// The outcome when the supervisor stopped the process (timeout or signal).
@@ -180,20 +192,38 @@ pub(crate) fn process_error(kind: ErrorKind, message: String, report: &Report) -
     error
 }
 
-fn read_result(path: &std::path::Path) -> Result<serde_json::Value, String> {
+/// The program's result: `null` without a file (or with an empty one), else
+/// its JSON, exactly as written. The size is checked before a byte is read,
+/// against the result bound (`--max-result-bytes`): a result file is its
+/// result as sent, less the whitespace around it.
+fn read_result(path: &std::path::Path, max_bytes: usize) -> Result<serde_json::Value, (ErrorKind, String)> {
     use std::io::Read as _;
+    let unreadable =
+        |e: std::io::Error| (ErrorKind::InvalidResult, format!("cannot read the result file ({RESULT_FILE_ENV}): {e}"));
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(serde_json::Value::Null),
-        Err(e) => return Err(format!("cannot read the result file: {e}")),
+        Err(e) => return Err(unreadable(e)),
     };
-    let mut bytes = Vec::new();
-    file.take(MAX_RESULT_FILE + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read the result file: {e}"))?;
-    if bytes.len() as u64 > MAX_RESULT_FILE {
-        return Err(format!("the result file is larger than {MAX_RESULT_FILE} bytes"));
+    let size = file.metadata().map_err(unreadable)?.len();
+    let too_large = |size: u64| {
+        (
+            ErrorKind::ResultTooLarge,
+            super::result_too_large_message(usize::try_from(size).unwrap_or(usize::MAX), max_bytes),
+        )
+    };
+    if size > max_bytes as u64 {
+        return Err(too_large(size));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    // Still bounded if the file grows after the check (a descendant still writing).
+    file.take(max_bytes as u64 + 1).read_to_end(&mut bytes).map_err(unreadable)?;
+    if bytes.len() > max_bytes {
+        return Err(too_large(bytes.len() as u64));
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Value::Null);
     }
-    serde_json::from_slice(&bytes).map_err(|e| format!("the result file ({RESULT_FILE_ENV}) is not valid JSON: {e}"))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| (ErrorKind::InvalidResult, format!("the result file ({RESULT_FILE_ENV}) is not valid JSON: {e}")))
 }

@@ -62,8 +62,12 @@ pub struct Job {
 
 impl Job {
     /// A job for `command` with the limits a runner's context gives.
-    pub fn new(command: Command, ctx: &crate::runner::Context) -> Self {
+    pub fn new(mut command: Command, ctx: &crate::runner::Context) -> Self {
         let settings = &ctx.settings;
+        if let Some(user) = settings.task_user {
+            // As root, std also drops every supplementary group.
+            command.uid(user.uid).gid(user.gid);
+        }
         Self {
             command,
             stdin: None,
@@ -122,11 +126,11 @@ pub async fn run(reaper: &Reaper, signals: &Signals, mut job: Job) -> std::io::R
     let stderr_seen = Arc::new(Mutex::new(Captured::new(keep)));
     let out_task = child.stdout.take().and_then(|s| pipe::Receiver::from_owned_fd(s.into()).ok()).map(|rx| {
         let seen = stdout_seen.clone();
-        tokio::spawn(output::pump(rx, tokio::io::stdout(), seen))
+        tokio::spawn(output::pump(rx, tokio::io::stdout(), seen, crate::stdout::task_wrote))
     });
     let err_task = child.stderr.take().and_then(|s| pipe::Receiver::from_owned_fd(s.into()).ok()).map(|rx| {
         let seen = stderr_seen.clone();
-        tokio::spawn(output::pump(rx, tokio::io::stderr(), seen))
+        tokio::spawn(output::pump(rx, tokio::io::stderr(), seen, |_| {}))
     });
     if let (Some(bytes), Some(stdin)) = (job.stdin.take(), child.stdin.take()) {
         if let Ok(mut tx) = pipe::Sender::from_owned_fd(stdin.into()) {

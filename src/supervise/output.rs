@@ -82,7 +82,7 @@ pub fn lock(seen: &Mutex<Captured>) -> MutexGuard<'_, Captured> {
 /// reader cut off by the drain deadline still leaves its sample). A failing
 /// `to` (our own stdout closed) does not stop the copy: the task must not
 /// block on a full pipe.
-pub async fn pump<R, W>(mut from: R, mut to: W, seen: Arc<Mutex<Captured>>)
+pub async fn pump<R, W>(mut from: R, mut to: W, seen: Arc<Mutex<Captured>>, wrote: fn(&[u8]))
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -97,6 +97,7 @@ where
                 if sink_ok && to.write_all(&buf[..n]).await.is_err() {
                     sink_ok = false;
                 }
+                wrote(&buf[..n]);
             }
         }
     }

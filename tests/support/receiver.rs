@@ -22,6 +22,12 @@ pub enum Reply {
     Slow(Duration, u16),
     /// 200 with this body (a file server for downloads).
     Body(Vec<u8>),
+    /// 200, then a body that does not end: `Content-Length` says 1 TiB (or
+    /// the body is chunked), and bytes keep coming until the reader stops
+    /// reading or `max` bytes have gone out. Returns how much was sent in `sent`.
+    Flood { chunked: bool, max: u64, sent: Arc<AtomicUsize> },
+    /// 200 with this body, one byte at a time, this far apart.
+    Trickle(Vec<u8>, Duration),
 }
 
 /// One request as received.
@@ -148,6 +154,12 @@ impl Drop for Receiver {
 
 fn serve<S: Read + Write>(stream: S, raw: &TcpStream, reqs: &Mutex<Vec<Request>>, script: &Mutex<(Vec<Reply>, usize)>) {
     let mut reader = BufReader::new(stream);
+    // A TLS handshake on this plain port: answer as an HTTP server does, 400 and close.
+    if reader.fill_buf().is_ok_and(|b| b.first() == Some(&0x16)) {
+        let mut stream = reader.into_inner();
+        let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        return;
+    }
     let mut line = String::new();
     if reader.read_line(&mut line).unwrap_or(0) == 0 {
         return;
@@ -199,6 +211,35 @@ fn serve<S: Read + Write>(stream: S, raw: &TcpStream, reqs: &Mutex<Vec<Request>>
             let _ = stream.write_all(format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", bytes.len()).as_bytes());
             let _ = stream.write_all(&bytes);
             let _ = stream.flush();
+            return;
+        }
+        Reply::Flood { chunked, max, sent } => {
+            let head = if chunked {
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_string()
+            } else {
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 1u64 << 40)
+            };
+            let _ = stream.write_all(head.as_bytes());
+            let block = vec![b'x'; 64 * 1024];
+            let chunk = [format!("{:x}\r\n", block.len()).into_bytes(), block.clone(), b"\r\n".to_vec()].concat();
+            let frame = if chunked { &chunk } else { &block };
+            // Bounded: by `max`, and by the reader, whose going away fails the write.
+            while (sent.load(Ordering::Relaxed) as u64) < max {
+                if stream.write_all(frame).is_err() {
+                    break;
+                }
+                sent.fetch_add(block.len(), Ordering::Relaxed);
+            }
+            return;
+        }
+        Reply::Trickle(bytes, every) => {
+            let _ = stream.write_all(format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", bytes.len()).as_bytes());
+            for b in bytes {
+                if stream.write_all(&[b]).and_then(|()| stream.flush()).is_err() {
+                    break;
+                }
+                thread::sleep(every);
+            }
             return;
         }
         Reply::Status(s) => (s, vec![]),

@@ -13,6 +13,9 @@ pub const INDEX: &str = "WOVE_WORKER_INDEX";
 pub const SIGNING_SECRET: &str = "WOVE_WORKER_SIGNING_SECRET";
 /// A file with one signing secret per line, current first.
 pub const SIGNING_SECRET_FILE: &str = "WOVE_WORKER_SIGNING_SECRET_FILE";
+/// Variables whose values are secret (the payload holds the callback token):
+/// never passed on to a task, and wiped from the worker's own memory once read.
+pub const SECRETS: &[&str] = &[PAYLOAD, SIGNING_SECRET, SIGNING_SECRET_FILE];
 /// Seconds from SIGTERM to the worker's exit; a submitter sizes the
 /// platform's grace period from it.
 pub const SHUTDOWN_BUDGET: &str = "WOVE_WORKER_SHUTDOWN_BUDGET";

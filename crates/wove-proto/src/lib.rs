@@ -34,6 +34,6 @@ pub use event::{ErrorInfo, Event, EventKind, EventMeta, OutputInfo};
 pub use exit::Exit;
 pub use fan_out::TaskEntry;
 pub use outcome::{ErrorKind, Status};
-pub use payload::{Delivery, Payload, PayloadError};
+pub use payload::{Delivery, Form, Payload, PayloadError};
 pub use pickle::Pickle;
 pub use task::TaskSpec;

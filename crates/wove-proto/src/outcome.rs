@@ -37,6 +37,8 @@ pub enum ErrorKind {
     InvalidResult,
     /// The task's result is larger than the worker sends, or than the receiver takes.
     ResultTooLarge,
+    /// A runner executable wrote a line that is not a runner message.
+    InvalidReport,
     /// A WebAssembly guest trapped.
     Trap,
     /// A WebAssembly guest grew its memory past the limit.
@@ -59,7 +61,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the order the README lists them.
-    pub const ALL: [ErrorKind; 23] = [
+    pub const ALL: [ErrorKind; 24] = [
         Self::InvalidPayload,
         Self::UnknownRunner,
         Self::SpawnFailed,
@@ -74,6 +76,7 @@ impl ErrorKind {
         Self::Timeout,
         Self::InvalidResult,
         Self::ResultTooLarge,
+        Self::InvalidReport,
         Self::Trap,
         Self::MemoryLimit,
         Self::OutputLimit,
@@ -102,6 +105,7 @@ impl ErrorKind {
             Self::Timeout => "Timeout",
             Self::InvalidResult => "InvalidResult",
             Self::ResultTooLarge => "ResultTooLarge",
+            Self::InvalidReport => "InvalidReport",
             Self::Trap => "Trap",
             Self::MemoryLimit => "MemoryLimit",
             Self::OutputLimit => "OutputLimit",
@@ -129,6 +133,7 @@ impl ErrorKind {
             | Self::Timeout
             | Self::InvalidResult
             | Self::ResultTooLarge
+            | Self::InvalidReport
             | Self::Trap
             | Self::MemoryLimit
             | Self::OutputLimit => "task",
@@ -154,6 +159,9 @@ impl ErrorKind {
             Self::InvalidResult => "the task's result file is not JSON",
             Self::ResultTooLarge => {
                 "the task's result is over `--max-result-bytes`, or the receiver refused it as too large (413)"
+            }
+            Self::InvalidReport => {
+                "a runner executable wrote a line that is not a runner message on its report channel"
             }
             Self::Trap => "a WebAssembly guest trapped",
             Self::MemoryLimit => "a WebAssembly guest grew its memory past `memory_bytes`",

@@ -95,6 +95,15 @@ pub struct Delivery {
     pub delivery_orphan_policy: Option<String>,
 }
 
+/// How payload text is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// Base64 of JSON or of gzip, as an environment variable or an argument holds it.
+    Base64,
+    /// Anything a file may hold: gzip, JSON text, or base64 of either.
+    Any,
+}
+
 /// Why a payload could not be decoded. Each message names the field.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum PayloadError {
@@ -157,7 +166,7 @@ impl Payload {
 
     /// [`Self::from_base64`], refusing more than `limit` bytes of JSON.
     pub fn from_base64_within(text: &str, limit: usize) -> Result<Self, PayloadError> {
-        Self::from_json(&json_of(text.as_bytes(), limit, false)?)
+        Self::decode_within(text.as_bytes(), limit, Form::Base64, &mut |_| {})
     }
 
     /// Decode whatever a payload file may hold: gzip-compressed JSON, JSON,
@@ -168,7 +177,7 @@ impl Payload {
 
     /// [`Self::from_bytes`], refusing more than `limit` bytes of JSON.
     pub fn from_bytes_within(bytes: &[u8], limit: usize) -> Result<Self, PayloadError> {
-        Self::from_json(&json_of(bytes, limit, true)?)
+        Self::decode_within(bytes, limit, Form::Any, &mut |_| {})
     }
 
     /// Decode either form: JSON when the text starts with `{`, base64 otherwise.
@@ -176,26 +185,45 @@ impl Payload {
         Self::from_bytes(text.as_bytes())
     }
 
-    /// The `callback_url` of a payload that may not decode as a whole, read
-    /// leniently: whoever prints why it does not decode must first know what
-    /// to keep out of the message.
-    pub fn sniff_callback_url(bytes: &[u8]) -> Option<String> {
-        let json = json_of(bytes, MAX_PAYLOAD_BYTES, true).ok()?;
-        let value: serde_json::Value = serde_json::from_slice(&json).ok()?;
-        value.get("callback_url")?.as_str().map(str::to_string)
+    /// Decode a payload in `form`, at most `limit` bytes of JSON, in one
+    /// pass: base64 and gzip are undone once, under the limit, and the JSON is
+    /// parsed once. `callback_url` is called with the payload's callback URL
+    /// as soon as the JSON parses, before any field is checked: whoever
+    /// prints why the rest does not decode must first know what to keep out
+    /// of the message.
+    pub fn decode_within(
+        bytes: &[u8],
+        limit: usize,
+        form: Form,
+        callback_url: &mut dyn FnMut(&str),
+    ) -> Result<Self, PayloadError> {
+        let json = json_of(bytes, limit, form == Form::Any)?;
+        Self::from_json_seeing(&json, callback_url)
     }
 
     /// Decode JSON bytes, naming the offending field on failure.
     pub fn from_json(bytes: &[u8]) -> Result<Self, PayloadError> {
+        Self::from_json_seeing(bytes, &mut |_| {})
+    }
+
+    fn from_json_seeing(bytes: &[u8], callback_url: &mut dyn FnMut(&str)) -> Result<Self, PayloadError> {
         let text = std::str::from_utf8(bytes).map_err(|_| PayloadError::Utf8)?;
         // Parse to a value first so that syntax errors and field errors read differently.
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| PayloadError::Json(e.to_string()))?;
         let Some(object) = value.as_object() else {
             return Err(PayloadError::field("(root)", "expected a JSON object"));
         };
+        if let Some(url) = object.get("callback_url").and_then(serde_json::Value::as_str) {
+            callback_url(url);
+        }
         // The version decides how everything else is read, so it is checked before anything else.
         check_version(object.get("version"))?;
-        let payload: Payload = serde_path_to_error::deserialize(&value).map_err(|e| {
+        drop(value);
+        // Read again from the text, not from the value: numbers a task is
+        // given must keep their text (`-0`, 18446744073709551616), and turning
+        // a parsed value back into fields would recompute them.
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let payload: Payload = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
             let field = e.path().to_string();
             PayloadError::field(if field == "." { "(root)".into() } else { field }, e.into_inner().to_string())
         })?;
@@ -439,18 +467,20 @@ mod tests {
     }
 
     #[test]
-    fn the_callback_url_is_found_in_a_payload_that_does_not_decode() {
+    fn the_callback_url_is_seen_in_a_payload_that_does_not_decode() {
         let mut v = wove_json();
         v["version"] = serde_json::json!("http://h/wove/events/tok");
         let bytes = v.to_string();
-        assert!(decode(&v).is_err());
-        assert_eq!(
-            Payload::sniff_callback_url(bytes.as_bytes()).as_deref(),
-            Some("http://127.0.0.1:9/wove/events/tok")
-        );
         let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
-        assert!(Payload::sniff_callback_url(b64.as_bytes()).is_some());
-        assert_eq!(Payload::sniff_callback_url(b"{not json"), None);
+        for (text, form) in [(bytes.as_str(), Form::Any), (b64.as_str(), Form::Base64)] {
+            let mut seen = None;
+            let e = Payload::decode_within(text.as_bytes(), 1 << 20, form, &mut |u| seen = Some(u.to_string()));
+            assert!(e.is_err());
+            assert_eq!(seen.as_deref(), Some("http://127.0.0.1:9/wove/events/tok"));
+        }
+        let mut seen = false;
+        assert!(Payload::decode_within(b"{not json", 1 << 20, Form::Any, &mut |_| seen = true).is_err());
+        assert!(!seen);
     }
 
     #[test]

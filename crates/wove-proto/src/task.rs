@@ -33,13 +33,42 @@ pub const SUBPROCESS_RUNNER: &str = "subprocess";
 pub const WASM_RUNNER: &str = "wasm";
 
 /// A task description as it travels: the runner's name and its own fields.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Read and written as one JSON object by hand rather than with
+/// `#[serde(flatten)]`: flattening buffers the fields through serde's
+/// generic content, which has no room for an integer past 64 bits, and the
+/// fields are carried to the runner exactly as written.
+#[derive(Debug, Clone, PartialEq)]
 pub struct TaskSpec {
     /// Registered name of the runner (`subprocess`, `python`, `wasm`, or a user's).
     pub runner: String,
     /// Everything else in the object, for the runner to decode.
-    #[serde(flatten)]
     pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Serialize for TaskSpec {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let fields = self.fields.iter().filter(|(k, _)| k.as_str() != "runner");
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("runner", &self.runner)?;
+        for (key, value) in fields {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut fields = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        match fields.remove("runner") {
+            Some(serde_json::Value::String(runner)) => Ok(Self { runner, fields }),
+            Some(other) => Err(D::Error::custom(format!("`runner` must be a string, not {other}"))),
+            None => Err(D::Error::missing_field("runner")),
+        }
+    }
 }
 
 impl TaskSpec {
@@ -56,8 +85,12 @@ impl TaskSpec {
     /// Decode the fields into a runner's own type. Errors name the field as
     /// `task.<path>`, like every other payload error.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, PayloadError> {
-        let value = serde_json::Value::Object(self.fields.clone());
-        serde_path_to_error::deserialize(value).map_err(|e| {
+        // Through text, not from the value: a field the runner only carries
+        // (an `input`) keeps each number as written; from a value, `-0`
+        // would come back as `0`.
+        let text = serde_json::to_string(&self.fields).map_err(|e| PayloadError::field("task", e.to_string()))?;
+        let mut deserializer = serde_json::Deserializer::from_str(&text);
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
             let path = e.path().to_string();
             let field = if path == "." { "task".to_string() } else { format!("task.{path}") };
             PayloadError::field(field, e.into_inner().to_string())

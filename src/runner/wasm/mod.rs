@@ -118,10 +118,22 @@ impl PreparedWasm {
             }
             Module::Inline(bytes) => Fetched::Bytes(bytes),
             Module::Url { url, sha256, max_bytes } => {
+                // The download is part of the task: its timeout and a cancel cut it short.
                 let ca_bundle = ctx.ca_bundle.as_deref();
-                match source::download(&url, &sha256, max_bytes, ca_bundle, DOWNLOAD_TIMEOUT).await {
-                    Ok(bytes) => Fetched::Bytes(bytes),
-                    Err(e) => return Outcome::failed(ErrorInfo::of(e.kind(), e.to_string())),
+                let download = source::download(&url, &sha256, max_bytes, ca_bundle, DOWNLOAD_TIMEOUT);
+                tokio::select! {
+                    fetched = download => match fetched {
+                        Ok(bytes) => Fetched::Bytes(bytes),
+                        Err(e) => return Outcome::failed(ErrorInfo::of(e.kind(), e.to_string())),
+                    },
+                    sig = ctx.signals.wait_cancelled() => return Outcome::Cancelled(Some(sig)),
+                    _ = tokio::time::sleep_until(tokio::time::Instant::from_std(started + timeout)) => {
+                        let message = format!(
+                            "downloading the module took longer than the task's timeout of {}s",
+                            timeout.as_secs_f64()
+                        );
+                        return Outcome::failed(ErrorInfo::of(ErrorKind::Timeout, message));
+                    }
                 }
             }
         };
@@ -130,6 +142,7 @@ impl PreparedWasm {
             Err(e) => return Outcome::failed(ErrorInfo::of(ErrorKind::EngineUnavailable, e.to_string())),
         };
         let spec = Spec {
+            precompiled_dirs: ctx.settings.precompiled_dirs.clone(),
             argv: std::iter::once("task".to_string()).chain(self.task.args.iter().cloned()).collect(),
             env: self.task.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             stdin: self.task.input.as_ref().map(|v| serde_json::to_vec(v).unwrap_or_default()).unwrap_or_default(),
@@ -189,7 +202,7 @@ impl PreparedWasm {
                 let kind = match e {
                     LoadError::Incompatible(_) => ErrorKind::IncompatiblePrecompiled,
                     LoadError::NoCompiler => ErrorKind::NoCompiler,
-                    LoadError::Read { .. } => ErrorKind::ModuleUnavailable,
+                    LoadError::Read { .. } | LoadError::UntrustedPrecompiledFile { .. } => ErrorKind::ModuleUnavailable,
                     _ => ErrorKind::InvalidModule,
                 };
                 Outcome::failed(ErrorInfo::of(kind, e.to_string()))
@@ -201,6 +214,7 @@ impl PreparedWasm {
 
 /// A [`GuestSpec`] without its program, which is loaded on the guest thread.
 struct Spec {
+    precompiled_dirs: Vec<std::path::PathBuf>,
     argv: Vec<String>,
     env: Vec<(String, String)>,
     stdin: Vec<u8>,
@@ -218,7 +232,7 @@ fn load_and_run(
     interrupt: Arc<Interrupt>,
 ) -> Result<GuestReport, LoadError> {
     let program: Program = match fetched {
-        Fetched::File(path) => engine::load_file(engine, &path)?,
+        Fetched::File(path) => engine::load_file(engine, &path, &spec.precompiled_dirs)?,
         Fetched::Bytes(bytes) => engine::load_bytes(engine, &bytes)?,
     };
     let spec = GuestSpec {

@@ -46,7 +46,18 @@ impl SourceError {
     }
 }
 
-/// Download `url`, at most `max_bytes`, and check it against `sha256` (hex).
+/// Longest wait for a connection to the module's server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest silence while the module's bytes arrive: a server that accepts and
+/// never answers, or stops half-way, fails here rather than at the deadline.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most redirects followed, each to another https URL.
+const MAX_REDIRECTS: usize = 5;
+
+/// Download `url`, at most `max_bytes`, within `timeout` as a whole, and
+/// check it against `sha256` (hex). Redirects are followed only to https:
+/// the digest guards the bytes, and https guards who sees that they were
+/// asked for. The caller races this against cancellation.
 pub async fn download(
     url: &str,
     sha256: &str,
@@ -54,8 +65,22 @@ pub async fn download(
     ca_bundle: Option<&Path>,
     timeout: Duration,
 ) -> Result<Vec<u8>, SourceError> {
+    let https_only = reqwest::redirect::Policy::custom(|attempt| {
+        let scheme = attempt.url().scheme().to_string();
+        if scheme != "https" {
+            attempt.error(format!("a redirect to {scheme} (not https) was refused"))
+        } else if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+        } else {
+            attempt.follow()
+        }
+    });
     let client = crate::http_client::builder(ca_bundle)
         .map_err(|e| SourceError::Download(e.to_string()))?
+        .redirect(https_only)
+        .https_only(true)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(IDLE_TIMEOUT)
         .timeout(timeout)
         .build()
         .map_err(|e| SourceError::Download(wove_proto::error_chain(&e.without_url())))?;
