@@ -121,7 +121,7 @@ fn summarise(task: &CsvTask, events: &TaskEvents) -> Result<serde_json::Value, B
             }
         }
         rows += 1;
-        if rows % task.progress_every == 0 {
+        if rows.is_multiple_of(task.progress_every) {
             // Becomes a heartbeat event carrying this value; the runner never sees HTTP.
             events.progress(serde_json::json!({"rows": rows}));
         }

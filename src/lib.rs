@@ -58,6 +58,8 @@ pub fn run_cli(registry: runner::Registry) -> ExitCode {
     };
     logging::init(cli.log_format, &cli.log);
     if let Some(command) = cli.command {
+        // A tool command installs no handlers: SIGTERM ends it as usual.
+        let _ = startup::unblock_handled();
         return commands::run(command, &registry).into();
     }
     let env = |name: &str| std::env::var(name).ok();

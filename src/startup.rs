@@ -145,7 +145,8 @@ impl Regions {
 }
 
 /// Unblock the handled signals on this thread and say which cancelling ones
-/// arrived while they were blocked. Called once the handlers exist.
+/// arrived while they were blocked. Called once the handlers exist (or,
+/// for a tool command, instead of them).
 pub(crate) fn unblock_handled() -> Vec<Signal> {
     let pending = pending_signals();
     let mut handled = SigSet::empty();

@@ -123,7 +123,7 @@ fn a_byte_order_mark_in_the_secret_file_is_not_part_of_the_secret() {
     let printed: serde_json::Value = serde_json::from_str(line).unwrap();
     // The body exactly as printed (and signed): re-serializing would reorder its keys.
     let start = line.find("\"body\":").unwrap() + "\"body\":".len();
-    let body = line[start..line.len() - 1].as_bytes().to_vec();
+    let body = line.as_bytes()[start..line.len() - 1].to_vec();
     let headers = printed["headers"].as_object().unwrap().clone();
     let get = |name: &str| {
         headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.as_str()).map(str::to_string)

@@ -66,7 +66,8 @@ fn retry_after_is_capped_by_the_budget() {
 
 #[test]
 fn waits_out_a_refused_connection() {
-    // Reserve a port, close it (connections are refused), and open it 1.5 s later.
+    use std::io::BufRead as _;
+    // Reserve a port and close it: connections to it are refused until the receiver comes up.
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}/wove/events/{TOKEN}");
     let mut child = worker()
@@ -75,7 +76,18 @@ fn waits_out_a_refused_connection() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    let (lines, seen) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    // The worker says it was refused (not merely that it failed) before the receiver exists.
+    let refused = std::iter::from_fn(|| seen.recv_timeout(Duration::from_secs(20)).ok())
+        .find(|l| l.contains("delivery attempt failed") && l.contains("event=\"task_result\""));
+    let refused = refused.expect("no failed attempt was logged");
+    assert!(refused.to_lowercase().contains("connection refused"), "{refused}");
     let rx = Receiver::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), vec![Reply::Status(204)]);
     let mut status = None;
     for _ in 0..300 {

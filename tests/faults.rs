@@ -294,7 +294,10 @@ fn successful_events_report_output_sizes() {
 fn as_pid_1(envs: &[(&str, String)]) -> Option<(Running, i32)> {
     let probe = std::process::Command::new("unshare").args(["--pid", "--fork", "--mount-proc", "true"]).output();
     if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIPPED: cannot create a PID namespace here (needs root and unshare)");
+        crate::support::skip_unless_required(
+            "WOVE_TEST_REQUIRE_NAMESPACES",
+            "cannot create a PID namespace here (needs root and unshare)",
+        );
         return None;
     }
     let mut cmd = std::process::Command::new("unshare");

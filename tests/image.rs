@@ -7,7 +7,8 @@
 //! TLS, randomness (signing nonces, event ids) and delivery.
 //!
 //! Needs `WOVE_WORKER_STATIC_BIN` (set by scripts/test from scripts/build-static)
-//! and root; skips with a message otherwise.
+//! and root; skips with a message otherwise, and fails instead where
+//! `WOVE_TEST_REQUIRE_IMAGES` says the machine can (CI).
 
 mod support;
 
@@ -22,12 +23,15 @@ const HOST: &str = "wove-callback.test";
 
 fn static_binary() -> Option<PathBuf> {
     let Some(path) = std::env::var_os("WOVE_WORKER_STATIC_BIN") else {
-        eprintln!("SKIPPED: WOVE_WORKER_STATIC_BIN is not set (scripts/test sets it from scripts/build-static)");
+        support::skip_unless_required(
+            "WOVE_TEST_REQUIRE_IMAGES",
+            "WOVE_WORKER_STATIC_BIN is not set (scripts/test sets it from scripts/build-static)",
+        );
         return None;
     };
     let ok = Command::new("chroot").args(["/", "true"]).status().is_ok_and(|s| s.success());
     if !ok {
-        eprintln!("SKIPPED: chroot is not permitted here (needs root)");
+        support::skip_unless_required("WOVE_TEST_REQUIRE_IMAGES", "chroot is not permitted here (needs root)");
         return None;
     }
     Some(path.into())

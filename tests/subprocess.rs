@@ -135,10 +135,13 @@ fn timeout_stops_the_whole_group() {
 #[test]
 fn sigterm_cancels_the_task_and_exits_143() {
     let rx = Receiver::start(vec![Reply::Status(204)]);
-    let p = payload(&rx.url(TOKEN), sh("trap 'echo got-term >&2; exit 0' TERM; sleep 30 & wait"));
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("trap-set");
+    let script = format!("trap 'echo got-term >&2; exit 0' TERM; touch {}; sleep 30 & wait", ready.display());
+    let p = payload(&rx.url(TOKEN), sh(&script));
     let worker = start(worker().env("WOVE_BACKEND_PAYLOAD", b64(&p)));
-    assert!(wait_for(Duration::from_secs(10), || !rx.of_type("task_started").is_empty()), "the task never started");
-    std::thread::sleep(Duration::from_millis(200));
+    // The task says when its trap is in place: only then does SIGTERM test the trap.
+    assert!(wait_for(Duration::from_secs(10), || ready.exists()), "the task never got ready");
     worker.signal(nix::sys::signal::Signal::SIGTERM);
     // The kill grace is 1 s in tests; the shutdown budget (25 s) bounds the rest.
     let out = worker.finish(Duration::from_secs(30));

@@ -417,8 +417,15 @@ fn sigterm_stops_a_spinning_guest() {
     let rx = Receiver::start(vec![Reply::Status(204)]);
     let task = wasm_task(serde_json::json!({"path": module_file(dir.path(), "spin")}), serde_json::json!({}));
     let worker = crate::support::start(worker().env("WOVE_BACKEND_PAYLOAD", b64(&payload(&rx.url(TOKEN), task))));
-    assert!(crate::support::wait_for(Duration::from_secs(10), || !rx.of_type("task_started").is_empty()));
-    std::thread::sleep(Duration::from_millis(300));
+    // Ready when the guest's own thread exists: SIGTERM then stops a guest that is running.
+    let guest_running = || {
+        std::fs::read_dir(format!("/proc/{}/task", worker.pid()))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "wasm-guest"))
+    };
+    assert!(crate::support::wait_for(Duration::from_secs(20), guest_running), "the guest never started");
     worker.signal(nix::sys::signal::Signal::SIGTERM);
     let out = worker.finish(Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(143));

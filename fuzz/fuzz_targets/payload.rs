@@ -11,8 +11,13 @@ use wove_proto::Payload;
 const LIMIT: usize = 1 << 20;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = Payload::sniff_callback_url(data);
-    let Ok(payload) = Payload::from_bytes_within(data, LIMIT) else { return };
+    // The callback URL is seen before any field is checked, and only from what decodes.
+    let mut seen = None;
+    let decoded = Payload::decode_within(data, LIMIT, wove_proto::Form::Any, &mut |url| seen = Some(url.to_string()));
+    if let Ok(payload) = &decoded {
+        assert_eq!(seen.as_deref(), Some(payload.callback_url.as_str()));
+    }
+    let Ok(payload) = decoded else { return };
     assert_eq!(Payload::from_base64(&payload.to_base64()).as_ref(), Ok(&payload));
     assert_eq!(Payload::from_base64(&payload.to_base64_gzip()).as_ref(), Ok(&payload));
     let _ = payload.check_every_task();

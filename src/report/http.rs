@@ -4,29 +4,23 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
+use super::reply;
 use super::request::Requests;
-use super::retry::{classify_status, next_delay, parse_retry_after, Backoff, Verdict};
+use super::retry::{next_delay, Backoff, Verdict};
 use crate::config::DeliveryConfig;
 use crate::deadline::Deadline;
 use crate::redact::redact_url;
 
-/// Most of a receiver's reply the worker reads. What the receiver says in a
-/// body is not ours to act on: the status decides.
-pub const MAX_REPLY_BYTES: usize = 8 * 1024;
-/// Longest the worker spends reading a reply's body.
-const REPLY_READ: Duration = Duration::from_secs(2);
-
-/// Read at most [`MAX_REPLY_BYTES`] of a reply's body; return how many were
-/// read. Whatever is past that is never buffered.
-async fn skim(mut response: reqwest::Response) -> usize {
-    let mut read = 0;
-    while read <= MAX_REPLY_BYTES {
+/// Drop a reply's body after at most [`reply::MAX_BODY_BYTES`] of it; whatever
+/// is past that is never buffered.
+async fn skim(mut response: reqwest::Response) {
+    let mut skim = reply::Skim::default();
+    while skim.wants_more() {
         match response.chunk().await {
-            Ok(Some(chunk)) => read += chunk.len(),
+            Ok(Some(chunk)) => skim.took(chunk.len()),
             _ => break,
         }
     }
-    read
 }
 
 /// How a delivery went when it worked.
@@ -157,16 +151,16 @@ impl HttpSink {
             };
             let retry_after = match sent {
                 Ok(response) => {
-                    let status = response.status().as_u16();
-                    let retry_after = response
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                    let head = reply::Head::read(
+                        response.status().as_u16(),
+                        response.headers().get(reqwest::header::RETRY_AFTER).map(|v| v.as_bytes()),
+                        SystemTime::now(),
+                    );
+                    let (status, retry_after) = (head.status, head.retry_after);
                     // A short reply is read so the connection can be reused; a long or endless
                     // one is dropped unread, and its connection with it.
-                    let _ = tokio::time::timeout(REPLY_READ.min(deadline.remaining()), skim(response)).await;
-                    match classify_status(status) {
+                    let _ = tokio::time::timeout(reply::BODY_READ.min(deadline.remaining()), skim(response)).await;
+                    match head.verdict {
                         Verdict::Delivered => return Ok(Delivered { attempts, status }),
                         Verdict::Permanent => {
                             tracing::error!(event = kind, event_id, status, url = %self.redacted, "receiver refused the event; not retrying");

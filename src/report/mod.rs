@@ -3,6 +3,7 @@
 //! - [`request`]: each attempt's request, from `wove_proto::request` (the one
 //!   definition of the wire request), with a clock and a nonce.
 //! - [`retry`]: which failures are retried and how long to wait.
+//! - [`reply`]: what is read of a receiver's reply, bounded whatever it sends.
 //! - [`http`]: the delivery loop.
 //!
 //! [`Reporter`] ties them together for one payload. Each event gets its id
@@ -11,6 +12,7 @@
 //! mode prints the same requests, so what is printed is what would be sent.
 
 pub mod http;
+pub mod reply;
 pub mod request;
 pub mod retry;
 

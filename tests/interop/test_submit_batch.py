@@ -94,6 +94,9 @@ def test_what_batch_would_refuse_or_fail_is_refused_before_sending(submit_bin: s
         (["--attempt-duration", "30"], "at least 60"),
         (["--attempts", "11"], "1 to 10"),
         (["--array-size", "1"], "2 to 10000"),
+        # The request as built is checked, whatever the options: no worker flag the submitter owns.
+        (["--command", "wove-worker", "--command", "--shutdown-budget=300"], "--shutdown-budget=300: the submitter"),
+        (["--command", "wove-worker", "--command", "--payload-file", "--command", "/etc/x"], "--payload-file"),
     ]:
         done = run(submit_bin, "render", "--payload-file", "-", "--job-queue", QUEUE, "--job-definition", "d", *args,
                    stdin=payload())

@@ -55,6 +55,13 @@ def payload(
     return json.dumps(body)
 
 
+# An Indexed Job's payload: two tasks, one per pod.
+TWO_TASKS = json.dumps({
+    "version": 1, "callback_url": "http://127.0.0.1:9/wove/events/t", "run_id": RUN_ID,
+    "tasks": [{"task_id": t, "task": {"runner": "subprocess", "program": "true"}} for t in ("a", "b")],
+})
+
+
 def run(submit_bin: str, *args: str, cluster: Optional[Cluster] = None, stdin: Optional[str] = None,
         timeout: float = 60) -> subprocess.CompletedProcess:
     """`wove-submit kubernetes ARGS`, with nothing of the test's environment but PATH (and the
@@ -198,13 +205,29 @@ def test_the_example_payload_renders_as_documented(submit_bin: str) -> None:
         (["--image", "i:1", "--patch", '{"spec": {"template": {"spec": {"restartPolicy": "Always"}}}}'],
          payload(), "restartPolicy"),
         (["--image", "i:1", "--termination-grace", "10"], payload(), "shutdown budget"),
+        # Every way around the options is checked on the Job as built.
+        (["--image", "i:1", "--arg=--shutdown-budget=300"], payload(), "--shutdown-budget=300: the submitter sets"),
+        (["--image", "i:1", "--arg", "--payload-file", "--arg", "/etc/x"], payload(), "--payload-file: the submitter"),
+        (["--image", "i:1", "--env", "WOVE_WORKER_SHUTDOWN_BUDGET=300"], payload(), "set by the submitter"),
+        (["--image", "i:1", "--patch", json.dumps({"spec": {"template": {"spec": {"containers": [
+            {"name": "wove", "image": "i:1", "env": [{"name": "WOVE_BACKEND_PAYLOAD", "value": "eyJ2ZXJzaW9uIjogMX0="}]}]}}}})],
+         payload(), "is not a payload"),
+        (["--image", "i:1", "--patch", json.dumps({"spec": {"template": {"spec": {"containers": [
+            {"name": "wove", "image": "i:1", "env": [{"name": "WOVE_BACKEND_PAYLOAD",
+                                                        "value": base64.b64encode(payload(run_id="o:1").encode()).decode()}]}]}}}})],
+         payload(), "is not the payload the job names"),
+        (["--image", "i:1", "--env", "JOB_COMPLETION_INDEX=0"], TWO_TASKS, "every pod would run the same task"),
+        (["--image", "i:1", "--env", "WOVE_WORKER_INDEX=0"], payload(), "every pod would run the same task"),
+        (["--image", "i:1", "--patch", '{"spec": {"backoffLimit": -5}}'], payload(), "spec.backoffLimit: must be at least 0"),
         (["--image", "i:1", "--label", "run=a:b"], payload(), "not a valid label"),
         ([], payload(), "option `image`: is required"),
         (["--image", "i:1"], '{"version": 2}', "payload field `version`"),
         (["--image", "i:1"], "not base64!", "not valid base64"),
     ],
-    ids=["env too small", "secret too small", "hook breaks a rule", "grace too short", "bad label",
-         "no image", "bad version", "bad base64"],
+    ids=["env too small", "secret too small", "hook breaks a rule", "grace too short",
+         "--arg shutdown budget", "--arg payload file", "--env shutdown budget", "patched payload not a payload",
+         "patched payload not the named one", "--env completion index", "--env worker index", "patched backoffLimit",
+         "bad label", "no image", "bad version", "bad base64"],
 )
 def test_what_cannot_run_is_refused_before_sending(
     submit_bin: str, args: List[str], text: str, expected: str

@@ -124,6 +124,14 @@ pub fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
 }
 
+/// Say why a test that needs a capability does not run here, or fail it when
+/// `require` (a `WOVE_TEST_REQUIRE_*` variable) is set: where the machine has
+/// the capability (CI, as root), a skip must never pass for a success.
+pub fn skip_unless_required(require: &str, why: &str) {
+    assert!(std::env::var_os(require).is_none(), "{require} is set, but this test cannot run here: {why}");
+    eprintln!("SKIPPED: {why} (set {require} to make this a failure)");
+}
+
 /// A payload envelope around `task` for `callback`.
 pub fn payload(callback: &str, task: serde_json::Value) -> serde_json::Value {
     serde_json::json!({

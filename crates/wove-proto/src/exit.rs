@@ -180,4 +180,19 @@ mod tests {
         assert!(Exit::retryable_codes().iter().all(|c| !permanent.contains(c)));
         assert!(!permanent.contains(&0));
     }
+
+    #[test]
+    fn signal_codes_name_their_signal() {
+        for (code, name) in
+            [(129, "SIGHUP"), (130, "SIGINT"), (131, "SIGQUIT"), (134, "SIGABRT"), (137, "SIGKILL"), (143, "SIGTERM")]
+        {
+            assert!(describe(code).contains(name), "{code}: {}", describe(code));
+        }
+        // A signal with no name of its own is still named by number, and not as another.
+        let other = describe(128 + 10);
+        assert!(
+            !["SIGHUP", "SIGINT", "SIGQUIT", "SIGABRT", "SIGKILL", "SIGTERM"].iter().any(|n| other.contains(n)),
+            "{other}"
+        );
+    }
 }

@@ -207,21 +207,31 @@ impl Payload {
     }
 
     fn from_json_seeing(bytes: &[u8], callback_url: &mut dyn FnMut(&str)) -> Result<Self, PayloadError> {
+        /// What is read before the rest: the scrubber's URL and the version
+        /// that decides how the rest is read. Everything else is skipped,
+        /// not built, so this pass costs no memory of the payload's size.
+        #[derive(Deserialize)]
+        struct Head {
+            #[serde(default)]
+            version: Option<serde_json::Value>,
+            #[serde(default)]
+            callback_url: Option<serde_json::Value>,
+        }
         let text = std::str::from_utf8(bytes).map_err(|_| PayloadError::Utf8)?;
-        // Parse to a value first so that syntax errors and field errors read differently.
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| PayloadError::Json(e.to_string()))?;
-        let Some(object) = value.as_object() else {
-            return Err(PayloadError::field("(root)", "expected a JSON object"));
-        };
-        if let Some(url) = object.get("callback_url").and_then(serde_json::Value::as_str) {
+        let head: Head = serde_json::from_str(text).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data if !text.trim_start().starts_with('{') => {
+                PayloadError::field("(root)", "expected a JSON object")
+            }
+            // Syntax errors and field errors read differently.
+            serde_json::error::Category::Data => PayloadError::field("(root)", e.to_string()),
+            _ => PayloadError::Json(e.to_string()),
+        })?;
+        if let Some(url) = head.callback_url.as_ref().and_then(serde_json::Value::as_str) {
             callback_url(url);
         }
-        // The version decides how everything else is read, so it is checked before anything else.
-        check_version(object.get("version"))?;
-        drop(value);
-        // Read again from the text, not from the value: numbers a task is
-        // given must keep their text (`-0`, 18446744073709551616), and turning
-        // a parsed value back into fields would recompute them.
+        check_version(head.version.as_ref())?;
+        // From the text, never through a parsed value: numbers a task is
+        // given keep their text (`-0`, 18446744073709551616).
         let mut deserializer = serde_json::Deserializer::from_str(text);
         let payload: Payload = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
             let field = e.path().to_string();

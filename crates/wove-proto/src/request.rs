@@ -177,4 +177,14 @@ mod tests {
         let names: Vec<_> = request.headers.iter().map(|(n, _)| *n).collect();
         assert_eq!(names, ["Content-Type", "Content-Length", "Idempotency-Key"]);
     }
+
+    #[test]
+    fn signing_is_on_exactly_when_there_is_a_secret() {
+        assert!(!Signing::default().is_signing());
+        assert!(!RequestBuilder::new("http://h/p", Signing::default()).is_signing());
+        let signing =
+            Signing { scheme: Scheme::WoveV1, key_id: "k".into(), secrets: vec![Secret::from_bytes(b"s".to_vec())] };
+        assert!(signing.is_signing());
+        assert!(RequestBuilder::new("http://h/p", signing).is_signing());
+    }
 }

@@ -18,6 +18,7 @@
 //!
 //! - [`payload`]: a validated payload, carried byte for byte as given.
 //! - [`naming`]: names and label values the API servers accept, from Wove's ids.
+//! - [`container`]: rules on the container as it will run, for both backends.
 //! - [`kubernetes`]: Jobs, rendered offline; the client with feature `kubernetes`.
 //! - [`batch`]: AWS Batch SubmitJob requests, rendered offline; the client with feature `aws-batch`.
 //! - [`indexes`]: how each task of a many-task job stands.
@@ -27,6 +28,7 @@
 #![deny(missing_docs)]
 
 pub mod batch;
+pub mod container;
 pub mod indexes;
 pub mod kubernetes;
 pub mod naming;

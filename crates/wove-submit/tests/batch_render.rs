@@ -236,3 +236,22 @@ fn other_fields_pass_through_into_the_request() {
     assert_eq!(json["propagateTags"], true);
     assert!(json.get("timeout").is_none(), "unset options are left out");
 }
+
+#[test]
+fn a_limit_broken_by_the_environment_names_the_environment_not_the_payload() {
+    let mut o = options();
+    for i in 0..3000 {
+        o.environment.push((format!("VAR_{i}"), "v".into()));
+    }
+    let err = batch::render(&payload_with("e:1", 0), &o).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, BatchRenderError::TooLarge { .. }), "{text}");
+    assert!(text.contains("3000 other environment variable(s)"), "{text}");
+    assert!(text.contains("set them in the job definition"), "{text}");
+    assert!(!text.contains("make the payload smaller"), "{text}");
+    // And a payload too large on its own (as given: compressed, x's would fit) is still told to shrink.
+    let mut as_given = options();
+    as_given.compression = Compression::Never;
+    let err = batch::render(&payload_with("e:1", 20_000), &as_given).unwrap_err().to_string();
+    assert!(err.contains("make the payload smaller"), "{err}");
+}

@@ -133,3 +133,17 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_raw_key_is_what_was_given() {
+        assert_eq!(Secret::from_bytes(b"raw key".to_vec()).as_bytes(), b"raw key");
+        let parsed = Secret::parse(Scheme::StandardWebhooks, "whsec_cmF3IGtleQ==", 1).unwrap();
+        assert_eq!(parsed.as_bytes(), b"raw key");
+        let wove = Secret::parse(Scheme::WoveV1, "plain-text-key", 1).unwrap();
+        assert_eq!(wove.as_bytes(), b"plain-text-key");
+    }
+}

@@ -98,4 +98,17 @@ mod tests {
         assert!(Secret::parse(Scheme::WoveV1, "anything goes", 1).is_ok());
         assert_eq!(format!("{:?}", secret("whsec_c3RyYW5nZXI=")), "Secret([redacted])");
     }
+
+    #[test]
+    fn the_clock_tolerance_is_inclusive_on_both_sides() {
+        let s = secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        let hs = headers(std::slice::from_ref(&s), "msg_1", 1000, b"{}");
+        let get = |name: &str| hs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+        for now in [700, 1300] {
+            assert_eq!(verify(std::slice::from_ref(&s), b"{}", now, 300, get), Ok(()), "{now}: at the edge");
+        }
+        for now in [699, 1301] {
+            assert_eq!(verify(std::slice::from_ref(&s), b"{}", now, 300, get), Err(SignError::Stale), "{now}");
+        }
+    }
 }

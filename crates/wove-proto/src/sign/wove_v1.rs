@@ -119,4 +119,17 @@ mod tests {
         let wrong = Secret::from_bytes(b"j".to_vec());
         assert_eq!(verify(&wrong, "default", "/x", body, 120, 300, get), Err(SignError::Mismatch));
     }
+
+    #[test]
+    fn the_clock_tolerance_is_inclusive_on_both_sides() {
+        let secret = Secret::from_bytes(b"k".to_vec());
+        let hs = headers(&secret, "default", "/x", 1000, "nn", b"{}");
+        let get = |name: &str| hs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+        for now in [700, 1300] {
+            assert_eq!(verify(&secret, "default", "/x", b"{}", now, 300, get), Ok(()), "{now}: at the edge");
+        }
+        for now in [699, 1301] {
+            assert_eq!(verify(&secret, "default", "/x", b"{}", now, 300, get), Err(SignError::Stale), "{now}: past it");
+        }
+    }
 }

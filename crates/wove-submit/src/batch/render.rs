@@ -142,8 +142,11 @@ pub enum BatchRenderError {
         /// What is wrong.
         problem: String,
     },
+    /// The request as built breaks rules the worker or AWS Batch would trip over.
+    #[error("the request breaks {} rule(s): {}", .0.len(), .0.join("; "))]
+    Invalid(Vec<String>),
     /// The request or its overrides would be over one of Batch's limits.
-    #[error("the {what} would be {size} bytes, over AWS Batch's {limit}-byte limit; {way_out}")]
+    #[error("the {what} would be {size} bytes ({breakdown}), over AWS Batch's {limit}-byte limit; {way_out}")]
     TooLarge {
         /// Which part.
         what: &'static str,
@@ -151,7 +154,9 @@ pub enum BatchRenderError {
         size: usize,
         /// The limit.
         limit: usize,
-        /// What the caller can do instead.
+        /// What takes the room: the payload, the other variables, the command.
+        breakdown: String,
+        /// What the caller can do instead, for whichever part is the larger.
         way_out: &'static str,
     },
 }
@@ -163,12 +168,66 @@ fn option(option: &'static str, problem: impl Into<String>) -> BatchRenderError 
 const WAY_OUT: &str = "make the payload smaller (large inputs by reference: a URL or a volume the task reads; \
 a many-task payload split over several jobs), or put the payload in a file the job definition mounts \
 (EFS, FSx, or baked into the image) and pass its path as `payload_file` (the worker reads \
-WOVE_BACKEND_PAYLOAD_FILE, JSON or gzip, up to 256 MiB); the worker does not fetch payloads from URLs";
+WOVE_BACKEND_PAYLOAD_FILE, JSON or gzip, up to its --max-payload-bytes, 64 MiB by default)";
+
+/// When the request is over a limit without counting the payload.
+const WAY_OUT_ENV: &str = "the environment variables and command given to the submitter take that room \
+without the payload: set them in the job definition instead (its environment and command are not \
+counted against the overrides), or pass fewer";
 
 /// Build the request for `payload`. A many-task payload becomes an array job
 /// with one child per task; the payload travels compressed when only that
 /// fits ([`BatchOptions::compression`]).
 pub fn render(payload: &EncodedPayload, options: &BatchOptions) -> Result<SubmitJobRequest, BatchRenderError> {
+    let request = build(payload, options)?;
+    let violations = check(&request);
+    if violations.is_empty() {
+        Ok(request)
+    } else {
+        Err(BatchRenderError::Invalid(violations))
+    }
+}
+
+/// Rules on the request as it will be sent, whatever the options were: the
+/// same rules as a Kubernetes Job's container ([`crate::container`]).
+pub fn check(request: &SubmitJobRequest) -> Vec<String> {
+    let mut found = Vec::new();
+    let overrides = &request.container_overrides;
+    if let Some(flag) = crate::container::owned_flag(overrides.command.iter().flatten()) {
+        found.push(format!(
+            "containerOverrides.command: {flag}: the submitter sets this for the worker (the payload, the shutdown \
+             budget, the index, signing); use its own options"
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for kv in &overrides.environment {
+        if !seen.insert(kv.name.as_str()) {
+            found.push(format!("containerOverrides.environment: {} is set twice", kv.name));
+        }
+        if crate::container::PLATFORM_INDEX_VARS.contains(&kv.name.as_str()) {
+            found.push(format!("containerOverrides.environment.{}: AWS Batch gives each child its index", kv.name));
+        }
+    }
+    let payload = overrides.environment.iter().find(|kv| kv.name == vars::PAYLOAD);
+    let file = overrides.environment.iter().find(|kv| kv.name == vars::PAYLOAD_FILE);
+    match (payload, file) {
+        (Some(kv), None) => {
+            let carried = crate::container::Carried::Base64(&kv.value);
+            if let Some(problem) = crate::container::payload_mismatch(carried, request.payload_sha256()) {
+                found.push(format!("containerOverrides.environment.{}: {problem}", vars::PAYLOAD));
+            }
+        }
+        (None, Some(_)) => {}
+        _ => found.push(format!(
+            "containerOverrides.environment: the worker needs exactly one of {} and {}",
+            vars::PAYLOAD,
+            vars::PAYLOAD_FILE
+        )),
+    }
+    found
+}
+
+fn build(payload: &EncodedPayload, options: &BatchOptions) -> Result<SubmitJobRequest, BatchRenderError> {
     validate(options)?;
     let p = payload.payload();
     let job_name = naming::object_name_within(&options.name_prefix, &p.run_id, &p.task_id, MAX_JOB_NAME)
@@ -245,8 +304,10 @@ pub fn render(payload: &EncodedPayload, options: &BatchOptions) -> Result<Submit
     let base64 = payload.travelling_base64(options.compression, fits);
     let request = with_payload(&base64);
     check_sizes(&request, options.ecs_overrides_limit).map_err(|e| match e {
-        BatchRenderError::TooLarge { what, size, limit, way_out } if options.compression != Compression::Never => {
-            BatchRenderError::TooLarge { what: compressed(what), size, limit, way_out }
+        BatchRenderError::TooLarge { what, size, limit, breakdown, way_out }
+            if options.compression != Compression::Never =>
+        {
+            BatchRenderError::TooLarge { what: compressed(what), size, limit, breakdown, way_out }
         }
         other => other,
     })?;
@@ -308,25 +369,63 @@ pub fn tag_value(raw: &str) -> String {
         .collect()
 }
 
+/// What the overrides hold, by part, as JSON bytes: the payload variable, the
+/// other variables (and how many), the command.
+struct Parts {
+    payload: usize,
+    other_env: usize,
+    other_vars: usize,
+    command: usize,
+}
+
+impl Parts {
+    fn of(overrides: &ContainerOverrides) -> Self {
+        let (payload, other): (Vec<&KeyValuePair>, Vec<&KeyValuePair>) =
+            overrides.environment.iter().partition(|kv| kv.name == vars::PAYLOAD);
+        Self {
+            payload: payload.iter().map(json_len).sum(),
+            other_env: other.iter().map(json_len).sum(),
+            other_vars: other.len(),
+            command: overrides.command.as_ref().map_or(0, json_len),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "the payload {} bytes, {} other environment variable(s) {} bytes, the command {} bytes",
+            self.payload, self.other_vars, self.other_env, self.command
+        )
+    }
+
+    /// The advice for whichever is over: the payload, or what came with it.
+    fn way_out(&self, limit: usize) -> &'static str {
+        if self.other_env + self.command >= limit || self.other_env + self.command > self.payload {
+            WAY_OUT_ENV
+        } else {
+            WAY_OUT
+        }
+    }
+}
+
+/// Bytes of `value` as JSON.
+fn json_len<T: serde::Serialize>(value: &T) -> usize {
+    // Serializing our own types cannot fail.
+    serde_json::to_vec(value).map_or(0, |v| v.len())
+}
+
 fn check_sizes(request: &SubmitJobRequest, ecs: bool) -> Result<(), BatchRenderError> {
     // Serializing our own types cannot fail.
     let overrides = serde_json::to_string(&request.container_overrides).unwrap_or_default().len();
+    let too_large = |what, size, limit| {
+        let parts = Parts::of(&request.container_overrides);
+        BatchRenderError::TooLarge { what, size, limit, breakdown: parts.describe(), way_out: parts.way_out(limit) }
+    };
     if ecs && overrides > MAX_ECS_OVERRIDES {
-        return Err(BatchRenderError::TooLarge {
-            what: "container overrides (environment and command, as JSON)",
-            size: overrides,
-            limit: MAX_ECS_OVERRIDES,
-            way_out: WAY_OUT,
-        });
+        return Err(too_large("container overrides (environment and command, as JSON)", overrides, MAX_ECS_OVERRIDES));
     }
     let whole = serde_json::to_vec(request).unwrap_or_default().len();
     if whole > MAX_REQUEST_BYTES {
-        return Err(BatchRenderError::TooLarge {
-            what: "SubmitJob request",
-            size: whole,
-            limit: MAX_REQUEST_BYTES,
-            way_out: WAY_OUT,
-        });
+        return Err(too_large("SubmitJob request", whole, MAX_REQUEST_BYTES));
     }
     if request.retry_strategy.evaluate_on_exit.len() > MAX_RULES {
         return Err(option("attempts", format!("more than {MAX_RULES} retry rules")));

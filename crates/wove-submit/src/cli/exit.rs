@@ -52,11 +52,14 @@ impl SubmitExit {
     }
 
     /// How `wait` exits for a job that finished: success, the worker's own
-    /// exit code, or `JobFailed` when the job failed without one.
+    /// exit code, or `JobFailed` when the job failed without one. Only the
+    /// worker's contract codes pass through: a container that exits 2 or 64
+    /// (a wrong `--command`, an image whose entrypoint is not the worker) did
+    /// not say what the worker's 2 or 64 would, and ours mean other things.
     pub fn finished(succeeded: bool, exit_code: Option<i32>) -> Self {
         match (succeeded, exit_code) {
             (true, _) => Self::Success,
-            (false, Some(code)) if code != 0 => Self::worker(code),
+            (false, Some(code)) if code != 0 && wove_proto::Exit::from_code(code).is_some() => Self::worker(code),
             (false, _) => Self::JobFailed,
         }
     }
@@ -78,7 +81,8 @@ Exit codes:
    64    refused before anything was sent: invalid options or payload
    68    no Job of that name
    69    the platform's API (Kubernetes, AWS Batch) could not be reached or refused the request
-   79    the Job failed without a worker exit code (deadline, pod never ran)
+   79    the Job failed without a worker exit code (deadline, pod never ran, or a
+         container exit code that is not one of the worker's, named in the report)
   124    timed out waiting
   With `wait` and `submit --wait`, a Job that failed after its worker ran exits
   with the worker's own code:
@@ -109,5 +113,18 @@ mod tests {
         assert_eq!(SubmitExit::worker(3).code(), 3);
         assert_eq!(SubmitExit::worker(0), SubmitExit::Success);
         assert!(help().contains("   3    task failed"));
+    }
+
+    #[test]
+    fn only_the_workers_own_codes_pass_through_wait() {
+        for code in [1, 2, 64, 127] {
+            assert_eq!(SubmitExit::finished(false, Some(code)), SubmitExit::JobFailed, "exit {code}");
+        }
+        for code in [3, 65, 70, 75, 76, 78, 137, 143] {
+            assert_eq!(SubmitExit::finished(false, Some(code)).code(), code as u8, "exit {code}");
+        }
+        assert_eq!(SubmitExit::finished(false, None), SubmitExit::JobFailed);
+        assert_eq!(SubmitExit::finished(false, Some(0)), SubmitExit::JobFailed);
+        assert_eq!(SubmitExit::finished(true, Some(2)), SubmitExit::Success);
     }
 }

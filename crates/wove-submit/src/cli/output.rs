@@ -52,6 +52,7 @@ pub fn print_manifest(manifest: &Manifest, format: RenderFormat) -> Result<(), S
         RenderFormat::Json => pretty(&manifest.to_json()),
         RenderFormat::Yaml => {
             let docs = render_typed(manifest);
+            let docs: Vec<Plain<'_>> = docs.iter().map(Plain).collect();
             serde_saphyr::to_string_multiple(&docs).map_err(|e| format!("cannot write YAML: {e}"))?
         }
     };
@@ -67,6 +68,32 @@ pub fn print_manifest(manifest: &Manifest, format: RenderFormat) -> Result<(), S
         );
     }
     Ok(())
+}
+
+/// A JSON value as any serializer but serde_json's own must see it. Numbers
+/// keep their text in this build (serde_json's `arbitrary_precision`), and
+/// such a number serializes as a private structure that only serde_json's
+/// writer turns back into a number: a YAML writer would print the structure.
+struct Plain<'a>(&'a serde_json::Value);
+
+impl serde::Serialize for Plain<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde_json::Value;
+        match self.0 {
+            Value::Null => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                (Some(u), _, _) => s.serialize_u64(u),
+                (None, Some(i), _) => s.serialize_i64(i),
+                // A manifest's numbers are counts and seconds; a float is the nearest YAML has.
+                (None, None, Some(f)) => s.serialize_f64(f),
+                (None, None, None) => s.serialize_str(&n.to_string()),
+            },
+            Value::String(text) => s.serialize_str(text),
+            Value::Array(items) => s.collect_seq(items.iter().map(Plain)),
+            Value::Object(map) => s.collect_map(map.iter().map(|(k, v)| (k, Plain(v)))),
+        }
+    }
 }
 
 /// Print what a submit did.
@@ -151,7 +178,7 @@ pub fn print_batch_report(report: &BatchReport, format: Output, to: Stream) {
             }
             out.push('\n');
             if let (Some(code), Some(meaning)) = (report.exit_code, &report.exit_meaning) {
-                out.push_str(&format!("  worker exit code {code}: {meaning}\n"));
+                out.push_str(&exit_line(code, meaning));
             }
             for (i, a) in report.attempts.iter().enumerate() {
                 out.push_str(&format!("  attempt {}:", i + 1));
@@ -194,6 +221,19 @@ fn phase_word(phase: wove_submit::kubernetes::Phase) -> String {
     serde_json::to_value(phase).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
+/// The line naming how the deciding container exited: the worker's meaning
+/// of its own codes, or plainly that the job failed with a code it never uses.
+fn exit_line(code: i32, meaning: &str) -> String {
+    if wove_proto::Exit::from_code(code).is_some() {
+        format!("  worker exit code {code}: {meaning}\n")
+    } else {
+        format!(
+            "  the job failed: its container exited {code}, a code wove-worker never uses \
+             (a wrong --command, or an image whose entrypoint is not the worker?)\n"
+        )
+    }
+}
+
 fn report_text(r: &JobReport) -> String {
     let phase = phase_word(r.phase);
     let mut out = format!("job/{} in namespace {}: {phase}", r.name, r.namespace);
@@ -205,7 +245,7 @@ fn report_text(r: &JobReport) -> String {
         out.push_str(&format!("  {message}\n"));
     }
     if let (Some(code), Some(meaning)) = (r.exit_code, &r.exit_meaning) {
-        out.push_str(&format!("  worker exit code {code}: {meaning}\n"));
+        out.push_str(&exit_line(code, meaning));
     }
     out.push_str(&format!("  pods: {} active, {} succeeded, {} failed\n", r.active, r.succeeded, r.failed));
     if let Some(counts) = &r.index_counts {

@@ -14,7 +14,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use wove_proto::env as vars;
 
 use super::options::{GRACE_MARGIN_SECS, MAX_ENV_STRING, MAX_SECRET_DATA};
-use super::render::{Manifest, CONTAINER};
+use super::render::{annotation, Manifest, ANNOTATION_PAYLOAD_SHA256, CONTAINER, PAYLOAD_KEY};
+use crate::container::Carried;
 use crate::naming;
 
 /// Largest serialized Job accepted: etcd stores objects up to 1.5 MiB, and
@@ -148,6 +149,28 @@ impl Checker {
 
     fn job_spec(&mut self, spec: &JobSpec) {
         let indexed = spec.completion_mode.as_deref() == Some("Indexed");
+        // The API server's own ranges: a patch may write any number.
+        let at_least = |value: Option<i32>, min: i32| value.is_some_and(|v| v < min);
+        for (path, value, min) in [
+            ("spec.backoffLimit", spec.backoff_limit, 0),
+            ("spec.backoffLimitPerIndex", spec.backoff_limit_per_index, 0),
+            ("spec.maxFailedIndexes", spec.max_failed_indexes, 0),
+            ("spec.parallelism", spec.parallelism, 0),
+            ("spec.completions", spec.completions, 0),
+            ("spec.ttlSecondsAfterFinished", spec.ttl_seconds_after_finished, 0),
+        ] {
+            if at_least(value, min) {
+                self.add(path, format!("must be at least {min}"));
+            }
+        }
+        if spec.active_deadline_seconds.is_some_and(|s| s <= 0) {
+            self.add("spec.activeDeadlineSeconds", "must be positive");
+        }
+        if let (Some(max), Some(completions)) = (spec.max_failed_indexes, spec.completions) {
+            if max > completions {
+                self.add("spec.maxFailedIndexes", format!("at most completions ({completions})"));
+            }
+        }
         if spec.backoff_limit_per_index.is_some() && !indexed {
             self.add("spec.backoffLimitPerIndex", "needs completionMode: Indexed");
         }
@@ -265,6 +288,22 @@ impl Checker {
             return self.add(format!("{PATH}.containers"), format!("no container named {CONTAINER:?}"));
         };
         let cpath = format!("{PATH}.containers[{index}]");
+        let command_line = container.command.iter().flatten().chain(container.args.iter().flatten());
+        if let Some(flag) = crate::container::owned_flag(command_line) {
+            self.add(
+                format!("{cpath}.args"),
+                format!("{flag}: the submitter sets this for the worker (the payload, the shutdown budget, the index, signing); use its own options"),
+            );
+        }
+        for var in container.env.iter().flatten() {
+            let name = var.name.as_str();
+            if crate::container::PLATFORM_INDEX_VARS.contains(&name) || name == vars::INDEX {
+                self.add(
+                    format!("{cpath}.env.{name}"),
+                    "the platform gives each pod its index: set here, every pod would run the same task",
+                );
+            }
+        }
         for mount in container.volume_mounts.iter().flatten() {
             if !volumes.contains(&mount.name.as_str()) {
                 self.add(format!("{cpath}.volumeMounts"), format!("no volume {:?}", mount.name));
@@ -321,15 +360,18 @@ impl Checker {
         }
     }
 
-    /// The payload reaches the worker: inline, or as a file from the mounted Secret.
+    /// The payload reaches the worker, inline or as a file from the mounted
+    /// Secret, and is the payload the Job's annotation names.
     fn payload_source(&mut self, manifest: &Manifest) {
         let Some(pod) = manifest.job.spec.as_ref().and_then(|s| s.template.spec.as_ref()) else { return };
         let Some(container) = pod.containers.iter().find(|c| c.name == CONTAINER) else { return };
-        let inline = env_value(container, vars::PAYLOAD).is_some();
+        let inline = env_value(container, vars::PAYLOAD);
         let file = env_value(container, vars::PAYLOAD_FILE);
-        match (inline, file, &manifest.payload_secret) {
-            (true, None, None) => {}
-            (false, Some(path), Some(secret)) => {
+        let carried: Option<(String, Carried<'_>)> = match (inline, file, &manifest.payload_secret) {
+            (Some(text), None, None) => {
+                Some((format!("spec.template.spec.containers.env.{}", vars::PAYLOAD), Carried::Base64(text)))
+            }
+            (None, Some(path), Some(secret)) => {
                 let secret_name = secret.metadata.name.as_deref();
                 let mounted = container.volume_mounts.iter().flatten().any(|m| {
                     path.starts_with(&format!("{}/", m.mount_path))
@@ -340,15 +382,31 @@ impl Checker {
                 if !mounted {
                     self.add("spec.template.spec", format!("{path} is not in a mount of the payload Secret"));
                 }
+                match secret.data.as_ref().and_then(|d| d.get(PAYLOAD_KEY)) {
+                    Some(bytes) => Some((format!("secret.data.{PAYLOAD_KEY}"), Carried::Bytes(&bytes.0))),
+                    None => {
+                        self.add("secret.data", format!("no {PAYLOAD_KEY:?} key: the worker would find no payload"));
+                        None
+                    }
+                }
             }
-            _ => self.add(
-                "spec.template.spec.containers",
-                format!(
-                    "the worker needs exactly one payload source: {} inline, or {} with the payload Secret",
-                    vars::PAYLOAD,
-                    vars::PAYLOAD_FILE
-                ),
-            ),
+            _ => {
+                self.add(
+                    "spec.template.spec.containers",
+                    format!(
+                        "the worker needs exactly one payload source: {} inline, or {} with the payload Secret",
+                        vars::PAYLOAD,
+                        vars::PAYLOAD_FILE
+                    ),
+                );
+                None
+            }
+        };
+        if let Some((path, carried)) = carried {
+            let named = annotation(&manifest.job.metadata, ANNOTATION_PAYLOAD_SHA256);
+            if let Some(problem) = crate::container::payload_mismatch(carried, named) {
+                self.add(path, problem);
+            }
         }
     }
 }
