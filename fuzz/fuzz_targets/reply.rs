@@ -31,7 +31,11 @@ fuzz_target!(|r: Reply| {
     assert!(wait <= remaining);
     assert!(wait >= backoff.floor(u32::from(r.retry)).min(remaining), "{wait:?} under the floor");
 
-    // An endless body: the chunks repeat; reading must stop by itself.
+    // An endless body: the chunks repeat; reading must stop by itself. (An
+    // HTTP client never hands over an empty chunk: a body of them is no body.)
+    if r.chunks.iter().all(|&c| c == 0) {
+        return;
+    }
     let mut skim = Skim::default();
     let mut taken = 0u64;
     let sizes = r.chunks.iter().map(|&c| (c as usize) << (r.scale % 24));
@@ -42,9 +46,7 @@ fuzz_target!(|r: Reply| {
         skim.took(size);
         taken += 1;
     }
-    if !r.chunks.is_empty() && r.chunks.iter().any(|&c| c > 0) {
-        assert!(!skim.wants_more(), "still reading after {taken} chunks");
-    }
+    assert!(!skim.wants_more(), "still reading after {taken} chunks");
     // The last chunk may cross the bound; nothing after it is read.
     let largest = r.chunks.iter().map(|&c| (c as usize) << (r.scale % 24)).max().unwrap_or(0);
     assert!(skim.read() <= MAX_BODY_BYTES.saturating_add(largest).saturating_add(1));

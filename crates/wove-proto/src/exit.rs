@@ -195,4 +195,13 @@ mod tests {
             "{other}"
         );
     }
+
+    #[test]
+    fn the_process_exit_code_is_the_contract_code() {
+        use std::process::ExitCode;
+        for exit in FIXED.into_iter().chain([Exit::Signal(15)]) {
+            assert_eq!(ExitCode::from(exit), ExitCode::from(exit.code()), "{exit:?}");
+        }
+        assert_ne!(ExitCode::from(Exit::TaskFailed), ExitCode::SUCCESS);
+    }
 }

@@ -145,6 +145,7 @@ mod tests {
         let builder = RequestBuilder::new("https://h:8/wove/events/TOKEN?x=1", signing.clone());
         let request = builder.request(&event(), 1_700_000_000, "nonce");
         assert_eq!(request.target, "/wove/events/TOKEN?x=1");
+        assert_eq!(builder.target(), "/wove/events/TOKEN?x=1");
         assert_eq!(request.body, event().to_body());
         assert_eq!(request.header("content-type"), Some("application/json"));
         assert_eq!(request.header("Content-Length"), Some(&*request.body.len().to_string()));

@@ -146,4 +146,13 @@ mod tests {
         let wove = Secret::parse(Scheme::WoveV1, "plain-text-key", 1).unwrap();
         assert_eq!(wove.as_bytes(), b"plain-text-key");
     }
+
+    #[test]
+    fn scheme_names_read_back() {
+        for scheme in [Scheme::WoveV1, Scheme::StandardWebhooks] {
+            assert_eq!(scheme.as_str().parse::<Scheme>().ok(), Some(scheme));
+        }
+        assert_eq!(Scheme::WoveV1.as_str(), "wove-v1");
+        assert_eq!(Scheme::StandardWebhooks.as_str(), "standard-webhooks");
+    }
 }
