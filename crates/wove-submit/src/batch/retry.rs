@@ -126,7 +126,14 @@ mod tests {
         assert_eq!(action_for(&s, Some(137), None, Some("Host EC2 (instance i-0ab) terminated.")), "RETRY");
         for rule in &s.evaluate_on_exit {
             assert!(rule.on_exit_code.as_deref().is_none_or(is_exit_code_pattern));
+            // Batch refuses a rule that matches on nothing.
+            let patterns = [&rule.on_exit_code, &rule.on_reason, &rule.on_status_reason];
+            assert!(patterns.iter().any(|p| p.is_some()), "a rule with no pattern: {rule:?}");
         }
+        // The two catch-alls: one for an attempt with an exit code, one for an attempt with only a reason.
+        let tail = &s.evaluate_on_exit[s.evaluate_on_exit.len() - 2..];
+        assert_eq!((tail[0].action.as_str(), tail[0].on_exit_code.as_deref()), ("EXIT", Some("*")));
+        assert_eq!((tail[1].action.as_str(), tail[1].on_reason.as_deref()), ("EXIT", Some("*")));
     }
 
     #[test]
