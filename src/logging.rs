@@ -67,7 +67,10 @@ impl std::io::Write for ScrubbingStderr {
         };
         let scrubbed = crate::redact::scrub(line);
         let line = if self.escape { escape_controls(&scrubbed) } else { scrubbed };
-        std::io::stderr().write_all(format!("{line}{newline}").as_bytes())?;
+        // One lock for both parts: the line and its break are never split by another writer.
+        let mut stderr = std::io::stderr().lock();
+        stderr.write_all(line.as_bytes())?;
+        stderr.write_all(newline.as_bytes())?;
         Ok(buf.len())
     }
 

@@ -70,14 +70,14 @@ pub async fn read(
         PayloadSource::File(path) => {
             let (tx, rx) = tokio::sync::oneshot::channel();
             let (owned, cap) = (path.clone(), file_cap(max_bytes));
-            // Detached on purpose: if the read never returns, the process's exit ends it.
-            let spawned = std::thread::Builder::new()
+            // Detached on purpose (the handle is dropped): if the read never
+            // returns, the process's exit ends it.
+            std::thread::Builder::new()
                 .name("payload-read".into())
                 .spawn(move || {
                     let _ = tx.send(read_capped(&owned, cap));
                 })
                 .map_err(|source| PayloadReadError::File { path: path.clone(), source })?;
-            drop(spawned);
             let bytes = tokio::select! {
                 read = rx => read.unwrap_or_else(|_| Err(std::io::Error::other("the reading thread died")))
                     .map_err(|source| PayloadReadError::File { path: path.clone(), source })?,

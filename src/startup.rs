@@ -53,11 +53,7 @@ pub fn reset_signals() {
             _ => {}
         }
     }
-    let mut handled = SigSet::empty();
-    for sig in FORWARDED {
-        handled.add(sig);
-    }
-    if let Err(e) = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&handled), None) {
+    if let Err(e) = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&handled()), None) {
         tracing::warn!(error = %e, "cannot reset the signal mask");
     }
 }
@@ -149,14 +145,19 @@ impl Regions {
 /// for a tool command, instead of them).
 pub(crate) fn unblock_handled() -> Vec<Signal> {
     let pending = pending_signals();
-    let mut handled = SigSet::empty();
-    for sig in FORWARDED {
-        handled.add(sig);
-    }
-    if let Err(e) = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&handled), None) {
+    if let Err(e) = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&handled()), None) {
         tracing::warn!(error = %e, "cannot unblock the worker's signals");
     }
     pending.into_iter().filter(|s| matches!(s, Signal::SIGTERM | Signal::SIGINT)).collect()
+}
+
+/// The signals the worker's handlers take: blocked until they exist.
+fn handled() -> SigSet {
+    let mut set = SigSet::empty();
+    for sig in FORWARDED {
+        set.add(sig);
+    }
+    set
 }
 
 fn pending_signals() -> Vec<Signal> {

@@ -313,10 +313,7 @@ fn a_runners_fields_and_result_keep_their_numbers_exactly() {
             "task": {{"runner": "exact", "n": 18446744073709551616, "z": -0, "nested": {{"f": 1.50}}}}}}"#,
         rx.url(TOKEN)
     );
-    let encoded = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(text)
-    };
+    let encoded = crate::support::b64_text(&text);
     let out = run(
         worker().env("WOVE_BACKEND_PAYLOAD", encoded).env("WOVE_WORKER_RUNNER_PATH", dir.path()),
         Duration::from_secs(20),

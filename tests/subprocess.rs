@@ -179,10 +179,7 @@ fn numbers_are_carried_as_written_never_recomputed() {
                                  "zero": -0, "e": 1e2, "kept": 1.50, "neg": -9223372036854775809}}}}}}"#
     );
     let rx = Receiver::start(vec![Reply::Status(204)]);
-    let encoded = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(text.replace("CALLBACK", &rx.url(TOKEN)))
-    };
+    let encoded = crate::support::b64_text(&text.replace("CALLBACK", &rx.url(TOKEN)));
     let out = run(worker().env("WOVE_BACKEND_PAYLOAD", encoded), Duration::from_secs(30));
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     // serde_json writes an exponent with its sign (`1e2` as `1e+2`): the same number to every parser.

@@ -339,12 +339,7 @@ fn a_stalled_module_download_ends_at_the_task_timeout_or_at_sigterm() {
             crate::support::wait_for(Duration::from_secs(20), || files.requests().len() >= 2),
             "{name}: no download"
         );
-        let sent = Instant::now();
-        running.signal(nix::sys::signal::Signal::SIGTERM);
-        let out = running.finish(Duration::from_secs(30));
-        assert_eq!(code(&out), 143, "{name}: {}", stderr(&out));
-        assert!(sent.elapsed() < Duration::from_secs(10), "{name}: {:?} after SIGTERM", sent.elapsed());
-        assert_eq!(rx.of_type("task_cancelled").len(), 1, "{name}");
+        crate::support::assert_sigterm_cancels(running, &rx, Duration::from_secs(10), name);
     }
 }
 

@@ -100,6 +100,17 @@ impl Running {
     }
 }
 
+/// Send SIGTERM to a running worker and check it cancels as promised: exit
+/// 143 within `within`, one `task_cancelled` at `rx`. `what` names the case.
+pub fn assert_sigterm_cancels(running: Running, rx: &Receiver, within: Duration, what: &str) {
+    let sent = Instant::now();
+    running.signal(nix::sys::signal::Signal::SIGTERM);
+    let out = running.finish(Duration::from_secs(30));
+    assert_eq!(code(&out), 143, "{what}: {}", stderr(&out));
+    assert!(sent.elapsed() < within, "{what}: {:?} after SIGTERM", sent.elapsed());
+    assert_eq!(rx.of_type("task_cancelled").len(), 1, "{what}");
+}
+
 /// Run to completion, at most `limit`; kills and fails the test past it.
 pub fn run(cmd: &mut Command, limit: Duration) -> Output {
     start(cmd).finish(limit)
@@ -147,8 +158,13 @@ pub fn sh(script: &str) -> serde_json::Value {
 }
 
 pub fn b64(v: &serde_json::Value) -> String {
+    b64_text(&v.to_string())
+}
+
+/// Base64 of payload text written by hand (numbers no `json!` can hold).
+pub fn b64_text(text: &str) -> String {
     use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(v.to_string())
+    base64::engine::general_purpose::STANDARD.encode(text)
 }
 
 /// Live processes whose command line contains `marker` (the process table,
