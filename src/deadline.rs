@@ -85,6 +85,9 @@ mod tests {
         let started = Instant::now();
         let d = Deadline::after(10 * S);
         assert_eq!(d.remaining(), 10 * S);
+        assert!(!d.passed(), "not before its time");
+        tokio::time::sleep(10 * S - Duration::from_millis(1)).await;
+        assert!(!d.passed(), "not a millisecond early either");
         d.reached().await;
         assert_eq!(started.elapsed(), 10 * S);
         assert!(d.passed() && d.remaining().is_zero());

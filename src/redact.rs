@@ -103,6 +103,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_secret_of_the_minimum_length_is_scrubbed_and_a_shorter_one_is_not() {
+        register("Q7z!");
+        register("Xq9");
+        assert_eq!(scrub("key Q7z! here"), "key [redacted] here");
+        assert_eq!(scrub("key Xq9 here"), "key Xq9 here", "three characters would scrub ordinary words");
+    }
+
+    #[test]
     fn urls_keep_their_shape_but_not_their_secrets() {
         assert_eq!(redact_url("http://web:9010/wove/events/abc123"), "http://web:9010/wove/events/[redacted]");
         assert_eq!(redact_url("https://h/x/tok?sig=1"), "https://h/x/[redacted]");

@@ -55,6 +55,13 @@ impl Summary {
     /// the record still not fit, the minimal one (`status`, `exit_code`,
     /// `delivered`) is written instead.
     pub fn to_json(&self) -> String {
+        self.to_json_within(MAX_BYTES)
+    }
+
+    /// [`Self::to_json`] within `max` bytes. The fixed shares always fit
+    /// in [`MAX_BYTES`]; a smaller `max` is how a test reaches the minimal
+    /// record.
+    fn to_json_within(&self, max: usize) -> String {
         let mut summary = Summary {
             status: self.status,
             exit_code: self.exit_code,
@@ -70,11 +77,11 @@ impl Summary {
         let without_message = serde_json::to_string(&summary).unwrap_or_default();
         if let Some(message) = &self.message {
             // `,"message":""` costs 13 bytes beside the text itself.
-            let room = MAX_BYTES.saturating_sub(without_message.len() + 13);
+            let room = max.saturating_sub(without_message.len() + 13);
             summary.message = Some(fit(message, room));
         }
         match serde_json::to_string(&summary) {
-            Ok(json) if json.len() <= MAX_BYTES => json,
+            Ok(json) if json.len() <= max => json,
             _ => minimal(self),
         }
     }
@@ -133,21 +140,37 @@ fn minimal(summary: &Summary) -> String {
     )
 }
 
+/// What became of a termination message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// The file holds the record.
+    Yes,
+    /// No file to write: not on Kubernetes, or the pod asked for none. Not worth a log line.
+    NoFile,
+    /// The file is there but could not be written; logged.
+    Failed,
+}
+
 /// Write `summary` to `path` if that file exists; never fails the worker.
-pub fn write(path: Option<&Path>, summary: &Summary) {
-    let Some(path) = path else { return };
+pub fn write(path: Option<&Path>, summary: &Summary) -> Written {
+    let Some(path) = path else { return Written::NoFile };
     // A message may quote what it was given; nothing secret leaves in it.
     let mut summary = summary.clone();
     summary.message = summary.message.map(|m| crate::redact::scrub(&m).into_owned());
     let file = std::fs::OpenOptions::new().write(true).truncate(true).create(false).open(path);
     match file {
-        Ok(mut f) => {
-            if let Err(e) = f.write_all(summary.to_json().as_bytes()) {
+        Ok(mut f) => match f.write_all(summary.to_json().as_bytes()) {
+            Ok(()) => Written::Yes,
+            Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot write the termination message");
+                Written::Failed
             }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Written::NoFile,
+        Err(e) => {
+            tracing::debug!(path = %path.display(), error = %e, "no termination message written");
+            Written::Failed
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::debug!(path = %path.display(), error = %e, "no termination message written"),
     }
 }
 
@@ -229,6 +252,61 @@ mod properties {
 mod tests {
     use super::*;
 
+    fn failed(run_id: &str, message: &str) -> Summary {
+        Summary {
+            status: wove_proto::Status::Failed,
+            exit_code: 3,
+            run_id: Some(run_id.into()),
+            task_id: None,
+            index: None,
+            event: Some("task_error"),
+            event_id: None,
+            delivered: false,
+            error_kind: None,
+            message: Some(message.into()),
+        }
+    }
+
+    #[test]
+    fn fit_keeps_what_fits_exactly_and_cuts_one_byte_less() {
+        // "abc" is 5 bytes quoted.
+        assert_eq!(fit("abc", 5), "abc");
+        assert_eq!(fit("abc", 4), "", "too small even for the cut marker");
+        let long = "a".repeat(100);
+        // 20 bytes: the quotes and " [truncated]" take 14, leaving 6 characters.
+        assert_eq!(fit(&long, 20), format!("{}{CUT}", "a".repeat(6)));
+        assert_eq!(fit(&long, 21), format!("{}{CUT}", "a".repeat(7)));
+        // Exactly the marker's room: the marker alone; a byte less: nothing.
+        assert_eq!(fit(&long, CUT.len() + 2), CUT);
+        assert_eq!(fit(&long, CUT.len() + 1), "");
+        // Escapes count as written: a newline is two bytes.
+        assert_eq!(fit(&"\n".repeat(10), 20), format!("{}{CUT}", "\n".repeat(3)));
+        for room in 0..40 {
+            let cut = fit(&long, room);
+            assert!(serde_json::to_string(&cut).unwrap().len() <= room.max(2), "room {room}: {cut:?}");
+        }
+    }
+
+    #[test]
+    fn a_record_that_cannot_fit_becomes_the_minimal_one() {
+        let summary = failed(&"r".repeat(400), "boom");
+        assert_eq!(summary.to_json_within(4096).len(), serde_json::to_string(&summary).unwrap().len());
+        let minimal = summary.to_json_within(100);
+        assert_eq!(minimal, r#"{"status":"failed","exit_code":3,"delivered":false}"#);
+        let parsed: serde_json::Value = serde_json::from_str(&minimal).unwrap();
+        assert_eq!(parsed["exit_code"], 3);
+    }
+
+    #[test]
+    fn the_message_takes_the_room_left_and_no_more() {
+        let summary = failed("r", &"m".repeat(10_000));
+        for max in [200, 1000, 4096] {
+            let json = summary.to_json_within(max);
+            assert!(json.len() <= max && json.len() > max - 16, "{max}: {}", json.len());
+            assert!(json.contains(CUT), "{json}");
+        }
+    }
+
     #[test]
     fn huge_ids_and_kinds_still_fit_with_the_outcome() {
         let summary = Summary {
@@ -288,10 +366,13 @@ mod tests {
             error_kind: None,
             message: None,
         };
-        write(Some(&path), &summary);
+        assert_eq!(write(Some(&path), &summary), Written::NoFile);
         assert!(!path.exists());
+        assert_eq!(write(None, &summary), Written::NoFile);
         std::fs::write(&path, "old content that is longer").unwrap();
-        write(Some(&path), &summary);
+        assert_eq!(write(Some(&path), &summary), Written::Yes);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), summary.to_json());
+        // A directory where the file should be: there, but not writable as one.
+        assert_eq!(write(Some(dir.path()), &summary), Written::Failed);
     }
 }

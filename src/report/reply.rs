@@ -73,6 +73,13 @@ mod tests {
             chunks += 1;
         }
         assert_eq!(chunks, MAX_BODY_BYTES / 1000 + 1);
+        assert_eq!(skim.read(), chunks * 1000, "every byte taken is counted");
+        // The README's 8 KiB, to the byte.
+        let mut exact = Skim::default();
+        exact.took(8 * 1024);
+        assert!(exact.wants_more());
+        exact.took(1);
+        assert!(!exact.wants_more());
         skim.took(usize::MAX);
         assert!(!skim.wants_more());
     }

@@ -161,6 +161,12 @@ mod tests {
             Duration::from_millis(400),
             "Retry-After over the floor wins"
         );
+        // Asking for exactly the floor is not asking for longer: the jittered schedule stands.
+        let floor = b.floor(2);
+        assert!(
+            (0..20).any(|_| next_delay(Some(floor), &b, 2, left) > floor),
+            "Retry-After equal to the floor replaced the schedule"
+        );
         for asked in [Duration::ZERO, Duration::from_millis(100)] {
             let wait = next_delay(Some(asked), &b, 1, left);
             assert!(wait >= b.floor(1), "Retry-After {asked:?} under the floor: waited {wait:?}");

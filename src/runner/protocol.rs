@@ -239,7 +239,6 @@ impl ReportReader {
     /// The channel closed: a last line without a newline still counts.
     pub fn finish(mut self) -> Reported {
         if self.overflowed {
-            self.lines += 1;
             self.violate(Violation::TooLong { limit: self.max_line });
         } else if !self.pending.iter().all(u8::is_ascii_whitespace) {
             self.lines += 1;
@@ -352,6 +351,74 @@ mod tests {
         let done = r.finish();
         assert_eq!(done.outcome, Some(Message::Result(json!(2))));
         assert_eq!(done.violation, Some(Violation::TooLong { limit: 4 << 20 }));
+    }
+
+    #[test]
+    fn the_bound_counts_a_line_split_across_reads() {
+        // 16 bytes in two reads is at the bound; 17 is past it.
+        let mut r = ReportReader::new(16);
+        r.feed(br#"{"result": "#);
+        r.feed(b"1234}\n");
+        let done = r.finish();
+        assert_eq!((done.outcome, done.violation), (Some(Message::Result(json!(1234))), None));
+        let mut r = ReportReader::new(16);
+        r.feed(br#"{"result": "#);
+        r.feed(b"12345}\n");
+        assert_eq!(r.finish().violation, Some(Violation::TooLong { limit: 16 }));
+    }
+
+    #[test]
+    fn a_runner_reader_has_room_for_its_result_and_the_message_around_it() {
+        let result = 100;
+        let room = result + 4096;
+        let line = format!(r#"{{"result": "{}"}}"#, "r".repeat(room - 14));
+        assert_eq!(line.len(), room);
+        let mut r = ReportReader::for_results_of(result);
+        r.feed(line.as_bytes());
+        r.feed(b"\n");
+        assert_eq!(r.finish().violation, None);
+        let mut r = ReportReader::for_results_of(result);
+        r.feed(format!("{line} \n").as_bytes());
+        assert_eq!(r.finish().violation, Some(Violation::TooLong { limit: room }));
+    }
+
+    #[test]
+    fn parse_line_takes_a_line_of_the_maximum_and_refuses_one_byte_more() {
+        let mut line = br#"{"result": ""#.to_vec();
+        line.resize(MAX_LINE - 2, b'x');
+        line.extend_from_slice(br#""}"#);
+        assert_eq!(line.len(), MAX_LINE);
+        assert!(matches!(parse_line(&line), Ok(Message::Result(_))));
+        line.push(b' ');
+        assert_eq!(parse_line(&line), Err(LineError::TooLong));
+    }
+
+    #[test]
+    fn a_last_line_without_a_newline_is_numbered_after_the_others() {
+        let mut r = ReportReader::default();
+        r.feed(b"{\"heartbeat\": true}\n{\"progress\": 1}\n[not, a, message");
+        match r.finish().violation {
+            Some(Violation::Malformed { line, .. }) => assert_eq!(line, 3),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn problems_past_the_first_are_kept_to_sixteen() {
+        let mut r = ReportReader::default();
+        for _ in 0..20 {
+            r.feed(b"{\"result\": 1}\n");
+        }
+        let done = r.finish();
+        assert_eq!(done.outcome, Some(Message::Result(json!(1))));
+        assert_eq!(done.problems.len(), 16, "{:?}", done.problems);
+    }
+
+    #[test]
+    fn violations_say_which_line_and_why() {
+        assert_eq!(Violation::TooLong { limit: 7 }.to_string(), "a report line longer than 7 bytes");
+        let malformed = Violation::Malformed { line: 3, problem: LineError::NotAnObject, start: "[1]".into() };
+        assert_eq!(malformed.to_string(), format!("report line 3 (\"[1]\"): {}", LineError::NotAnObject));
     }
 
     #[test]
