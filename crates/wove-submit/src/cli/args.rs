@@ -41,7 +41,8 @@ pub struct WaitingArgs {
     /// Seconds to wait for the Job to end.
     #[arg(long, env = "WOVE_SUBMIT_TIMEOUT", default_value = "3600", value_name = "SECS", value_parser = seconds)]
     pub timeout: Duration,
-    /// Seconds between two looks at the Job.
+    /// Seconds between two looks at the job (Batch), or (Kubernetes, which
+    /// watches) between two looks while following logs and after a watch failed.
     #[arg(long, env = "WOVE_SUBMIT_POLL", default_value = "2", value_name = "SECS", value_parser = seconds)]
     pub poll: Duration,
 }

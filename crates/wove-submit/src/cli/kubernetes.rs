@@ -346,16 +346,19 @@ async fn submit(args: SubmitArgs) -> Result<SubmitExit, Failure> {
         tokio::pin!(waiting);
         // The log ends when the Job ends; the wait decides, the log gets a
         // moment to deliver its last lines.
-        let outcome = tokio::select! {
-            outcome = &mut waiting => outcome,
+        let (outcome, followed) = tokio::select! {
+            outcome = &mut waiting => (outcome, false),
             followed = &mut follow => {
                 if let Err(e) = followed {
                     eprintln!("wove-submit: {}", wove_submit::error_chain(&e));
                 }
-                waiting.await
+                (waiting.await, true)
             }
         };
-        let _ = tokio::time::timeout(kubernetes::client::LOG_DRAIN, follow).await;
+        // A finished log must not be polled again; an unfinished one gets its moment.
+        if !followed {
+            let _ = tokio::time::timeout(kubernetes::client::LOG_DRAIN, follow).await;
+        }
         outcome
     } else {
         waiting.await

@@ -3,16 +3,19 @@
 //! Configuration is kube's own (`KUBECONFIG` or `~/.kube/config`, then the
 //! in-cluster service account; exec plugins included). Every API call runs
 //! under its own timeout, because kube's client has no read timeout of its
-//! own, and waiting polls the Job rather than trusting a watch that may die
-//! silently.
+//! own. Waiting watches the Job, one bounded watch after another, each
+//! begun by a fresh read: a watch that dies silently costs at most one
+//! window ([`WATCH_WINDOW`]), and waiting on a Job costs about two requests
+//! a minute instead of one per poll.
 
 use std::path::Path;
 use std::time::Duration;
 
 use futures_util::AsyncBufReadExt as _;
+use futures_util::StreamExt as _;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::io::AsyncWriteExt as _;
 
@@ -21,8 +24,11 @@ use super::status::{report, JobReport, Phase};
 
 /// Default limit on one API call.
 pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default pause between two looks at a Job that is being waited on.
+/// Default pause between two looks at a Job whose logs are followed, and
+/// before looking again after a watch failed.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// Longest one watch of a waited-on Job lasts before a fresh read.
+pub const WATCH_WINDOW: Duration = Duration::from_secs(60);
 /// How long log following goes on after the Job ended, for the last lines.
 pub const LOG_DRAIN: Duration = Duration::from_secs(2);
 
@@ -324,6 +330,44 @@ impl Client {
                 }
                 return Err(ClientError::WaitTimedOut { after: started.elapsed(), last: Box::new(full) });
             }
+            let version = job.metadata.resource_version.clone().unwrap_or_default();
+            self.watch_until_final(&jobs, name, &version, deadline).await;
+        }
+    }
+
+    /// Watch the Job from `version` until it looks final, the watch ends
+    /// (the server closes it after its window, or it fails), or `deadline`.
+    /// Whatever ended it, the caller reads the Job afresh: the watch only
+    /// says when to look.
+    async fn watch_until_final(&self, jobs: &Api<Job>, name: &str, version: &str, deadline: tokio::time::Instant) {
+        let window = deadline.saturating_duration_since(tokio::time::Instant::now()).min(WATCH_WINDOW);
+        let seconds = u32::try_from(window.as_secs()).unwrap_or(u32::MAX).max(1);
+        let params = WatchParams::default().fields(&format!("metadata.name={name}")).timeout(seconds);
+        // The server ends the watch after `seconds`; this bounds a connection that stays open
+        // but silent past that.
+        let until = tokio::time::Instant::now() + window + self.api_timeout;
+        let failed = match tokio::time::timeout(self.api_timeout, jobs.watch(&params, version)).await {
+            Ok(Ok(stream)) => {
+                let mut stream = std::pin::pin!(stream);
+                loop {
+                    match tokio::time::timeout_at(until.min(deadline), stream.next()).await {
+                        Err(_) | Ok(None) => break false,
+                        Ok(Some(Ok(WatchEvent::Added(job) | WatchEvent::Modified(job)))) => {
+                            if report(&job, &[]).phase.is_final() {
+                                break false;
+                            }
+                        }
+                        Ok(Some(Ok(WatchEvent::Bookmark(_)))) => {}
+                        Ok(Some(Ok(WatchEvent::Deleted(_)))) => break false,
+                        // Expired (410) or any other refusal, mid-stream or not.
+                        Ok(Some(Ok(WatchEvent::Error(_)) | Err(_))) => break true,
+                    }
+                }
+            }
+            Ok(Err(_)) | Err(_) => true,
+        };
+        if failed {
+            // Not in a tight loop against a server that refuses watches.
             tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + self.poll_interval)).await;
         }
     }
