@@ -1,4 +1,4 @@
-"""Fixtures for running wove-worker under a real Wove weave, with Kubernetes played locally.
+"""Fixtures for running wove-worker under a real Wove weave, on Kubernetes' own control plane.
 
 Which worker runs is chosen by the environment, exactly one of:
 
@@ -24,9 +24,9 @@ import pytest
 import wove
 
 from batch_cloud import BatchCloud
-from k8s_cluster import Cluster
-from kubelet import LocalBatchApi
+from cluster import Cluster, Namespace
 from receiver import EventReceiver
+from wove_jobs import WoveJobs
 
 HERE = Path(__file__).resolve().parent
 REFERENCE_MODE = os.environ.get("WOVE_INTEROP_REFERENCE") == "1"
@@ -98,42 +98,26 @@ def worker_env() -> Dict[str, str]:
 
 
 @pytest.fixture
-def kubelet(tmp_path: Path, worker_env: Dict[str, str]) -> Iterator[LocalBatchApi]:
-    """The stand-in Job API. Tests may add to `kubelet.base_env` before a weave runs, the way
-    an image or a pod spec would add variables (signing secrets, for example)."""
-    api = LocalBatchApi(tmp_path / "jobs", worker_env)
-    try:
-        yield api
-    finally:
-        api.shutdown()
+def kubelet(cluster: Namespace, worker_command: List[str]) -> WoveJobs:
+    """Wove's own adapter's Jobs on the real control plane (wove_jobs.py). Tests may add to
+    `kubelet.base_env` before a weave runs, the way an image or a pod spec would add variables
+    (signing secrets, for example)."""
+    return WoveJobs(cluster, worker_command)
 
 
 @pytest.fixture
-def k8s_environment(kubelet: LocalBatchApi, worker_command: List[str]) -> Iterator[str]:
-    """Name of a Wove environment whose tasks become Jobs on the stand-in.
+def k8s_environment(kubelet: WoveJobs) -> Iterator[str]:
+    """Name of a Wove environment whose tasks become Jobs on the cluster, through Wove's own
+    `kubernetes_jobs` adapter and the kubernetes Python client.
 
     Route a task with `@w.do(environment=k8s_environment)` inside a plain `weave()`: running the
     whole weave in this environment would also ship Wove's internal `data` seed task as a Job.
     """
-    wove.config(
-        environments={
-            ENVIRONMENT_NAME: {
-                "executor": "kubernetes_jobs",
-                "executor_config": {
-                    "image": "local",
-                    "command": list(worker_command),
-                    "batch_api": kubelet,
-                    # There is no cluster: never read a kubeconfig.
-                    "load_config": False,
-                    "callback_host": "127.0.0.1",
-                },
-            }
-        }
-    )
+    wove.config(environments={ENVIRONMENT_NAME: {"executor": "kubernetes_jobs", "executor_config": kubelet.executor_config()}})
     try:
         yield ENVIRONMENT_NAME
     finally:
-        # Wove's configuration is a process-wide singleton; leave nothing pointing at a dead kubelet.
+        # Wove's configuration is a process-wide singleton; leave nothing pointing at a gone namespace.
         wove.config(environments={ENVIRONMENT_NAME: None})
 
 
@@ -166,14 +150,47 @@ def image_env(tmp_path: Path, worker_command: List[str], worker_env: Dict[str, s
     return dict(worker_env, PATH=f"{image_bin}{os.pathsep}{worker_env['PATH']}")
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, image_env: Dict[str, str]) -> Iterator[Cluster]:
-    """A Kubernetes API on loopback whose pods run locally from the worker image."""
-    api = Cluster(tmp_path / "cluster", image_env).start()
+def _cluster_unavailable(reason: str) -> None:
+    if os.environ.get("WOVE_TEST_REQUIRE_CLUSTER") == "1":
+        pytest.fail(f"the Kubernetes control plane is required here but cannot run: {reason}")
+    pytest.skip(f"Kubernetes control-plane tests skipped: {reason}")
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory, worker_command: List[str]) -> Iterator[Cluster]:
+    """Kubernetes v1.37.2's API server, controllers and scheduler with our node agent
+    (scripts/cluster), one for the session: the one in WOVE_TEST_CLUSTER_DIR, else started here. The node has one image, `local`: the worker image,
+    whose containers run as host processes with `wove-worker` on their PATH."""
+    started = os.environ.get("WOVE_TEST_CLUSTER_DIR")
+    if started:
+        # Started by scripts/test (which also stops it), so its start-up counts against no test.
+        yield Cluster(Path(started))
+        return
+    if shutil.which("go") is None:
+        _cluster_unavailable("Go is not installed, so tests/cluster cannot be built")
+    root = tmp_path_factory.mktemp("k8s")
+    image_bin = root / "image-bin"
+    image_bin.mkdir()
+    (image_bin / "wove-worker").symlink_to(worker_command[0])
+    path = f"{image_bin}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}"
+    try:
+        api = Cluster.start(root / "cluster", images=["local"], env={"WOVE_WORKER_PYTHON": sys.executable}, path=path)
+    except Exception as error:  # noqa: BLE001 - whatever failed is the reason
+        _cluster_unavailable(str(error))
     try:
         yield api
     finally:
         api.stop()
+
+
+@pytest.fixture
+def cluster(control_plane: Cluster) -> Iterator[Namespace]:
+    """A namespace of its own on the session's control plane."""
+    namespace = control_plane.namespace()
+    try:
+        yield namespace
+    finally:
+        namespace.close()
 
 
 @pytest.fixture

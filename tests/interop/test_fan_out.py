@@ -1,5 +1,5 @@
-"""One submission, many tasks: a many-task payload as one Indexed Job (the emulated Kubernetes API,
-whose kubelet stand-in runs each index with its JOB_COMPLETION_INDEX) and as one array job (moto,
+"""One submission, many tasks: a many-task payload as one Indexed Job (Kubernetes v1.37.2's own Job
+controller, which gives each index's pod its JOB_COMPLETION_INDEX; cluster.py) and as one array job (moto,
 whose compute stand-in runs each child with its AWS_BATCH_JOB_ARRAY_INDEX). Every task's events
 reach a loopback receiver under that task's own ids, as N ordinary tasks; Wove callables travel
 once, each index bringing its own arguments.
@@ -19,7 +19,7 @@ import pytest
 
 import k8s_rules
 from batch_cloud import DEFINITION, QUEUE, BatchCloud
-from k8s_cluster import JOBS, Cluster
+from cluster import JOBS, Namespace
 from receiver import EventReceiver
 
 pytestmark = pytest.mark.wove_worker_only
@@ -67,10 +67,11 @@ def submit_env(extra: Dict[str, str]) -> Dict[str, str]:
 # -- Kubernetes: one Indexed Job ----------------------------------------------------------------
 
 
-def kubernetes(submit_bin: str, cluster: Cluster, *args: str, stdin: Optional[str] = None,
+def kubernetes(submit_bin: str, cluster: Namespace, *args: str, stdin: Optional[str] = None,
                timeout: float = 90) -> subprocess.CompletedProcess:
     return subprocess.run([submit_bin, "kubernetes", *args], input=stdin, capture_output=True, text=True,
-                          timeout=timeout, env=submit_env({"WOVE_SUBMIT_KUBECONFIG": str(cluster.kubeconfig)}))
+                          timeout=timeout, env=submit_env({"WOVE_SUBMIT_KUBECONFIG": str(cluster.kubeconfig),
+                                                           "WOVE_SUBMIT_NAMESPACE": cluster.name}))
 
 
 def test_the_rendered_indexed_job_passes_the_schema_and_the_rules(submit_bin: str) -> None:
@@ -87,7 +88,7 @@ def test_the_rendered_indexed_job_passes_the_schema_and_the_rules(submit_bin: st
 
 
 def test_n_tasks_as_one_indexed_job_each_result_arrives_and_a_failure_stays_its_own(
-    submit_bin: str, cluster: Cluster, receiver: EventReceiver
+    submit_bin: str, cluster: Namespace, receiver: EventReceiver
 ) -> None:
     n, failing = 5, 2
     done = kubernetes(submit_bin, cluster, "submit", "--payload-file", "-", "--image", "local", "--wait",
@@ -100,9 +101,19 @@ def test_n_tasks_as_one_indexed_job_each_result_arrives_and_a_failure_stays_its_
     # One Job, one pod per index: the failed index was not retried, the others not disturbed.
     jobs = [r for r in cluster.requests() if r.method == "POST" and r.path.endswith("/jobs")]
     assert len(jobs) == 1
-    runs = cluster.pod_runs(report["name"])
-    assert sorted(run.index for run in runs) == list(range(n))
-    assert all(run.env["JOB_COMPLETION_INDEX"] == str(run.index) for run in runs)
+    pods = cluster.pods(report["name"])
+    index_of = {p["metadata"]["name"]: int(p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"])
+                for p in pods}
+    assert sorted(index_of.values()) == list(range(n)), "one pod per index, the failed one not retried"
+    # The Job controller's own JOB_COMPLETION_INDEX, through the downward API, is what each
+    # worker read: its events carry the index it ran.
+    env = {v["name"]: v for v in pods[0]["spec"]["containers"][0]["env"]}
+    assert env["JOB_COMPLETION_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"].endswith(
+        "['batch.kubernetes.io/job-completion-index']")
+    job = cluster.get(JOBS, report["name"])
+    assert job["status"]["failedIndexes"] == str(failing), job["status"]
+    # The controller's notation (intervals only from three in a row), for 5 tasks with index 2 failed.
+    assert job["status"]["completedIndexes"] == "0,1,3,4", job["status"]
 
     by_task = finals(receiver)
     assert sorted(by_task) == [f"square-{i}" for i in range(n)]
@@ -127,17 +138,17 @@ def test_n_tasks_as_one_indexed_job_each_result_arrives_and_a_failure_stays_its_
     assert f"task {failing} (square-{failing}) failed, exit 3" in status.stdout
 
 
-def test_pending_and_running_indexes_show_while_the_job_runs(submit_bin: str, cluster: Cluster) -> None:
-    cluster.run_pods = False
+def test_pending_and_running_indexes_show_while_the_job_runs(submit_bin: str, cluster: Namespace) -> None:
+    # An image no node has: every index's pod waits to pull it.
     text = squares("http://127.0.0.1:9/wove/events/t", 3)
-    done = kubernetes(submit_bin, cluster, "submit", "--payload-file", "-", "--image", "local", "--output", "json",
-                      stdin=text)
+    done = kubernetes(submit_bin, cluster, "submit", "--payload-file", "-", "--image", "absent.example/x:1",
+                      "--output", "json", stdin=text)
     assert done.returncode == 0, done.stderr
     name = json.loads(done.stdout)["name"]
     status = kubernetes(submit_bin, cluster, "status", name, "--output", "json")
     report = json.loads(status.stdout)
     assert [entry["phase"] for entry in report["indexes"]] == ["pending"] * 3
-    assert cluster.get(JOBS, "default", name)["metadata"]["annotations"]["wove.dev/tasks"] == "3"
+    assert cluster.get(JOBS, name)["metadata"]["annotations"]["wove.dev/tasks"] == "3"
 
 
 # -- AWS Batch: one array job -------------------------------------------------------------------

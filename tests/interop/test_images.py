@@ -26,6 +26,7 @@ import pytest
 from wove import NetworkExecutorSecurity
 from wove.backend import build_backend_payload, payload_to_b64
 
+from cluster import Cluster
 from receiver import EventReceiver
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -252,3 +253,62 @@ def test_a_wove_payload_runs_in_the_python_image(podman: Podman, python_image: s
     assert done.returncode == 0, done.stderr
     result = next(e for e in events_of(receiver) if e["type"] == "task_result")
     assert cloudpickle.loads(base64.b64decode(result["result_pickle"])) == 5
+
+
+# -- the shipped image through Kubernetes' own control plane ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def podman_cluster(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Kubernetes v1.37.2's control plane whose node agent runs each container in Podman, from
+    the images scripts/build-images made (scripts/cluster --podman)."""
+    if shutil.which("go") is None:
+        _unavailable("Go is not installed, so tests/cluster cannot be built")
+    try:
+        api = Cluster.start(tmp_path_factory.mktemp("k8s-podman") / "cluster", images=[], env={},
+                            path=os.environ.get("PATH", "/usr/bin:/bin"), podman=True)
+    except Exception as error:  # noqa: BLE001 - whatever failed is the reason
+        pytest.fail(f"the Podman-backed control plane did not start: {error}")
+    try:
+        yield api
+    finally:
+        api.stop()
+
+
+@pytest.mark.timeout(180)
+def test_a_submitted_job_runs_the_shipped_image_through_the_real_control_plane(
+    podman_cluster: Cluster, python_image: str, receiver: EventReceiver, submit_bin: str
+) -> None:
+    """wove-submit's Job as the API server stored it, run from the Python image: the pod's
+    user, a read-only root, the signing secret as a mounted Secret file, the worker as PID 1."""
+    ns = podman_cluster.namespace("img")
+    try:
+        ns.secret("wove-signing", {"secret": b"image-cluster-secret"})
+        script = ("import json, os, sys; d = json.load(sys.stdin); "
+                  "pid1 = open('/proc/1/cmdline', 'rb').read().split(b'\\0')[0].decode(); "
+                  "json.dump({'uid': os.getuid(), 'pid1': pid1, 'text': d['text']}, open(os.environ['WOVE_RESULT_FILE'], 'w'))")
+        text = json.dumps({"version": 1, "callback_url": f"{receiver.base_url}/wove/events/{TOKEN}",
+                           "run_id": f"image:{uuid.uuid4().hex}", "task_id": "image",
+                           "task": {"runner": "subprocess", "program": "python3", "args": ["-c", script],
+                                    "input": {"text": "through podman"}}})
+        env = {"PATH": os.environ["PATH"], "HOME": "/nonexistent", "WOVE_SUBMIT_KUBECONFIG": str(ns.kubeconfig),
+               "WOVE_SUBMIT_NAMESPACE": ns.name}
+        done = subprocess.run([submit_bin, "kubernetes", "submit", "--payload-file", "-", "--image", python_image,
+                               "--signing-secret", "wove-signing", "--signing-secret-as-file", "--read-only-root",
+                               "--wait", "--timeout", "150", "--output", "json"],
+                              input=text, env=env, capture_output=True, text=True, timeout=170)
+        assert done.returncode == 0, done.stdout + done.stderr
+        report = json.loads(done.stdout)
+        result = next(r for r in receiver.received() if r.event()["type"] == "task_result")
+        seen = result.event()["result"]
+        assert seen["uid"] == 65532 and seen["text"] == "through podman", seen
+        assert seen["pid1"].rsplit("/", 1)[-1] == "wove-worker", f"PID 1 is {seen['pid1']!r}, not the worker"
+        NetworkExecutorSecurity(mode="signed", secret="image-cluster-secret").verify_headers(
+            headers=result.headers, transport="http", target=result.path, body=result.body)
+        (pod,) = ns.pods(report["name"])
+        terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+        assert terminated["exitCode"] == 0 and terminated["reason"] == "Completed"
+        assert json.loads(terminated["message"])["delivered"] is True, "the worker's termination message"
+        assert pod["status"]["containerStatuses"][0]["containerID"].startswith("podman://")
+    finally:
+        ns.close()

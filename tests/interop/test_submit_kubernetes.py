@@ -1,10 +1,11 @@
-"""`wove-submit kubernetes`, driven as an operator or a CI job would, against a Kubernetes API.
+"""`wove-submit kubernetes`, driven as an operator or a CI job would, against Kubernetes.
 
 Rendered Jobs are held to the published schemas (`kubernetes-validate --strict`, oldest and newest
-supported version) and to the rules in k8s_rules.py. Submitting, watching and cancelling go through
-the kube client the program builds from a kubeconfig, to the emulated API in k8s_cluster.py, whose
-kubelet stand-in runs the submitted Job's container command: the real worker, whose events reach a
-loopback receiver.
+supported version), to the rules in k8s_rules.py, and to Kubernetes v1.37.2's own API server
+(server-side dry run). Submitting, watching and cancelling go through the kube client the program
+builds from a kubeconfig, to the real control plane in cluster.py: its Job controller makes the
+pods and applies the podFailurePolicy, its garbage collector deletes what a Job owns, and the
+node agent runs each pod's container — the real worker, whose events reach a loopback receiver.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import yaml
 from wove import NetworkExecutorSecurity
 
 import k8s_rules
-from k8s_cluster import JOBS, PODS, SECRETS, Cluster
+from cluster import JOBS, PODS, SECRETS, ApiError, Namespace, exit_code, state_of, wait_until
 from receiver import EventReceiver
 
 pytestmark = pytest.mark.wove_worker_only
@@ -62,13 +63,20 @@ TWO_TASKS = json.dumps({
 })
 
 
-def run(submit_bin: str, *args: str, cluster: Optional[Cluster] = None, stdin: Optional[str] = None,
-        timeout: float = 60) -> subprocess.CompletedProcess:
-    """`wove-submit kubernetes ARGS`, with nothing of the test's environment but PATH (and the
-    emulator's kubeconfig), so no developer kubeconfig can leak in."""
+def submit_env(cluster: Optional[Namespace]) -> Dict[str, str]:
+    """Nothing of the test's environment but PATH (and the cluster's kubeconfig and the test's
+    namespace), so no developer kubeconfig can leak in."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent"}
     if cluster is not None:
         env["WOVE_SUBMIT_KUBECONFIG"] = str(cluster.kubeconfig)
+        env["WOVE_SUBMIT_NAMESPACE"] = cluster.name
+    return env
+
+
+def run(submit_bin: str, *args: str, cluster: Optional[Namespace] = None, stdin: Optional[str] = None,
+        timeout: float = 60) -> subprocess.CompletedProcess:
+    """`wove-submit kubernetes ARGS`."""
+    env = submit_env(cluster)
     return subprocess.run(
         [submit_bin, "kubernetes", *args], env=env, input=stdin, capture_output=True, text=True, timeout=timeout
     )
@@ -168,6 +176,26 @@ def test_rendered_jobs_pass_the_schema_and_the_rules(case: str, submit_bin: str,
         assert base64.b64decode(env["WOVE_BACKEND_PAYLOAD"]["value"]) == text.encode()
 
 
+@pytest.mark.parametrize("case", list(RENDER_CASES))
+def test_the_api_server_takes_every_rendered_job(case: str, submit_bin: str, tmp_path: Path, cluster: Namespace) -> None:
+    """Kubernetes v1.37.2's own validation and admission (server-side dry run, unknown fields
+    refused), not only the published schema."""
+    args, text = RENDER_CASES[case](tmp_path)
+    for obj in render(submit_bin, *args, stdin=text):
+        obj["metadata"]["namespace"] = cluster.name
+        created = cluster.create(JOBS if obj["kind"] == "Job" else SECRETS, obj, dryRun="All", fieldValidation="Strict")
+        assert created["metadata"]["name"] == obj["metadata"]["name"]
+        if obj["kind"] == "Job":
+            # What the server filled in did not change what the submitter asked for.
+            assert created["spec"]["podFailurePolicy"] == obj["spec"]["podFailurePolicy"]
+            env = created["spec"]["template"]["spec"]["containers"][0]["env"]
+            for var in env:
+                # The one default the server adds to an env entry.
+                (var.get("valueFrom") or {}).get("fieldRef", {}).pop("apiVersion", None)
+            assert env == obj["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert cluster.list(JOBS) == [], "a dry run stores nothing"
+
+
 def test_yaml_output_passes_kubernetes_validate_as_a_user_runs_it(submit_bin: str, tmp_path: Path) -> None:
     large = payload(task={"runner": "subprocess", "program": "cat", "input": {"blob": "x" * 60_000}})
     done = run(submit_bin, "render", "--payload-file", "-", "--image", "i:1", stdin=large)
@@ -241,121 +269,157 @@ def test_what_cannot_run_is_refused_before_sending(
 
 # -- against the API --------------------------------------------------------------------------
 
+# No node has it: the pod waits in ErrImagePull, then ImagePullBackOff, as on any cluster.
+ABSENT_IMAGE = "registry.example/not-on-this-node:1"
 
-def submit(submit_bin: str, cluster: Cluster, text: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return run(submit_bin, "submit", "--payload-file", "-", "--image", "local", *args,
+
+def submit(submit_bin: str, cluster: Namespace, text: str, *args: str, image: str = "local",
+           timeout: float = 60) -> subprocess.CompletedProcess:
+    return run(submit_bin, "submit", "--payload-file", "-", "--image", image, *args,
                cluster=cluster, stdin=text, timeout=timeout)
 
 
-def test_submit_creates_the_job_then_its_owned_secret_then_resumes(submit_bin: str, cluster: Cluster) -> None:
-    cluster.run_pods = False
-    done = submit(submit_bin, cluster, payload(), "--sensitive", "--output", "json")
+def submitted(submit_bin: str, cluster: Namespace, text: str, *args: str, image: str = "local") -> str:
+    """Submit, and return the Job's name."""
+    done = submit(submit_bin, cluster, text, "--output", "json", *args, image=image)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)["name"]
+
+
+def status_of(submit_bin: str, cluster: Namespace, name: str) -> Dict[str, Any]:
+    done = run(submit_bin, "status", name, "--output", "json", cluster=cluster)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_submit_creates_the_job_then_its_owned_secret_then_resumes(submit_bin: str, cluster: Namespace) -> None:
+    done = submit(submit_bin, cluster, payload(), "--sensitive", "--output", "json", image=ABSENT_IMAGE)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["created"] is True
     name = out["name"]
-    job = cluster.get(JOBS, "default", name)
-    secret = cluster.get(SECRETS, "default", f"{name}-payload")
+    job = cluster.get(JOBS, name)
+    secret = cluster.get(SECRETS, f"{name}-payload")
     assert secret is not None
     owner = secret["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"], owner["uid"]) == ("Job", name, job["metadata"]["uid"])
     assert job["spec"].get("suspend") is False, "resumed once the Secret exists"
     assert "wove.dev/suspended-for-payload" not in job["metadata"].get("annotations", {})
-    calls = [(r.method, r.path.rsplit("/", 2)[-2:]) for r in cluster.requests()]
-    writes = [c for c in calls if c[0] in ("POST", "PATCH")]
-    assert writes == [("POST", ["default", "jobs"]), ("POST", ["default", "secrets"]), ("PATCH", ["jobs", name])]
+    writes = [(r.method, r.path.rsplit("/", 2)[-2:]) for r in cluster.requests() if r.method in ("POST", "PATCH", "PUT")]
+    assert writes == [("POST", [cluster.name, "jobs"]), ("POST", [cluster.name, "secrets"]), ("PATCH", ["jobs", name])]
     created = next(r for r in cluster.requests() if r.method == "POST" and r.path.endswith("/jobs"))
     assert created.body["spec"]["suspend"] is True, "no pod may start before its payload Secret exists"
     assert k8s_rules.job_problems(job, secret) == []
 
 
-def test_resubmitting_is_idempotent_and_another_payload_is_refused(submit_bin: str, cluster: Cluster) -> None:
-    cluster.run_pods = False
-    first = submit(submit_bin, cluster, payload(), "--output", "json")
-    again = submit(submit_bin, cluster, payload(), "--output", "json")
+def test_resubmitting_is_idempotent_and_another_payload_is_refused(submit_bin: str, cluster: Namespace) -> None:
+    first = submit(submit_bin, cluster, payload(), "--output", "json", image=ABSENT_IMAGE)
+    again = submit(submit_bin, cluster, payload(), "--output", "json", image=ABSENT_IMAGE)
     assert first.returncode == again.returncode == 0, (first.stderr, again.stderr)
     assert json.loads(first.stdout)["created"] is True
     assert json.loads(again.stdout)["created"] is False
     assert json.loads(again.stdout)["uid"] == json.loads(first.stdout)["uid"]
     assert len(cluster.list(JOBS)) == 1
 
-    other = submit(submit_bin, cluster, payload(callback_url="http://127.0.0.1:9/wove/events/other-token"))
+    other = submit(submit_bin, cluster, payload(callback_url="http://127.0.0.1:9/wove/events/other-token"),
+                   image=ABSENT_IMAGE)
     assert other.returncode == EXIT_API, other.stderr
     assert "already exists" in other.stderr and "different payload" in other.stderr, other.stderr
     assert "other-token" not in other.stderr and "secret-token" not in other.stderr
 
 
-def test_status_and_wait_follow_a_job_a_controller_moves(submit_bin: str, cluster: Cluster) -> None:
-    cluster.run_pods = False
-    name = json.loads(submit(submit_bin, cluster, payload(), "--output", "json").stdout)["name"]
+def test_status_and_wait_report_an_image_no_node_can_pull(submit_bin: str, cluster: Namespace) -> None:
+    name = submitted(submit_bin, cluster, payload(), image=ABSENT_IMAGE)
+    seen = wait_until(lambda: (lambda s: s if s["reason"] == "ImagePullBackOff" else None)(
+        status_of(submit_bin, cluster, name)), 30, "ImagePullBackOff in status")
+    assert seen["phase"] == "pending"
+    assert "Back-off pulling image" in seen["message"] and ABSENT_IMAGE in seen["message"], seen
+    started = time.monotonic()
+    done = run(submit_bin, "wait", name, "--timeout", "1", "--poll", "0.2", cluster=cluster, timeout=30)
+    assert done.returncode == EXIT_TIMED_OUT, done.stderr
+    assert time.monotonic() - started < 15
+    assert "gave up after" in done.stderr and "pending (ImagePullBackOff" in done.stderr, done.stderr
 
-    def status() -> Dict[str, Any]:
-        done = run(submit_bin, "status", name, "--output", "json", cluster=cluster)
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
 
-    assert (status()["phase"], status()["reason"]) == ("pending", "NoPod")
-
-    pod_name = f"{name}-abcde"
-    pod = {"metadata": {"labels": {"batch.kubernetes.io/job-name": name}}, "status": {"phase": "Pending",
-           "containerStatuses": [{"name": "wove", "image": "local", "imageID": "", "ready": False, "restartCount": 0,
-                                  "state": {"waiting": {"reason": "ImagePullBackOff",
-                                                        "message": 'Back-off pulling image "local"'}}}]}}
-    cluster.put(PODS, "default", pod_name, pod)
-    seen = status()
-    assert (seen["phase"], seen["reason"]) == ("pending", "ImagePullBackOff")
-    assert "Back-off pulling" in seen["message"]
-
+def test_wait_follows_a_running_job_to_the_failure_the_controller_decides(
+    submit_bin: str, cluster: Namespace, receiver: EventReceiver
+) -> None:
+    task = {"runner": "subprocess", "program": "sh", "args": ["-c", "sleep 2; echo boom >&2; exit 9"]}
+    name = submitted(submit_bin, cluster, payload(callback(receiver), task=task), "--backoff-limit", "3")
     waiter = subprocess.Popen(
-        [submit_bin, "kubernetes", "wait", name, "--timeout", "30", "--poll", "0.2", "--output", "json"],
-        env={"PATH": os.environ["PATH"], "HOME": "/nonexistent", "WOVE_SUBMIT_KUBECONFIG": str(cluster.kubeconfig)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [submit_bin, "kubernetes", "wait", name, "--timeout", "60", "--poll", "0.2", "--output", "json"],
+        env=submit_env(cluster), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        cluster.patch_status(PODS, "default", pod_name, {"phase": "Running", "containerStatuses": [
-            {"name": "wove", "image": "local", "imageID": "", "ready": True, "restartCount": 0,
-             "state": {"running": {}}}]})
-        cluster.patch_status(JOBS, "default", name, {"active": 1})
-        assert status()["phase"] == "running"
-        time.sleep(0.5)
+        wait_until(lambda: status_of(submit_bin, cluster, name)["phase"] == "running", 30, "the Job running")
         assert waiter.poll() is None, "a running Job is not an answer"
-
-        summary = {"status": "failed", "exit_code": 3, "error_kind": "NonZeroExit", "message": "cat: boom"}
-        cluster.patch_status(PODS, "default", pod_name, {"phase": "Failed", "containerStatuses": [
-            {"name": "wove", "image": "local", "imageID": "", "ready": False, "restartCount": 0,
-             "state": {"terminated": {"exitCode": 3, "reason": "Error", "message": json.dumps(summary)}}}]})
-        condition = {"status": "True", "reason": "PodFailurePolicy",
-                     "message": "Container wove for pod default/x failed with exit code 3 matching FailJob rule"}
-        cluster.patch_status(JOBS, "default", name, {"active": 0, "failed": 1, "conditions": [
-            dict(condition, type="FailureTarget"), dict(condition, type="Failed")]})
-        out, err = waiter.communicate(timeout=20)
+        out, err = waiter.communicate(timeout=60)
     finally:
         waiter.kill()
     assert waiter.returncode == EXIT_TASK_FAILED, err
     report = json.loads(out)
     assert (report["phase"], report["reason"], report["exit_code"]) == ("failed", "PodFailurePolicy", 3)
     assert report["exit_meaning"].startswith("task failed")
+    assert len(report["pods"]) == 1, "the Job controller retried a permanent failure despite backoffLimit 3"
     assert report["pods"][0]["termination_message"]["error_kind"] == "NonZeroExit"
-
+    job = cluster.get(JOBS, name)
+    failed = next(c for c in job["status"]["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "PodFailurePolicy" and "matching FailJob rule" in failed["message"], failed
     text = run(submit_bin, "status", name, cluster=cluster)
-    assert "worker exit code 3: task failed" in text.stdout and "cat: boom" in text.stdout, text.stdout
+    assert "worker exit code 3: task failed" in text.stdout, text.stdout
+    assert "`sh` ended with exit code 9" in text.stdout, "the worker's termination message: " + text.stdout
+    errors = [e for e in receiver.events() if e["type"] == "task_error"]
+    assert errors and errors[0]["error"]["exit_code"] == 9
 
 
-def test_wait_gives_up_at_its_timeout_and_says_where_the_job_stands(submit_bin: str, cluster: Cluster) -> None:
-    cluster.run_pods = False
-    name = json.loads(submit(submit_bin, cluster, payload(), "--output", "json").stdout)["name"]
-    started = time.monotonic()
-    done = run(submit_bin, "wait", name, "--timeout", "1", "--poll", "0.2", cluster=cluster, timeout=30)
-    assert done.returncode == EXIT_TIMED_OUT, done.stderr
-    assert time.monotonic() - started < 15
-    assert "gave up after" in done.stderr and "pending (NoPod" in done.stderr, done.stderr
+def test_a_retryable_exit_is_retried_up_to_the_backoff_limit(submit_bin: str, cluster: Namespace) -> None:
+    """Nothing listens at the callback URL: the worker exits with its retryable delivery code,
+    and the Job controller counts each failure against backoffLimit, as the podFailurePolicy's
+    Count rule says."""
+    name = submitted(submit_bin, cluster, payload(), "--backoff-limit", "1",
+                     "--arg=--delivery-budget=1")
+    done = run(submit_bin, "wait", name, "--timeout", "120", "--poll", "0.2", "--output", "json", cluster=cluster,
+               timeout=150)
+    report = json.loads(done.stdout)
+    job = cluster.get(JOBS, name)
+    failed = next(c for c in job["status"]["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "BackoffLimitExceeded", failed
+    assert job["status"]["failed"] == 2, "the first try and one retry"
+    assert report["phase"] == "failed" and report["reason"] == "BackoffLimitExceeded", report
+    assert {p["exit_code"] for p in report["pods"]} == {75}, report["pods"]
+    assert done.returncode == 75, done.stderr
 
 
-def test_unknown_jobs(submit_bin: str, cluster: Cluster) -> None:
+def test_an_evicted_pod_is_replaced_without_using_a_retry(
+    submit_bin: str, cluster: Namespace, receiver: EventReceiver
+) -> None:
+    marker = f"/tmp/wove-evict-{cluster.name}"
+    # The first pod blocks; its replacement finds the marker and succeeds.
+    script = f'test -e {marker} && exit 0; touch {marker}; exec sleep 60'
+    task = {"runner": "subprocess", "program": "sh", "args": ["-c", script]}
+    name = submitted(submit_bin, cluster, payload(callback(receiver), task=task), "--backoff-limit", "0")
+    first = cluster.wait_for_pods(name, lambda pods: pods and "running" in state_of(pods[0]), 30)[0]
+    try:
+        cluster.cluster.api("POST", cluster.path(PODS, first["metadata"]["name"], "eviction"), {
+            "apiVersion": "policy/v1", "kind": "Eviction",
+            "metadata": {"name": first["metadata"]["name"], "namespace": cluster.name}})
+        done = run(submit_bin, "wait", name, "--timeout", "90", "--poll", "0.2", "--output", "json",
+                   cluster=cluster, timeout=120)
+    finally:
+        if os.path.exists(marker):
+            os.unlink(marker)
+    assert done.returncode == 0, done.stdout + done.stderr
+    job = cluster.get(JOBS, name)
+    assert job["status"].get("succeeded") == 1
+    assert job["status"].get("failed", 0) == 0, "the disruption was ignored, not counted against backoffLimit 0"
+    assert cluster.node_exits(first["metadata"]["name"]) == [143], "the evicted pod had SIGTERM"
+
+
+def test_unknown_jobs(submit_bin: str, cluster: Namespace) -> None:
     for command in ("status", "wait"):
         done = run(submit_bin, command, "wove-nothing-here", cluster=cluster)
         assert done.returncode == EXIT_NOT_FOUND, done.stderr
-        assert "no Job named wove-nothing-here in namespace default" in done.stderr
+        assert f"no Job named wove-nothing-here in namespace {cluster.name}" in done.stderr
     done = run(submit_bin, "cancel", "wove-nothing-here", "--output", "json", cluster=cluster)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["result"] == "not_found"
@@ -376,19 +440,71 @@ def test_an_unreachable_api_is_its_own_exit_code(submit_bin: str, tmp_path: Path
     assert missing.returncode == EXIT_API and "Kubernetes configuration" in missing.stderr, missing.stderr
 
 
-def test_cancel_deletes_with_background_propagation(submit_bin: str, cluster: Cluster) -> None:
-    cluster.run_pods = False
-    name = json.loads(submit(submit_bin, cluster, payload(), "--sensitive", "--output", "json").stdout)["name"]
+def test_cancel_deletes_with_background_propagation_and_the_collector_takes_the_secret(
+    submit_bin: str, cluster: Namespace
+) -> None:
+    name = submitted(submit_bin, cluster, payload(), "--sensitive", image=ABSENT_IMAGE)
+    cluster.wait_for_pods(name, lambda pods: len(pods) == 1, 30, "the Job controller's pod")
     done = run(submit_bin, "cancel", name, cluster=cluster)
     assert done.returncode == 0, done.stderr
     deletes = [r for r in cluster.requests() if r.method == "DELETE"]
     assert len(deletes) == 1 and deletes[0].path.endswith(f"/jobs/{name}")
     assert deletes[0].propagation_policy == "Background"
-    assert cluster.get(JOBS, "default", name) is None
-    deadline = time.monotonic() + 10
-    while cluster.get(SECRETS, "default", f"{name}-payload") is not None:
-        assert time.monotonic() < deadline, "the owned payload Secret went with the Job"
-        time.sleep(0.05)
+    wait_until(lambda: cluster.get(JOBS, name) is None, 10, "the Job deleted")
+    # Kubernetes' garbage collector, following the ownerReferences wove-submit wrote.
+    wait_until(lambda: cluster.get(SECRETS, f"{name}-payload") is None, 30, "the owned payload Secret collected")
+    wait_until(lambda: cluster.pods(name) == [], 30, "the Job's pods collected")
+
+
+def test_a_missing_signing_secret_is_create_container_config_error(submit_bin: str, cluster: Namespace) -> None:
+    name = submitted(submit_bin, cluster, payload(), "--signing-secret", "no-such-secret")
+    seen = wait_until(lambda: (lambda s: s if s["reason"] == "CreateContainerConfigError" else None)(
+        status_of(submit_bin, cluster, name)), 30, "CreateContainerConfigError in status")
+    assert seen["phase"] == "pending"
+    assert 'secret "no-such-secret" not found' in seen["message"], seen
+
+
+def test_requests_no_node_can_fit_are_unschedulable(submit_bin: str, cluster: Namespace) -> None:
+    """The real scheduler's verdict, from the node's allocatable resources."""
+    name = submitted(submit_bin, cluster, payload(), "--cpu", "500")
+    seen = wait_until(lambda: (lambda s: s if s["reason"] == "Unschedulable" else None)(
+        status_of(submit_bin, cluster, name)), 30, "Unschedulable in status")
+    assert seen["phase"] == "pending"
+    assert "Insufficient cpu" in seen["message"], seen
+
+
+def test_a_task_over_the_memory_limit_is_oom_killed_in_the_containers_cgroup(
+    submit_bin: str, cluster: Namespace, receiver: EventReceiver
+) -> None:
+    """The node gives a container with a memory limit its own memory cgroup, as a runtime does:
+    the kernel's OOM killer ends the task inside it, the worker reports OutOfMemory, and the
+    container's status says OOMKilled, as containerd reports any OOM kill in the cgroup."""
+    hog = "b = []\nwhile True: b.append(b\"x\" * (8 << 20))"
+    task = {"runner": "subprocess", "program": sys.executable, "args": ["-c", hog]}
+    name = submitted(submit_bin, cluster, payload(callback(receiver), task=task), "--memory-limit", "96Mi")
+    done = run(submit_bin, "wait", name, "--timeout", "50", "--poll", "0.2", "--output", "json", cluster=cluster)
+    assert done.returncode == EXIT_TASK_FAILED, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["pods"][0]["termination_message"]["error_kind"] == "OutOfMemory", report
+    (pod,) = cluster.pods(name)
+    assert state_of(pod)["terminated"]["reason"] == "OOMKilled", state_of(pod)
+    errors = [e for e in receiver.events() if e["type"] == "task_error"]
+    assert errors and errors[0]["error"]["kind"] == "OutOfMemory", errors
+
+
+def test_a_job_that_failed_before_its_worker_ran(submit_bin: str, cluster: Namespace) -> None:
+    name = submitted(submit_bin, cluster, payload(), "--active-deadline", "2", image=ABSENT_IMAGE)
+    done = run(submit_bin, "wait", name, "--timeout", "60", "--poll", "0.2", cluster=cluster, timeout=90)
+    assert done.returncode == 79, done.stdout + done.stderr
+    assert "failed (DeadlineExceeded)" in done.stdout and "longer than specified deadline" in done.stdout, done.stdout
+
+
+def test_a_finished_job_is_deleted_after_its_ttl(submit_bin: str, cluster: Namespace, receiver: EventReceiver) -> None:
+    name = submitted(submit_bin, cluster, payload(callback(receiver), task=echo_task("ttl")),
+                     "--ttl-after-finished", "1", "--sensitive")
+    wait_until(lambda: cluster.get(JOBS, name) is None, 60, "the TTL-after-finished controller deleting the Job")
+    assert [e["type"] for e in receiver.events() if e["type"] == "task_result"] == ["task_result"]
+    wait_until(lambda: cluster.get(SECRETS, f"{name}-payload") is None, 30, "the payload Secret collected with it")
 
 
 # -- end to end: the submitted Job runs the worker ----------------------------------------------
@@ -406,9 +522,9 @@ def callback(receiver: EventReceiver, token: str = "e2e-token") -> str:
 
 
 def test_a_submitted_job_runs_the_worker_and_its_result_arrives(
-    submit_bin: str, cluster: Cluster, receiver: EventReceiver
+    submit_bin: str, cluster: Namespace, receiver: EventReceiver
 ) -> None:
-    cluster.put(SECRETS, "default", "wove-signing", {"data": {"secret": base64.b64encode(b"s3cr3t").decode()}})
+    cluster.secret("wove-signing", {"secret": b"s3cr3t"})
     text = payload(callback(receiver), task=echo_task("hello"))
     done = submit(submit_bin, cluster, text, "--signing-secret", "wove-signing", "--wait", "--logs",
                   "--timeout", "60", "--poll", "0.2", timeout=90)
@@ -429,73 +545,54 @@ def test_a_submitted_job_runs_the_worker_and_its_result_arrives(
 
 
 def test_a_secret_borne_payload_reaches_the_worker(
-    submit_bin: str, cluster: Cluster, receiver: EventReceiver
+    submit_bin: str, cluster: Namespace, receiver: EventReceiver
 ) -> None:
     text = payload(callback(receiver), task=echo_task("x" * 50_000))
     done = submit(submit_bin, cluster, text, "--wait", "--timeout", "60", "--poll", "0.2", "--output", "json",
                   timeout=90)
     assert done.returncode == 0, done.stderr
     name = json.loads(done.stdout)["name"]
-    assert cluster.get(SECRETS, "default", f"{name}-payload") is not None
-    run_env = cluster.pod_runs(name)[0].env
-    assert "WOVE_BACKEND_PAYLOAD" not in run_env and run_env["WOVE_BACKEND_PAYLOAD_FILE"].endswith("/payload")
+    assert cluster.get(SECRETS, f"{name}-payload") is not None
+    env = {v["name"]: v for v in cluster.pods(name)[0]["spec"]["containers"][0]["env"]}
+    assert "WOVE_BACKEND_PAYLOAD" not in env and env["WOVE_BACKEND_PAYLOAD_FILE"]["value"].endswith("/payload")
     result = [e for e in receiver.events() if e["type"] == "task_result"]
     assert result[0]["result"] == {"text": "x" * 50_000}
 
 
-def test_a_failed_task_fails_the_job_and_wait_exits_with_the_workers_code(
-    submit_bin: str, cluster: Cluster, receiver: EventReceiver
-) -> None:
-    task = {"runner": "subprocess", "program": "sh", "args": ["-c", "echo boom >&2; exit 9"]}
-    done = submit(submit_bin, cluster, payload(callback(receiver), task=task), "--backoff-limit", "3",
-                  "--wait", "--timeout", "60", "--poll", "0.2", "--output", "json", timeout=90)
-    assert done.returncode == EXIT_TASK_FAILED, done.stderr
-    report = json.loads(done.stdout)
-    assert (report["phase"], report["reason"], report["exit_code"]) == ("failed", "PodFailurePolicy", 3)
-    assert len(report["pods"]) == 1, "a permanent failure is not retried despite backoffLimit 3"
-    assert report["pods"][0]["termination_message"]["error_kind"] == "NonZeroExit"
-    errors = [e for e in receiver.events() if e["type"] == "task_error"]
-    assert errors and errors[0]["error"]["exit_code"] == 9
-
-
 def test_cancel_stops_the_running_worker_which_reports_task_cancelled(
-    submit_bin: str, cluster: Cluster, receiver: EventReceiver
+    submit_bin: str, cluster: Namespace, receiver: EventReceiver
 ) -> None:
     task = {"runner": "subprocess", "program": "sleep", "args": ["60"]}
-    name = json.loads(submit(submit_bin, cluster, payload(callback(receiver), task=task), "--output", "json").stdout)[
-        "name"]
-    receiver.wait_for(lambda events: any(e["type"] == "task_started" for e in events), timeout=20)
+    name = submitted(submit_bin, cluster, payload(callback(receiver), task=task))
+    receiver.wait_for(lambda events: any(e["type"] == "task_started" for e in events), timeout=30)
+    (pod,) = cluster.pods(name)
     done = run(submit_bin, "cancel", name, cluster=cluster)
     assert done.returncode == 0, done.stderr
     events = receiver.wait_for(lambda events: any(e["type"] == "task_cancelled" for e in events), timeout=20)
     assert [e["type"] for e in events if e["type"] != "heartbeat"][-1] == "task_cancelled"
-    runs = cluster.pod_runs(name)
-    deadline = time.monotonic() + 10
-    while runs[0].exit_code is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    assert runs[0].exit_code == 143, "the worker ended on SIGTERM, within its grace"
+    codes = wait_until(lambda: cluster.node_exits(pod["metadata"]["name"]), 20, "the pod's end")
+    assert codes == [143], "the worker ended on SIGTERM, within its grace"
+    wait_until(lambda: cluster.pods(name) == [], 30, "the pod removed after its grace")
 
 
 def test_a_delete_without_propagation_orphans_the_pods(
-    submit_bin: str, cluster: Cluster, receiver: EventReceiver
+    submit_bin: str, cluster: Namespace, receiver: EventReceiver
 ) -> None:
-    """What Wove's own adapter does, and why `cancel` sends Background: the stand-in keeps the
-    orphaned pod running, as a real cluster does."""
-    import urllib.request
-
+    """What Wove's own adapter does, and why `cancel` sends Background: a Job deleted with no
+    propagationPolicy leaves its pods running, orphaned by the real garbage collector."""
     task = {"runner": "subprocess", "program": "sleep", "args": ["60"]}
-    name = json.loads(submit(submit_bin, cluster, payload(callback(receiver), task=task), "--output", "json").stdout)[
-        "name"]
-    receiver.wait_for(lambda events: any(e["type"] == "task_started" for e in events), timeout=20)
-    request = urllib.request.Request(f"{cluster.url}/apis/batch/v1/namespaces/default/jobs/{name}", method="DELETE")
-    urllib.request.urlopen(request, timeout=10).read()
-    time.sleep(1.5)
-    assert cluster.pod_runs(name)[0].exit_code is None, "the orphaned pod is still running"
+    name = submitted(submit_bin, cluster, payload(callback(receiver), task=task))
+    receiver.wait_for(lambda events: any(e["type"] == "task_started" for e in events), timeout=30)
+    (pod,) = cluster.pods(name)
+    cluster.delete(JOBS, name)
+    wait_until(lambda: cluster.get(JOBS, name) is None, 10, "the Job deleted")
+    orphan = wait_until(lambda: (lambda p: p if not p["metadata"].get("ownerReferences") else None)(
+        cluster.get(PODS, pod["metadata"]["name"])), 30, "the pod orphaned")
+    assert "running" in state_of(orphan), "the orphaned pod is still running"
     assert not any(e["type"] == "task_cancelled" for e in receiver.events())
 
 
-def test_logs_reads_a_finished_job(submit_bin: str, cluster: Cluster, receiver: EventReceiver) -> None:
+def test_logs_reads_a_finished_job(submit_bin: str, cluster: Namespace, receiver: EventReceiver) -> None:
     done = submit(submit_bin, cluster, payload(callback(receiver), task=echo_task("later")), "--wait",
                   "--timeout", "60", "--poll", "0.2", "--output", "json", timeout=90)
     assert done.returncode == 0, done.stderr
@@ -504,13 +601,29 @@ def test_logs_reads_a_finished_job(submit_bin: str, cluster: Cluster, receiver: 
     assert logs.returncode == 0, logs.stderr
     assert "task says later" in logs.stdout
     assert "secret-token" not in logs.stdout + logs.stderr
+    (pod,) = cluster.pods(name)
+    assert "task says later" in cluster.log(pod["metadata"]["name"]), "the same log through pods/log"
 
 
-def test_a_job_that_failed_before_its_worker_ran(submit_bin: str, cluster: Cluster) -> None:
-    cluster.run_pods = False
-    name = json.loads(submit(submit_bin, cluster, payload(), "--output", "json").stdout)["name"]
-    condition = {"status": "True", "reason": "DeadlineExceeded", "message": "Job was active longer than specified deadline"}
-    cluster.patch_status(JOBS, "default", name, {"failed": 1, "conditions": [dict(condition, type="Failed")]})
-    done = run(submit_bin, "wait", name, "--timeout", "20", "--poll", "0.2", cluster=cluster, timeout=30)
-    assert done.returncode == 79, done.stderr
-    assert "failed (DeadlineExceeded)" in done.stdout and "longer than specified deadline" in done.stdout
+def test_logs_follow_streams_while_the_job_runs(submit_bin: str, cluster: Namespace, receiver: EventReceiver) -> None:
+    script = 'import time; print("first", flush=True); time.sleep(3); print("second", flush=True)'
+    task = {"runner": "subprocess", "program": sys.executable, "args": ["-c", script]}
+    name = submitted(submit_bin, cluster, payload(callback(receiver), task=task))
+    follower = subprocess.Popen([submit_bin, "kubernetes", "logs", name, "--timeout", "60"], env=submit_env(cluster),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first_seen = None
+        lines = []
+        deadline = time.monotonic() + 60
+        assert follower.stdout is not None
+        for line in follower.stdout:
+            lines.append(line)
+            if "first" in line and first_seen is None:
+                first_seen = time.monotonic()
+                assert not any("second" in seen for seen in lines), "the log streamed, not read at the end"
+            assert time.monotonic() < deadline
+        follower.wait(timeout=30)
+    finally:
+        follower.kill()
+    assert follower.returncode == 0, follower.stderr.read() if follower.stderr else ""
+    assert first_seen is not None and any("second" in line for line in lines), lines

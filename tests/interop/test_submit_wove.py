@@ -1,9 +1,9 @@
 """Wove's own `kubernetes_jobs` and `aws_batch` adapters, configured with the README's snippets
 (`wove_submit.py`).
 
-A real weave submits through `wove-submit` to the emulated Kubernetes API or to moto's Batch; a
-stand-in runs the job's container (the worker, running the pickled callable), and the result
-comes back through Wove's own callback server. Wove's cancel must stop the running worker: a
+A real weave submits through `wove-submit` to Kubernetes v1.37.2's own control plane (cluster.py)
+or to moto's Batch; the node agent (or Batch's stand-in) runs the job's container (the worker,
+running the pickled callable), and the result comes back through Wove's own callback server. Wove's cancel must stop the running worker: a
 DELETE with background propagation, a TerminateJob.
 """
 
@@ -24,7 +24,7 @@ from wove.integrations.kubernetes_jobs import KubernetesJobsAdapter
 
 import k8s_rules
 from batch_cloud import DEFINITION, QUEUE, BatchCloud
-from k8s_cluster import JOBS, Cluster
+from cluster import JOBS, ApiError, Namespace, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "crates/wove-submit/python"))
@@ -46,10 +46,10 @@ def sleep_long() -> str:
 
 
 @pytest.fixture
-def jobs(cluster: Cluster, submit_bin: str) -> Iterator[KubernetesJobs]:
+def jobs(cluster: Namespace, submit_bin: str) -> Iterator[KubernetesJobs]:
     # A short shutdown budget (and so grace period) keeps the cancel test quick.
     jobs = KubernetesJobs(image="local", program=submit_bin, kubeconfig=str(cluster.kubeconfig),
-                          options=["--shutdown-budget", "3"])
+                          namespace=cluster.name, options=["--shutdown-budget", "3"])
     wove.config(environments={ENVIRONMENT: {"executor": "kubernetes_jobs",
                                             "executor_config": jobs.executor_config(callback_host="127.0.0.1")}})
     try:
@@ -67,7 +67,7 @@ def test_the_snippets_are_the_documented_ones() -> None:
         assert line in readme and line in module, line
 
 
-def test_a_weave_runs_its_task_in_a_job_wove_submit_made(jobs: KubernetesJobs, cluster: Cluster) -> None:
+def test_a_weave_runs_its_task_in_a_job_wove_submit_made(jobs: KubernetesJobs, cluster: Namespace) -> None:
     with weave() as w:
         @w.do(environment=ENVIRONMENT, delivery_timeout=30)
         def product() -> int:
@@ -82,8 +82,9 @@ def test_a_weave_runs_its_task_in_a_job_wove_submit_made(jobs: KubernetesJobs, c
     assert ":" not in job["metadata"]["labels"]["wove.dev/run"]
 
 
-def test_wove_s_own_job_breaks_the_rules_this_one_keeps() -> None:
-    """Why the snippet exists: the Job Wove 2.0.3 builds by itself is refused by a real API server."""
+def test_wove_s_own_job_breaks_the_rules_this_one_keeps(cluster: Namespace) -> None:
+    """Why the snippet exists: the Job Wove 2.0.3 builds by itself is refused by the real API
+    server, for the label value its run id makes."""
     adapter = KubernetesJobsAdapter(name="k8s", config={"image": "local"}, callback_url="http://x/wove/events/t",
                                     run_config={})
     frame = {"run_id": "product:0123456789abcdef0123456789abcdef"}
@@ -92,32 +93,36 @@ def test_wove_s_own_job_breaks_the_rules_this_one_keeps() -> None:
     job = ApiClient().sanitize_for_serialization(adapter._default_job({"version": 1}, frame))
     problems = k8s_rules.job_problems(job)
     assert any("wove-run-id" in p for p in problems), problems
+    with pytest.raises(ApiError) as refused:
+        cluster.create(JOBS, job, dryRun="All")
+    assert refused.value.code == 422, refused.value
+    message = refused.value.status["message"]
+    assert "spec.template.labels" in message and "product:0123456789abcdef0123456789abcdef" in message, message
+    # The same Job with only that label mended is accepted: nothing else was in the way.
+    job["spec"]["template"]["metadata"]["labels"]["wove-run-id"] = "product-0123456789abcdef0123456789abcdef"
+    cluster.create(JOBS, job, dryRun="All")
 
 
-def test_wove_s_cancel_stops_the_pod_with_background_propagation(jobs: KubernetesJobs, cluster: Cluster) -> None:
+def test_wove_s_cancel_stops_the_pod_with_background_propagation(jobs: KubernetesJobs, cluster: Namespace) -> None:
     with weave() as w:
-        w.do(environment=ENVIRONMENT, delivery_timeout=4)(sleep_long)
+        w.do(environment=ENVIRONMENT, delivery_timeout=10)(sleep_long)
     with pytest.raises(DeliveryTimeoutError):
         w.result["sleep_long"]
-    deletes = [r for r in cluster.requests() if r.method == "DELETE"]
+    # Wove cancels as the weave ends, through `wove-submit cancel`: give that call its moment.
+    deletes = wait_until(lambda: [r for r in cluster.requests() if r.method == "DELETE"], 20, "Wove's cancel")
     assert len(deletes) == 1, [r.path for r in cluster.requests()]
     assert deletes[0].propagation_policy == "Background"
     name = deletes[0].path.rsplit("/", 1)[-1]
-    assert cluster.get(JOBS, "default", name) is None
-    (run,) = cluster.pod_runs(name)
+    wait_until(lambda: cluster.get(JOBS, name) is None, 10, "the Job deleted")
+    pod_dirs = cluster.node_pod_dirs(name)
+    assert len(pod_dirs) == 1, pod_dirs
+    pod = pod_dirs[0].name.split("_")[1]
     # SIGTERM from the pod's deletion: the worker stops the task and sends task_cancelled, which
     # arrives (143) unless the weave's callback server is already gone (75, retried until its
     # shutdown budget ran out) -- never a SIGKILL at the end of the grace period (137).
-    assert _wait_exit(run, 15) in (143, 75)
-    assert "SIGTERM" in run.stderr_path.read_text()
-
-
-def _wait_exit(run, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    while run.exit_code is None:
-        assert time.monotonic() < deadline, "the pod was not stopped"
-        time.sleep(0.05)
-    return run.exit_code
+    codes = wait_until(lambda: cluster.node_exits(pod), 20, "the pod stopped")
+    assert codes[0] in (143, 75), codes
+    assert "SIGTERM" in (pod_dirs[0] / "wove-0.log").read_text()
 
 
 # -- AWS Batch ---------------------------------------------------------------------------------

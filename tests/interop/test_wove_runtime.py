@@ -1,4 +1,5 @@
-"""A real Wove weave, its tasks routed through the `kubernetes_jobs` adapter to the worker.
+"""A real Wove weave, its tasks routed through Wove's own `kubernetes_jobs` adapter to Kubernetes
+v1.37.2's control plane (cluster.py), whose node runs the worker (wove_jobs.py).
 
 Everything the weave sees comes back over Wove's own callback server, so these tests hold the
 worker to what Wove 2.0.3 actually accepts, not to a reading of its source.
@@ -20,7 +21,7 @@ import cloudpickle
 import pytest
 from wove import DeliveryTimeoutError, weave
 
-from kubelet import JobProcess, LocalBatchApi
+from wove_jobs import JobRun, WoveJobs
 
 # A pod cannot import this test module, so its tasks and types must travel inside the pickle.
 # cloudpickle then rebuilds classes in the parent as the very classes defined here, which is
@@ -46,7 +47,7 @@ def run_in_job(environment: str, func: Callable[..., Any], **options: Any) -> An
     return w.result[func.__name__]
 
 
-def assert_exit_code(job: JobProcess, expected: int) -> None:
+def assert_exit_code(job: JobRun, expected: int) -> None:
     code = job.wait(timeout=15)
     assert code == expected, f"worker exited {code}, expected {expected}; stderr tail:\n{job.tail('stderr').decode(errors='replace')}"
 
@@ -129,12 +130,12 @@ def chatty_task() -> str:
 # -- results --------------------------------------------------------------------------------
 
 
-def test_json_result(k8s_environment: str, kubelet: LocalBatchApi) -> None:
+def test_json_result(k8s_environment: str, kubelet: WoveJobs) -> None:
     assert run_in_job(k8s_environment, json_result) == json_result()
     assert_exit_code(kubelet.only_job(), EXIT_OK)
 
 
-def test_python_only_result_keeps_types(k8s_environment: str, kubelet: LocalBatchApi) -> None:
+def test_python_only_result_keeps_types(k8s_environment: str, kubelet: WoveJobs) -> None:
     result = run_in_job(k8s_environment, python_only_result)
 
     assert result == python_only_result()
@@ -146,12 +147,12 @@ def test_python_only_result_keeps_types(k8s_environment: str, kubelet: LocalBatc
     assert_exit_code(kubelet.only_job(), EXIT_OK)
 
 
-def test_async_callable(k8s_environment: str, kubelet: LocalBatchApi) -> None:
+def test_async_callable(k8s_environment: str, kubelet: WoveJobs) -> None:
     assert run_in_job(k8s_environment, async_result) == "awaited"
     assert_exit_code(kubelet.only_job(), EXIT_OK)
 
 
-def test_large_result(k8s_environment: str, kubelet: LocalBatchApi) -> None:
+def test_large_result(k8s_environment: str, kubelet: WoveJobs) -> None:
     result = run_in_job(k8s_environment, large_blob)
 
     assert type(result) is bytes
@@ -160,7 +161,7 @@ def test_large_result(k8s_environment: str, kubelet: LocalBatchApi) -> None:
     assert_exit_code(kubelet.only_job(), EXIT_OK)
 
 
-def test_chatty_task_still_returns(k8s_environment: str, kubelet: LocalBatchApi) -> None:
+def test_chatty_task_still_returns(k8s_environment: str, kubelet: WoveJobs) -> None:
     assert run_in_job(k8s_environment, chatty_task) == "still returned"
 
     job = kubelet.only_job()
@@ -168,8 +169,7 @@ def test_chatty_task_still_returns(k8s_environment: str, kubelet: LocalBatchApi)
     # The task's output reaches the container's log in full and in order (what `kubectl logs`
     # would show), rather than being dropped or blocking on a full pipe.
     for stream in ("stdout", "stderr"):
-        path = job.stdout_path if stream == "stdout" else job.stderr_path
-        assert path.stat().st_size >= CHATTY_MIB * 1024 * 1024, f"{stream} lost output"
+        assert len(job.output(stream)) >= CHATTY_MIB * 1024 * 1024, f"{stream} lost output"
         assert f"{stream}-end-marker".encode() in job.tail(stream), f"{stream} is missing its last line"
 
 
@@ -230,14 +230,14 @@ def run_locally(func: Callable[..., Any]) -> Any:
     ],
 )
 def test_what_is_awaitable_is_awaited(
-    k8s_environment: str, kubelet: LocalBatchApi, func: Callable[..., Any], expected: str
+    k8s_environment: str, kubelet: WoveJobs, func: Callable[..., Any], expected: str
 ) -> None:
     assert run_in_job(k8s_environment, func) == expected
     assert_exit_code(kubelet.only_job(), EXIT_OK)
 
 
 def test_a_plain_function_runs_without_an_event_loop_as_in_a_local_weave(
-    k8s_environment: str, kubelet: LocalBatchApi, reference_mode: bool
+    k8s_environment: str, kubelet: WoveJobs, reference_mode: bool
 ) -> None:
     remote = run_in_job(k8s_environment, loop_state)
 
@@ -253,7 +253,7 @@ def cancels_itself() -> None:
     raise asyncio.CancelledError()
 
 
-def test_a_task_that_raises_cancelled_error_is_cancelled(k8s_environment: str, kubelet: LocalBatchApi) -> None:
+def test_a_task_that_raises_cancelled_error_is_cancelled(k8s_environment: str, kubelet: WoveJobs) -> None:
     with pytest.raises(asyncio.CancelledError):
         run_in_job(k8s_environment, cancels_itself)
     kubelet.only_job().wait(timeout=15)
@@ -261,7 +261,7 @@ def test_a_task_that_raises_cancelled_error_is_cancelled(k8s_environment: str, k
 
 @pytest.mark.wove_worker_only
 def test_a_plain_function_that_needs_a_running_loop_fails_as_in_a_local_weave(
-    k8s_environment: str, kubelet: LocalBatchApi
+    k8s_environment: str, kubelet: WoveJobs
 ) -> None:
     with pytest.raises(RuntimeError, match="no running event loop"):
         run_locally(requires_running_loop)
@@ -289,7 +289,7 @@ def test_builtin_exception_is_preserved(k8s_environment: str) -> None:
 
 
 @pytest.mark.wove_worker_only
-def test_exit_code_when_task_fails(k8s_environment: str, kubelet: LocalBatchApi) -> None:
+def test_exit_code_when_task_fails(k8s_environment: str, kubelet: WoveJobs) -> None:
     # Wove's own worker exits 0 here too: the failure is only visible through the event.
     with pytest.raises(ValueError):
         run_in_job(k8s_environment, raise_value_error)
@@ -301,7 +301,7 @@ def test_exit_code_when_task_fails(k8s_environment: str, kubelet: LocalBatchApi)
 
 
 def test_heartbeats_keep_a_long_task_alive(
-    k8s_environment: str, kubelet: LocalBatchApi, reference_mode: bool
+    k8s_environment: str, kubelet: WoveJobs, reference_mode: bool
 ) -> None:
     started = time.monotonic()
     if reference_mode:
@@ -343,7 +343,7 @@ def test_heartbeats_keep_a_long_task_alive(
     ],
 )
 def test_signed_events_are_accepted_by_plain_wove(
-    k8s_environment: str, kubelet: LocalBatchApi, signing_env: dict
+    k8s_environment: str, kubelet: WoveJobs, signing_env: dict
 ) -> None:
     # Signature headers and the extra event keys are for receivers that check them; Wove's
     # receiver checks nothing and must still take every event.
