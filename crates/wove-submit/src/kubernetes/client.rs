@@ -204,7 +204,8 @@ impl Client {
         self
     }
 
-    /// Pause between two looks at a Job being waited on. Default 2 s.
+    /// Pause between two looks at a Job whose logs are followed, and before
+    /// looking again after a watch of a waited-on Job failed. Default 2 s.
     #[must_use]
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.poll_interval = interval;
