@@ -187,33 +187,23 @@ func (a *agent) environment(ctx context.Context, pod *corev1.Pod, c *corev1.Cont
 		from := v.ValueFrom
 		switch {
 		case from.SecretKeyRef != nil:
-			data, failure := a.secret(ctx, pod.Namespace, from.SecretKeyRef.Name, from.SecretKeyRef.Optional)
+			ref := from.SecretKeyRef
+			data, failure := a.secret(ctx, pod.Namespace, ref.Name, ref.Optional)
+			if failure == nil {
+				failure = keyOf(v.Name, data, ref.Key, ref.Optional, "Secret "+pod.Namespace+"/"+ref.Name, put)
+			}
 			if failure != nil {
 				return nil, nil, failure
 			}
-			value, ok := data[from.SecretKeyRef.Key]
-			if !ok {
-				if isTrue(from.SecretKeyRef.Optional) {
-					continue
-				}
-				return nil, nil, &configError{"CreateContainerConfigError", "Failed",
-					fmt.Sprintf("couldn't find key %s in Secret %s/%s", from.SecretKeyRef.Key, pod.Namespace, from.SecretKeyRef.Name)}
-			}
-			put(v.Name, value)
 		case from.ConfigMapKeyRef != nil:
-			data, failure := a.configMap(ctx, pod.Namespace, from.ConfigMapKeyRef.Name, from.ConfigMapKeyRef.Optional)
+			ref := from.ConfigMapKeyRef
+			data, failure := a.configMap(ctx, pod.Namespace, ref.Name, ref.Optional)
+			if failure == nil {
+				failure = keyOf(v.Name, data, ref.Key, ref.Optional, "ConfigMap "+pod.Namespace+"/"+ref.Name, put)
+			}
 			if failure != nil {
 				return nil, nil, failure
 			}
-			value, ok := data[from.ConfigMapKeyRef.Key]
-			if !ok {
-				if isTrue(from.ConfigMapKeyRef.Optional) {
-					continue
-				}
-				return nil, nil, &configError{"CreateContainerConfigError", "Failed",
-					fmt.Sprintf("couldn't find key %s in ConfigMap %s/%s", from.ConfigMapKeyRef.Key, pod.Namespace, from.ConfigMapKeyRef.Name)}
-			}
-			put(v.Name, value)
 		case from.FieldRef != nil:
 			value, err := fieldValue(pod, from.FieldRef.FieldPath)
 			if err != nil {
@@ -228,6 +218,19 @@ func (a *agent) environment(ctx context.Context, pod *corev1.Pod, c *corev1.Cont
 }
 
 func isTrue(b *bool) bool { return b != nil && *b }
+
+// keyOf sets variable name to data[key]; a missing key is skipped when optional, otherwise
+// what a kubelet reports for it. `what` names the Secret or ConfigMap.
+func keyOf(name string, data map[string]string, key string, optional *bool, what string, put func(string, string)) *configError {
+	value, ok := data[key]
+	switch {
+	case ok:
+		put(name, value)
+	case !isTrue(optional):
+		return &configError{"CreateContainerConfigError", "Failed", fmt.Sprintf("couldn't find key %s in %s", key, what)}
+	}
+	return nil
+}
 
 func (a *agent) secret(ctx context.Context, namespace, name string, optional *bool) (map[string]string, *configError) {
 	secret, err := a.client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})

@@ -101,7 +101,7 @@ func hasEnv(env []string, name string) bool {
 
 type hostProcess struct {
 	cmd     *exec.Cmd
-	readers sync.WaitGroup
+	readers *sync.WaitGroup
 	// The container's memory cgroup, when it has a memory limit.
 	cgroup string
 }
@@ -205,17 +205,29 @@ func (hostProcesses) start(spec *containerSpec, log *logWriter) (process, error)
 	// Its own session and group: the container's teardown kills the whole group, as a
 	// container's end kills everything in its PID namespace.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	p := &hostProcess{cmd: cmd, cgroup: cgroup}
+	readers, err := startLogged(cmd, log)
+	if err != nil {
+		return nil, err
+	}
+	return &hostProcess{cmd: cmd, readers: readers, cgroup: cgroup}, nil
+}
+
+// startLogged starts cmd with its stdout and stderr copied into log, as a runtime keeps a
+// container's output; the returned group ends when both streams have closed.
+func startLogged(cmd *exec.Cmd, log *logWriter) (*sync.WaitGroup, error) {
 	stdout, stdoutW, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
 	stderr, stderrW, err := os.Pipe()
 	if err != nil {
+		stdout.Close()
+		stdoutW.Close()
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = stdoutW, stderrW
 	err = cmd.Start()
+	// The child has its own copies; ours would keep the streams from ever ending.
 	stdoutW.Close()
 	stderrW.Close()
 	if err != nil {
@@ -223,10 +235,12 @@ func (hostProcesses) start(spec *containerSpec, log *logWriter) (process, error)
 		stderr.Close()
 		return nil, err
 	}
-	p.readers.Add(2)
-	go func() { defer p.readers.Done(); log.copy("stdout", stdout); stdout.Close() }()
-	go func() { defer p.readers.Done(); log.copy("stderr", stderr); stderr.Close() }()
-	return p, nil
+	readers := &sync.WaitGroup{}
+	for name, stream := range map[string]*os.File{"stdout": stdout, "stderr": stderr} {
+		readers.Add(1)
+		go func() { defer readers.Done(); log.copy(name, stream); stream.Close() }()
+	}
+	return readers, nil
 }
 
 func (p *hostProcess) wait() (int, bool) {
@@ -298,7 +312,7 @@ type podmanProcess struct {
 	p       *podman
 	name    string
 	cmd     *exec.Cmd
-	readers sync.WaitGroup
+	readers *sync.WaitGroup
 }
 
 func (p *podman) start(spec *containerSpec, log *logWriter) (process, error) {
@@ -345,26 +359,11 @@ func (p *podman) start(spec *containerSpec, log *logWriter) (process, error) {
 	args = append(args, rest...)
 	cmd := p.command(args...)
 	cmd.Env = env
-	process := &podmanProcess{p: p, name: name, cmd: cmd}
-	stdout, stdoutW, err := os.Pipe()
+	readers, err := startLogged(cmd, log)
 	if err != nil {
 		return nil, err
 	}
-	stderr, stderrW, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stdout, cmd.Stderr = stdoutW, stderrW
-	err = cmd.Start()
-	stdoutW.Close()
-	stderrW.Close()
-	if err != nil {
-		return nil, err
-	}
-	process.readers.Add(2)
-	go func() { defer process.readers.Done(); log.copy("stdout", stdout); stdout.Close() }()
-	go func() { defer process.readers.Done(); log.copy("stderr", stderr); stderr.Close() }()
-	return process, nil
+	return &podmanProcess{p: p, name: name, cmd: cmd, readers: readers}, nil
 }
 
 func (c *podmanProcess) wait() (int, bool) {

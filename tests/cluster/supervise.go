@@ -79,7 +79,7 @@ func (r *podRun) supervise(ctx context.Context, specs []*containerSpec) bool {
 			}
 			if deadlineHit {
 				s.Reason = "DeadlineExceeded"
-				s.Message = fmt.Sprintf("Pod was active on the node longer than the specified deadline")
+				s.Message = "Pod was active on the node longer than the specified deadline"
 			}
 			setPodConditions(s, false, "PodCompleted")
 		})

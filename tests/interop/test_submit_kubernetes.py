@@ -292,6 +292,12 @@ def status_of(submit_bin: str, cluster: Namespace, name: str) -> Dict[str, Any]:
     return json.loads(done.stdout)
 
 
+def status_reaching(submit_bin: str, cluster: Namespace, name: str, reason: str, timeout: float = 30) -> Dict[str, Any]:
+    """`status`, read until it gives `reason`; fails after timeout seconds."""
+    return wait_until(lambda: (lambda s: s if s["reason"] == reason else None)(status_of(submit_bin, cluster, name)),
+                      timeout, f"{reason} in status")
+
+
 def test_submit_creates_the_job_then_its_owned_secret_then_resumes(submit_bin: str, cluster: Namespace) -> None:
     done = submit(submit_bin, cluster, payload(), "--sensitive", "--output", "json", image=ABSENT_IMAGE)
     assert done.returncode == 0, done.stderr
@@ -330,8 +336,7 @@ def test_resubmitting_is_idempotent_and_another_payload_is_refused(submit_bin: s
 
 def test_status_and_wait_report_an_image_no_node_can_pull(submit_bin: str, cluster: Namespace) -> None:
     name = submitted(submit_bin, cluster, payload(), image=ABSENT_IMAGE)
-    seen = wait_until(lambda: (lambda s: s if s["reason"] == "ImagePullBackOff" else None)(
-        status_of(submit_bin, cluster, name)), 30, "ImagePullBackOff in status")
+    seen = status_reaching(submit_bin, cluster, name, "ImagePullBackOff")
     assert seen["phase"] == "pending"
     assert "Back-off pulling image" in seen["message"] and ABSENT_IMAGE in seen["message"], seen
     started = time.monotonic()
@@ -458,8 +463,7 @@ def test_cancel_deletes_with_background_propagation_and_the_collector_takes_the_
 
 def test_a_missing_signing_secret_is_create_container_config_error(submit_bin: str, cluster: Namespace) -> None:
     name = submitted(submit_bin, cluster, payload(), "--signing-secret", "no-such-secret")
-    seen = wait_until(lambda: (lambda s: s if s["reason"] == "CreateContainerConfigError" else None)(
-        status_of(submit_bin, cluster, name)), 30, "CreateContainerConfigError in status")
+    seen = status_reaching(submit_bin, cluster, name, "CreateContainerConfigError")
     assert seen["phase"] == "pending"
     assert 'secret "no-such-secret" not found' in seen["message"], seen
 
@@ -467,8 +471,7 @@ def test_a_missing_signing_secret_is_create_container_config_error(submit_bin: s
 def test_requests_no_node_can_fit_are_unschedulable(submit_bin: str, cluster: Namespace) -> None:
     """The real scheduler's verdict, from the node's allocatable resources."""
     name = submitted(submit_bin, cluster, payload(), "--cpu", "500")
-    seen = wait_until(lambda: (lambda s: s if s["reason"] == "Unschedulable" else None)(
-        status_of(submit_bin, cluster, name)), 30, "Unschedulable in status")
+    seen = status_reaching(submit_bin, cluster, name, "Unschedulable")
     assert seen["phase"] == "pending"
     assert "Insufficient cpu" in seen["message"], seen
 
