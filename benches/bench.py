@@ -56,7 +56,9 @@ func(**args)
 
 
 class Sink(BaseHTTPRequestHandler):
-    """Takes every event; remembers the type and result size of the last one."""
+    """Takes every event; remembers the type and result size of the last final one. Only the
+    final: `task_started` is sent beside the task, so on a loaded machine it may arrive after
+    the final event, which Wove takes as it comes (a late `task_started` changes nothing)."""
 
     protocol_version = "HTTP/1.1"
     last = None
@@ -64,7 +66,8 @@ class Sink(BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         event = json.loads(body)
-        Sink.last = (event.get("type"), len(event.get("result_pickle") or ""))
+        if event.get("type") in ("task_result", "task_error", "task_cancelled"):
+            Sink.last = (event.get("type"), len(event.get("result_pickle") or ""))
         self.send_response(204)
         self.send_header("Content-Length", "0")
         self.end_headers()
