@@ -6,11 +6,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+use wove_deliver::args::{seconds, ArgsError, DeliveryArgs};
 use wove_proto::env as vars;
-use wove_proto::sign::{Scheme, Secret};
 
-use crate::config::{Config, DeliveryConfig, PayloadSource, RunnerSettings, Signing, TaskLimits};
+use crate::config::{Config, DeliveryConfig, PayloadSource, RunnerSettings, TaskLimits};
 use crate::logging::LogFormat;
 
 const PAYLOAD_HELP: &str = "\
@@ -82,45 +82,17 @@ pub struct Cli {
     #[arg(long, env = "WOVE_WORKER_PRINT_EVENTS")]
     pub print_events: bool,
 
-    /// Signature scheme for events.
-    #[arg(long, env = "WOVE_WORKER_SIGNING_SCHEME", value_enum, default_value_t = SchemeArg::WoveV1)]
-    pub signing_scheme: SchemeArg,
-
-    /// Key id sent as X-Wove-Key (wove-v1).
-    #[arg(long, env = "WOVE_WORKER_SIGNING_KEY_ID", default_value = "default", value_name = "ID")]
-    pub signing_key_id: String,
-
-    /// File with one signing secret per line (current first).
-    #[arg(long, env = vars::SIGNING_SECRET_FILE, value_name = "PATH")]
-    pub signing_secret_file: Option<PathBuf>,
-
-    /// Treat a missing signing secret as a configuration error.
-    #[arg(long, env = "WOVE_WORKER_REQUIRE_SIGNING")]
-    pub require_signing: bool,
+    /// Signing, retries and TLS trust: the same flags as `wove-submit`'s when it reports.
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
 
     /// Python interpreter for Wove callables.
     #[arg(long, env = "WOVE_WORKER_PYTHON", default_value = "python3", value_name = "PATH")]
     pub python: String,
 
-    /// Seconds one delivery attempt may take.
-    #[arg(long, env = "WOVE_WORKER_ATTEMPT_TIMEOUT", default_value = "10", value_name = "SECS", value_parser = seconds)]
-    pub attempt_timeout: Duration,
-
-    /// Seconds the final event may take, all retries included.
-    #[arg(long, env = "WOVE_WORKER_DELIVERY_BUDGET", default_value = "300", value_name = "SECS", value_parser = seconds)]
-    pub delivery_budget: Duration,
-
     /// Seconds task_started may take (it never delays the task).
     #[arg(long, env = "WOVE_WORKER_STARTED_BUDGET", default_value = "30", value_name = "SECS", value_parser = seconds)]
     pub started_budget: Duration,
-
-    /// First retry delay ceiling in seconds (doubles per retry; each wait is between half and all of it).
-    #[arg(long, env = "WOVE_WORKER_BACKOFF_BASE", default_value = "0.5", value_name = "SECS", value_parser = seconds)]
-    pub backoff_base: Duration,
-
-    /// Largest retry delay ceiling in seconds.
-    #[arg(long, env = "WOVE_WORKER_BACKOFF_CAP", default_value = "30", value_name = "SECS", value_parser = seconds)]
-    pub backoff_cap: Duration,
 
     /// Heartbeat period in seconds [default: a third of the payload's
     /// delivery_heartbeat_seconds; none when that is unset].
@@ -135,10 +107,6 @@ pub struct Cli {
     /// Seconds from SIGTERM/SIGINT to exit: grace, kill and the final event all fit in it.
     #[arg(long, env = vars::SHUTDOWN_BUDGET, default_value = "25", value_name = "SECS", value_parser = seconds)]
     pub shutdown_budget: Duration,
-
-    /// PEM file of extra CAs to trust for an https callback URL.
-    #[arg(long, env = "WOVE_WORKER_CA_BUNDLE", value_name = "PATH")]
-    pub ca_bundle: Option<PathBuf>,
 
     /// Where to write the outcome summary (only if the file exists, as Kubernetes makes it).
     #[arg(long, env = "WOVE_WORKER_TERMINATION_LOG", default_value = crate::config::DEFAULT_TERMINATION_LOG, value_name = "PATH")]
@@ -209,24 +177,6 @@ pub enum Command {
     },
 }
 
-/// The signing scheme as spelled on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SchemeArg {
-    /// Wove's X-Wove-* headers, verified by NetworkExecutorSecurity.
-    WoveV1,
-    /// Standard Webhooks' webhook-* headers.
-    StandardWebhooks,
-}
-
-impl From<SchemeArg> for Scheme {
-    fn from(s: SchemeArg) -> Self {
-        match s {
-            SchemeArg::WoveV1 => Scheme::WoveV1,
-            SchemeArg::StandardWebhooks => Scheme::StandardWebhooks,
-        }
-    }
-}
-
 fn after_help() -> String {
     format!("{PAYLOAD_HELP}\n\n{}", crate::exit::EXIT_CODES_HELP)
 }
@@ -239,45 +189,12 @@ fn bytes(text: &str) -> Result<usize, String> {
     }
 }
 
-fn seconds(text: &str) -> Result<Duration, String> {
-    let value: f64 = text.trim().parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
-    if !value.is_finite() || value <= 0.0 || value > 1e9 {
-        return Err(format!("`{text}` must be a positive number of seconds"));
-    }
-    Ok(Duration::from_secs_f64(value))
-}
-
-/// Largest signing-secret file read: a few keys, not a device or a log.
-const MAX_SECRET_FILE: u64 = 64 * 1024;
-
-fn read_secret_file(path: &std::path::Path) -> std::io::Result<String> {
-    use std::io::Read as _;
-    let mut text = String::new();
-    std::fs::File::open(path)?.take(MAX_SECRET_FILE + 1).read_to_string(&mut text)?;
-    if text.len() as u64 > MAX_SECRET_FILE {
-        return Err(std::io::Error::other(format!("larger than {MAX_SECRET_FILE} bytes: not a file of secrets")));
-    }
-    Ok(text)
-}
-
 /// A configuration that cannot work.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The secret file could not be read.
-    #[error("cannot read signing secret file {path}")]
-    SecretFile {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A secret is not valid for the scheme.
+    /// The signing or delivery flags cannot work (a secret file, a secret, the backoff).
     #[error(transparent)]
-    Secret(#[from] wove_proto::sign::SignError),
-    /// `--require-signing` without any secret.
-    #[error("signing is required (--require-signing) but no secret is set: set WOVE_WORKER_SIGNING_SECRET or WOVE_WORKER_SIGNING_SECRET_FILE")]
-    MissingSecret,
+    Delivery(#[from] ArgsError),
     /// Two settings contradict each other.
     #[error("{0}")]
     Invalid(String),
@@ -288,30 +205,12 @@ impl Cli {
     /// `WOVE_WORKER_SIGNING_SECRET` and `WOVE_BACKEND_PAYLOAD`, passed in so
     /// this function does not read the process environment itself.
     pub fn into_config(self, env_secret: Option<String>, env_payload: Option<String>) -> Result<Config, ConfigError> {
-        let scheme: Scheme = self.signing_scheme.into();
-        let mut texts: Vec<String> = Vec::new();
-        if let Some(all) = env_secret {
-            texts.extend(all.split_whitespace().map(str::to_string));
-        }
-        if let Some(path) = &self.signing_secret_file {
-            let content =
-                read_secret_file(path).map_err(|source| ConfigError::SecretFile { path: path.clone(), source })?;
-            // An editor's byte-order mark is not part of the first secret.
-            let content = content.strip_prefix('\u{feff}').unwrap_or(&content);
-            texts.extend(content.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string));
-        }
+        let (signing, texts) = self.delivery.signing(env_secret.as_deref())?;
+        let policy = self.delivery.policy()?;
         // Known from here on: no log line, event or termination message may quote them.
         for text in &texts {
             crate::redact::register(text);
             crate::redact::register(text.strip_prefix("whsec_").unwrap_or_default());
-        }
-        let secrets =
-            texts.iter().enumerate().map(|(i, t)| Secret::parse(scheme, t, i + 1)).collect::<Result<Vec<_>, _>>()?;
-        if self.require_signing && secrets.is_empty() {
-            return Err(ConfigError::MissingSecret);
-        }
-        if self.backoff_base > self.backoff_cap {
-            return Err(ConfigError::Invalid("--backoff-base must not exceed --backoff-cap".into()));
         }
 
         let payload = match (self.payload_file, self.payload, env_payload) {
@@ -328,14 +227,14 @@ impl Cli {
             read_timeout: self.read_timeout,
             index: self.index.map(crate::task_index::TaskIndex::flag),
             delivery: DeliveryConfig {
-                attempt_timeout: self.attempt_timeout,
-                budget: self.delivery_budget,
+                attempt_timeout: policy.attempt_timeout,
+                budget: self.delivery.delivery_budget,
                 started_budget: self.started_budget,
-                backoff_base: self.backoff_base,
-                backoff_cap: self.backoff_cap,
+                backoff_base: policy.backoff.base,
+                backoff_cap: policy.backoff.cap,
                 heartbeat_interval: self.heartbeat_interval,
             },
-            signing: Signing { scheme, key_id: self.signing_key_id, secrets },
+            signing,
             runner: RunnerSettings {
                 python: self.python,
                 kill_grace: self.kill_grace,
@@ -377,7 +276,7 @@ impl Cli {
             print_events: self.print_events,
             shutdown_budget: self.shutdown_budget,
             termination_log: Some(self.termination_log),
-            ca_bundle: self.ca_bundle,
+            ca_bundle: self.delivery.ca_bundle,
         })
     }
 }
@@ -430,6 +329,9 @@ mod tests {
         let err =
             cli(&["--signing-scheme", "standard-webhooks"]).into_config(Some("whsec_!!".into()), None).unwrap_err();
         assert!(err.to_string().contains("#1"), "{err}");
-        assert!(matches!(cli(&["--require-signing"]).into_config(None, None), Err(ConfigError::MissingSecret)));
+        assert!(matches!(
+            cli(&["--require-signing"]).into_config(None, None),
+            Err(ConfigError::Delivery(ArgsError::MissingSecret))
+        ));
     }
 }

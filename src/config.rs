@@ -124,6 +124,16 @@ impl Default for DeliveryConfig {
     }
 }
 
+impl DeliveryConfig {
+    /// What the delivery loop needs of it: each attempt's limit and the backoff.
+    pub fn policy(&self) -> wove_deliver::Policy {
+        wove_deliver::Policy {
+            attempt_timeout: self.attempt_timeout,
+            backoff: wove_deliver::retry::Backoff { base: self.backoff_base, cap: self.backoff_cap },
+        }
+    }
+}
+
 /// Settings shared by the built-in runners.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunnerSettings {

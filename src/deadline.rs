@@ -72,6 +72,21 @@ impl Deadline {
     }
 }
 
+/// The delivery loop's view: the same instant, brought forward by a shutdown.
+impl wove_deliver::Budget for Deadline {
+    fn remaining(&self) -> Duration {
+        Deadline::remaining(self)
+    }
+
+    fn passed(&self) -> bool {
+        Deadline::passed(self)
+    }
+
+    fn reached(&self) -> impl std::future::Future<Output = ()> + Send {
+        Deadline::reached(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -217,10 +217,15 @@ impl Worker {
         let sink = if self.config.print_events {
             Sink::Print { redacted_url: redact_url(&payload.callback_url) }
         } else {
-            Sink::Http(HttpSink::new(&payload.callback_url, &self.config.delivery, self.config.ca_bundle.as_deref())?)
+            Sink::Http(HttpSink::new(
+                &payload.callback_url,
+                &self.config.delivery.policy(),
+                self.config.ca_bundle.as_deref(),
+                crate::report::USER_AGENT,
+            )?)
         };
         let env = |name: &str| std::env::var(name).ok();
-        let requests = Requests::new(&payload.callback_url, self.config.signing.clone());
+        let requests = Requests::new(&payload.callback_url, self.config.signing.clone(), crate::report::USER_AGENT);
         Ok(Reporter::new(payload, index, sink, requests, &env))
     }
 

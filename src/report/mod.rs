@@ -1,20 +1,12 @@
 //! Events out: building them, signing them, and getting them to the receiver.
 //!
-//! - [`request`]: each attempt's request, from `wove_proto::request` (the one
-//!   definition of the wire request), with a clock and a nonce.
-//! - [`retry`]: which failures are retried and how long to wait.
-//! - [`reply`]: what is read of a receiver's reply, bounded whatever it sends.
-//! - [`http`]: the delivery loop.
-//!
-//! [`Reporter`] ties them together for one payload. Each event gets its id
+//! The delivery itself (each attempt's request, the retry policy, the
+//! reply read within bounds) is `wove_deliver`'s, shared with `wove-submit`,
+//! which posts through it the events of failures the worker never saw.
+//! [`Reporter`] ties it together for one payload. Each event gets its id
 //! once, when it is made, and keeps it (and its exact body) across retries.
 //! The HTTP path sends the requests [`request::Requests`] makes; the print
 //! mode prints the same requests, so what is printed is what would be sent.
-
-pub mod http;
-pub mod reply;
-pub mod request;
-pub mod retry;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,8 +18,10 @@ use rand::Rng as _;
 use wove_proto::env as vars;
 use wove_proto::{Event, EventKind, EventMeta, Payload};
 
-pub use http::{Delivered, DeliveryError, HttpSink, SinkError};
-pub use request::Requests;
+pub use wove_deliver::{reply, retry, Delivered, DeliveryError, HttpSink, Requests, SinkError};
+
+/// How the worker names itself to the servers it talks to.
+pub const USER_AGENT: &str = concat!("wove-worker/", env!("CARGO_PKG_VERSION"));
 
 /// Platform variables copied into every event's `meta.platform`.
 const PLATFORM_ENV: [(&str, &str); 4] = [
@@ -168,14 +162,7 @@ fn platform_meta(env: &dyn Fn(&str) -> Option<String>) -> EventMeta {
         }
     }
     let attempt = env(vars::AWS_BATCH_JOB_ATTEMPT).and_then(|a| a.parse().ok()).unwrap_or(1);
-    EventMeta {
-        worker: concat!("wove-worker/", env!("CARGO_PKG_VERSION")).to_string(),
-        attempt,
-        sequence: 0,
-        created_at_ms: 0,
-        task_index: None,
-        platform,
-    }
+    EventMeta { worker: USER_AGENT.to_string(), attempt, sequence: 0, created_at_ms: 0, task_index: None, platform }
 }
 
 #[cfg(test)]
@@ -203,7 +190,8 @@ mod tests {
         )
         .unwrap();
         let sink = Sink::Print { redacted_url: String::new() };
-        let r = Reporter::new(&payload, None, sink, Requests::new("http://h/t", Default::default()), &|_| None);
+        let r =
+            Reporter::new(&payload, None, sink, Requests::new("http://h/t", Default::default(), USER_AGENT), &|_| None);
         let a = r.event(EventKind::TaskStarted);
         let b = r.event(EventKind::Heartbeat);
         assert_ne!(a.event_id, b.event_id);

@@ -13,13 +13,11 @@ pub struct CaBundleError {
     pub detail: String,
 }
 
-/// How the worker names itself to the servers it talks to.
-pub const USER_AGENT: &str = concat!("wove-worker/", env!("CARGO_PKG_VERSION"));
-
-/// A client builder trusting the bundled roots and, if given, the CAs in `ca_bundle` (PEM).
-pub fn builder(ca_bundle: Option<&Path>) -> Result<reqwest::ClientBuilder, CaBundleError> {
+/// A client builder naming itself `user_agent` (`wove-worker/0.1.0`),
+/// trusting the bundled roots and, if given, the CAs in `ca_bundle` (PEM).
+pub fn builder(ca_bundle: Option<&Path>, user_agent: &str) -> Result<reqwest::ClientBuilder, CaBundleError> {
     let mut builder = reqwest::Client::builder()
-        .user_agent(USER_AGENT)
+        .user_agent(user_agent)
         .dns_resolver(std::sync::Arc::new(crate::dns::Resolver::default()));
     if let Some(path) = ca_bundle {
         let bad = |detail: String| CaBundleError { path: path.to_path_buf(), detail };

@@ -1,16 +1,16 @@
-//! What the worker takes from a receiver's reply: its status, its
+//! What a sender takes from a receiver's reply: its status, its
 //! `Retry-After`, and as little of its body as keeps the connection usable.
-//! Everything here is bounded by the worker, not by the receiver: a header
+//! Everything here is bounded by the sender, not by the receiver: a header
 //! of any length or bytes, a body of any size or none that ends.
 
 use std::time::{Duration, SystemTime};
 
-use super::retry::{classify_status, parse_retry_after, Verdict};
+use crate::retry::{classify_status, parse_retry_after, Verdict};
 
-/// Most of a reply's body the worker reads. What a receiver says in a body
+/// Most of a reply's body a sender reads. What a receiver says in a body
 /// is not ours to act on: the status decides.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
-/// Longest the worker spends reading a reply's body.
+/// Longest a sender spends reading a reply's body.
 pub const BODY_READ: Duration = Duration::from_secs(2);
 /// Longest `Retry-After` value read; anything longer is not a delay or a date.
 const MAX_RETRY_AFTER: usize = 64;

@@ -29,11 +29,11 @@ impl std::fmt::Debug for Requests {
 }
 
 impl Requests {
-    /// Requests to `callback_url`, signed as configured, timestamped by the
-    /// system clock, with random nonces.
-    pub fn new(callback_url: &str, signing: Signing) -> Self {
+    /// Requests to `callback_url` from `user_agent` (`wove-worker/0.1.0`),
+    /// signed as configured, timestamped by the system clock, with random nonces.
+    pub fn new(callback_url: &str, signing: Signing, user_agent: &str) -> Self {
         Self {
-            builder: RequestBuilder::new(callback_url, signing).user_agent(crate::http_client::USER_AGENT),
+            builder: RequestBuilder::new(callback_url, signing).user_agent(user_agent),
             clock: Arc::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())),
             nonce: Arc::new(random_nonce),
         }

@@ -4,12 +4,30 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use super::reply;
-use super::request::Requests;
-use super::retry::{next_delay, Backoff, Verdict};
-use crate::config::DeliveryConfig;
-use crate::deadline::Deadline;
+use crate::budget::Budget;
 use crate::redact::redact_url;
+use crate::reply;
+use crate::requests::Requests;
+use crate::retry::{next_delay, Backoff, Verdict};
+
+/// How one event is posted: each attempt's limit and the waits between attempts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Policy {
+    /// Limit on one HTTP attempt (connect, send, response).
+    pub attempt_timeout: Duration,
+    /// The waits between attempts.
+    pub backoff: Backoff,
+}
+
+impl Default for Policy {
+    /// The worker's defaults: 10 s per attempt, waits from 0.5 s doubling up to 30 s.
+    fn default() -> Self {
+        Self {
+            attempt_timeout: Duration::from_secs(10),
+            backoff: Backoff { base: Duration::from_millis(500), cap: Duration::from_secs(30) },
+        }
+    }
+}
 
 /// Drop a reply's body after at most [`reply::MAX_BODY_BYTES`] of it; whatever
 /// is past that is never buffered.
@@ -88,20 +106,21 @@ pub enum SinkError {
     Client(String),
     /// The CA bundle could not be read or holds no certificate.
     #[error(transparent)]
-    CaBundle(#[from] crate::http_client::CaBundleError),
+    CaBundle(#[from] crate::client::CaBundleError),
 }
 
 impl HttpSink {
-    /// A sink for `callback_url`.
+    /// A sink for `callback_url`, naming itself `user_agent`.
     pub fn new(
         callback_url: &str,
-        config: &DeliveryConfig,
+        policy: &Policy,
         ca_bundle: Option<&std::path::Path>,
+        user_agent: &str,
     ) -> Result<Self, SinkError> {
         let url = reqwest::Url::parse(callback_url).map_err(|_| SinkError::Url)?;
-        let client = crate::http_client::builder(ca_bundle)?
+        let client = crate::client::builder(ca_bundle, user_agent)?
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(config.attempt_timeout.min(Duration::from_secs(5)))
+            .connect_timeout(policy.attempt_timeout.min(Duration::from_secs(5)))
             .pool_max_idle_per_host(1)
             .build()
             .map_err(|e| SinkError::Client(e.without_url().to_string()))?;
@@ -109,8 +128,8 @@ impl HttpSink {
             client,
             redacted: redact_url(callback_url),
             url,
-            attempt_timeout: config.attempt_timeout,
-            backoff: Backoff { base: config.backoff_base, cap: config.backoff_cap },
+            attempt_timeout: policy.attempt_timeout,
+            backoff: policy.backoff,
         })
     }
 
@@ -119,15 +138,16 @@ impl HttpSink {
         &self.redacted
     }
 
-    /// Post `body` until delivered, refused, or `deadline` passes. A shutdown
-    /// that moves the deadline earlier cuts a running attempt or wait short.
+    /// Post `body` until delivered, refused, or `deadline` passes. A
+    /// deadline that moves earlier (the worker's, on SIGTERM) cuts a running
+    /// attempt or wait short.
     pub async fn deliver(
         &self,
         kind: &str,
         event_id: &str,
         body: Bytes,
         requests: &Requests,
-        deadline: &Deadline,
+        deadline: &impl Budget,
     ) -> Result<Delivered, DeliveryError> {
         let mut attempts = 0u32;
         let mut last = String::from("no attempt made");

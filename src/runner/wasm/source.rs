@@ -75,7 +75,7 @@ pub async fn download(
             attempt.follow()
         }
     });
-    let client = crate::http_client::builder(ca_bundle)
+    let client = wove_deliver::client::builder(ca_bundle, crate::report::USER_AGENT)
         .map_err(|e| SourceError::Download(e.to_string()))?
         .redirect(https_only)
         .https_only(true)
