@@ -18,6 +18,12 @@ import (
 // The kubelet reads at most this much of a termination message file.
 const terminationMessageLimit = 4096
 
+// A test's stand-in for the kernel's OOM killer ending a whole container: this many seconds
+// (a decimal) after a container starts, the node kills it with SIGKILL and reports it
+// OOMKilled, exit code 137, as a kubelet reports a container the kernel killed for memory.
+// Only for what no real limit can produce here: the worker itself killed, not its task.
+const annotationOOMKillAfter = "cluster.wove.test/oom-kill-after"
+
 type exit struct {
 	code     int
 	oom      bool
@@ -112,8 +118,21 @@ func (r *podRun) runOnce(ctx context.Context, specs []*containerSpec, restarts [
 			ended <- i
 		} else {
 			log.begin(path)
+			forced := make(chan struct{})
+			if after, err := time.ParseDuration(r.pod.Annotations[annotationOOMKillAfter] + "s"); err == nil {
+				p := processes[i]
+				time.AfterFunc(after, func() {
+					close(forced)
+					p.kill()
+				})
+			}
 			go func(i int, p process, w *logWriter) {
 				code, oom := p.wait()
+				select {
+				case <-forced:
+					code, oom = 137, true
+				default:
+				}
 				w.close()
 				log.end()
 				exits[i].code, exits[i].oom, exits[i].finished = code, oom, metav1.Now()

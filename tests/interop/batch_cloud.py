@@ -16,7 +16,10 @@ environment does:
 - an array job ends once all its children have: SUCCEEDED when they all did, else FAILED (moto
   itself only ever marks a parent SUCCEEDED);
 - TerminateJob on a running job sends the process SIGTERM, then SIGKILL after the grace
-  (Batch's 30 s, capped for tests).
+  (Batch's 30 s, capped for tests);
+- only the image `wove-worker` is there: a job whose definition names another fails as Batch
+  fails it, `Task failed to start`, its attempt's container `CannotPullContainerError: ...`
+  with no exit code; with `run_jobs = False` there is no room, and jobs stay RUNNABLE.
 
 Clients reach it through AWS_ENDPOINT_URL_BATCH with static test credentials.
 """
@@ -47,6 +50,8 @@ REGION = "us-east-1"
 QUEUE = "wove-queue"
 DEFINITION = "wove-worker"
 COMPUTE = "wove-compute"
+# The one image this compute environment has.
+IMAGE = "wove-worker"
 
 
 @dataclass
@@ -113,7 +118,7 @@ class BatchCloud:
         batch.create_job_queue(jobQueueName=QUEUE, state="ENABLED", priority=1,
                                computeEnvironmentOrder=[{"order": 1, "computeEnvironment": compute}])
         batch.register_job_definition(jobDefinitionName=DEFINITION, type="container",
-                                      containerProperties={"image": "wove-worker", "command": ["wove-worker"],
+                                      containerProperties={"image": IMAGE, "command": ["wove-worker"],
                                                            "vcpus": 1, "memory": 512})
         # The recorder writes to a file, by default in the working directory: keep it in ours.
         recorder._location = str(self.workdir / "moto-recording.jsonl")
@@ -169,6 +174,14 @@ class BatchCloud:
             out.append(Call(path[len("/v1/"):], body))
         return [c for c in out if action is None or c.action == action]
 
+    def definition_with_image(self, image: str) -> str:
+        """A job definition like the default one but with `image`; its name."""
+        name = f"{DEFINITION}-{abs(hash(image)) % 10**8}"
+        self.client("batch").register_job_definition(
+            jobDefinitionName=name, type="container",
+            containerProperties={"image": image, "command": ["wove-worker"], "vcpus": 1, "memory": 512})
+        return name
+
     def wait_run(self, job_id: str, timeout: float = 30) -> Run:
         deadline = time.monotonic() + timeout
         while True:
@@ -218,8 +231,18 @@ class BatchCloud:
             self._start(job_id)
 
     def _start(self, job_id: str) -> None:
-        self.set_status(job_id, "RUNNING")
         detail = self.describe(job_id)
+        job = batch_backends[ACCOUNT][REGION]._jobs[job_id]
+        image = job.job_definition.container_properties.get("image", IMAGE)
+        if image != IMAGE:
+            # As ECS reports an image it cannot pull: the attempt never ran, so no exit code.
+            job.attempts = [{"container": {"reason": f"CannotPullContainerError: pull image manifest has been "
+                                                     f"retried 5 time(s): failed to resolve ref {image}: not found"},
+                             "statusReason": "Task failed to start"}]
+            job.job_stopped_reason = "Task failed to start"
+            job.status = "FAILED"
+            return
+        self.set_status(job_id, "RUNNING")
         env = dict(self.base_env)
         for var in detail.get("container", {}).get("environment", []):
             env[var["name"]] = var["value"]

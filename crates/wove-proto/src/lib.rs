@@ -9,6 +9,7 @@
 //! - [`request`]: the HTTP request that carries an event, every header included.
 //! - [`exit`]: the worker's exit codes, which submitters turn into retry rules.
 //! - [`outcome`]: the error kinds the worker reports itself, and its termination statuses.
+//! - [`platform`]: the kinds of failure outside the worker that a submitter reports.
 //! - [`env`]: the variables a submitter sets and the worker reads.
 //! - [`error_chain`]: how every error is printed: its message and each cause, once.
 //!
@@ -25,6 +26,7 @@ pub mod gzip;
 pub mod outcome;
 pub mod payload;
 pub mod pickle;
+pub mod platform;
 pub mod request;
 pub mod sign;
 pub mod task;
@@ -36,4 +38,5 @@ pub use fan_out::TaskEntry;
 pub use outcome::{ErrorKind, Status};
 pub use payload::{Delivery, Form, Payload, PayloadError};
 pub use pickle::Pickle;
+pub use platform::PlatformKind;
 pub use task::TaskSpec;

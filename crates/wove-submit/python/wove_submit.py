@@ -25,6 +25,15 @@ Batch's size limits. Give it this client instead:
                       options=["--attempts", "3"])        # any `wove-submit batch submit` flag
     wove.config(environments={"batch": {"executor": "aws_batch", "executor_config": batch.executor_config()}})
 
+Each submission is also watched, in the background, by `wove-submit ... wait --report`: when the
+platform ends the job (or never starts it) where the worker cannot report -- an image that cannot
+be pulled, a missing Secret, no room within `--pending-timeout`, the OOM killer, a lost node, the
+deadline -- it posts the task's `task_error` itself, so the weave raises at once with the
+platform's reason instead of waiting forever. Its events are signed as the worker's are: give the
+watcher the same secret (`WOVE_WORKER_SIGNING_SECRET` in this process's environment, or
+`report_options=["--signing-secret-file", PATH]`). Wove's cancel stops the watcher first; so does
+the end of this process (the watcher stops when its stdin closes). `report=False` turns it off.
+
 `wove-submit` must be on PATH (or give `program=`); it finds the cluster the kube way
 (KUBECONFIG, ~/.kube/config, then in-cluster), or from `kubeconfig=` and `context=`, and AWS the
 AWS way (environment, profile, web identity, ECS and instance roles).
@@ -39,7 +48,10 @@ import types
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-__all__ = ["BatchJobs", "KubernetesJobs", "Submission", "SubmitError"]
+__all__ = ["BatchJobs", "KubernetesJobs", "Submission", "SubmitError", "Watcher"]
+
+# Long enough for any task: the watcher ends by itself when the job does.
+WATCH_TIMEOUT = 7 * 24 * 3600
 
 
 class SubmitError(RuntimeError):
@@ -60,6 +72,69 @@ class Submission:
     """The name Wove will ask to delete on cancel (its own naming, not the Job's)."""
 
 
+class Watcher:
+    """One `wove-submit ... wait --report` running in the background for a submission."""
+
+    def __init__(self, process: "asyncio.subprocess.Process") -> None:
+        self.process = process
+        self.result: Optional[Dict[str, Any]] = None
+        """What it printed when it ended (the job, and `reported`: each failure it posted)."""
+        self.stderr = ""
+        self._done = asyncio.ensure_future(self._collect())
+
+    async def _collect(self) -> None:
+        try:
+            out, err = await asyncio.gather(self.process.stdout.read(), self.process.stderr.read())
+            await self.process.wait()
+        except asyncio.CancelledError:
+            # The event loop is ending: so is the weave's run, and the watch with it.
+            await self._end()
+            raise
+        self.stderr = err.decode(errors="replace")
+        try:
+            self.result = json.loads(out.decode()) if out.strip() else None
+        except ValueError:
+            self.result = None
+
+    async def _end(self, timeout: float = 10.0) -> None:
+        if self.process.returncode is None and self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            await asyncio.wait_for(self.process.wait(), timeout)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            self.process.kill()
+
+    @property
+    def running(self) -> bool:
+        return self.process.returncode is None
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop watching, reporting nothing more: close its stdin, then kill it if it lingers."""
+        if self.running and self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._done), timeout)
+        except asyncio.TimeoutError:
+            self.process.kill()
+            await self._done
+
+    async def wait(self, timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
+        """Wait for it to end by itself; what it printed."""
+        await asyncio.wait_for(asyncio.shield(self._done), timeout)
+        return self.result
+
+
+async def _start_watch(program: str, args: List[str], payload_b64: str,
+                       env: Optional[Mapping[str, str]]) -> Watcher:
+    child_env = dict(os.environ) if env is None else dict(env)
+    # The payload tells the watcher where to report; its stdin only says this process lives.
+    child_env["WOVE_BACKEND_PAYLOAD"] = payload_b64
+    process = await asyncio.create_subprocess_exec(
+        program, *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=child_env)
+    return Watcher(process)
+
+
 class KubernetesJobs:
     """`job_factory` and `batch_api` for Wove's `kubernetes_jobs` adapter."""
 
@@ -74,6 +149,8 @@ class KubernetesJobs:
         context: Optional[str] = None,
         env: Optional[Mapping[str, str]] = None,
         timeout: float = 120.0,
+        report: bool = True,
+        report_options: Sequence[str] = (),
     ) -> None:
         self.image = image
         self.namespace = namespace
@@ -83,8 +160,12 @@ class KubernetesJobs:
         self.context = context
         self.env = dict(env) if env is not None else None
         self.timeout = timeout
+        self.report = report
+        self.report_options = list(report_options)
         # Wove cancels by its own Job name; the Job has ours.
         self._names: Dict[Tuple[str, str], str] = {}
+        self.watchers: Dict[Tuple[str, str], Watcher] = {}
+        """The background watch of each submitted Job, by (namespace, Job name)."""
 
     def executor_config(self, **extra: Any) -> Dict[str, Any]:
         """The `executor_config` for `wove.config(environments=...)`."""
@@ -114,24 +195,47 @@ class KubernetesJobs:
             args += ["--image", self.image]
         submitted = json.loads(await self._run(args + self.options, stdin=body.payload_b64.encode()))
         self._names[(namespace, body.wove_job_name)] = submitted["name"]
+        if self.report:
+            watch = ["kubernetes", "wait", submitted["name"], "--namespace", namespace, "--report",
+                     "--stop-on-stdin-eof", "--output", "json", "--timeout", str(WATCH_TIMEOUT),
+                     *self.report_options, *self._connect()]
+            self.watchers[(namespace, submitted["name"])] = await _start_watch(
+                self.program, watch, body.payload_b64, self.env)
         return submitted
 
     async def delete_namespaced_job(self, name: str, namespace: str, **_: Any) -> Dict[str, Any]:
         job = self._names.get((namespace, name), name)
+        # A cancel is not a failure outside the worker: the watcher goes first.
+        watcher = self.watchers.get((namespace, job))
+        if watcher is not None:
+            await watcher.stop()
         # Background propagation: the pods get SIGTERM and the worker reports task_cancelled.
         return json.loads(await self._run(["cancel", job, "--namespace", namespace, "--output", "json"]))
 
-    async def _run(self, args: List[str], stdin: Optional[bytes] = None) -> str:
+    async def close(self) -> None:
+        """Stop every watcher still running (each also stops when this process ends)."""
+        for watcher in list(self.watchers.values()):
+            await watcher.stop()
+
+    def _connect(self) -> List[str]:
         connect = []
         if self.kubeconfig is not None:
             connect += ["--kubeconfig", self.kubeconfig]
         if self.context is not None:
             connect += ["--context", self.context]
-        return await _run(self.program, ["kubernetes", *args, *connect], stdin, self.env, self.timeout)
+        return connect
+
+    async def _run(self, args: List[str], stdin: Optional[bytes] = None) -> str:
+        return await _run(self.program, ["kubernetes", *args, *self._connect()], stdin, self.env, self.timeout)
 
 
 class BatchJobs:
     """The `client` for Wove's `aws_batch` adapter: its `submit_job` and `cancel_job`."""
+
+    async def close(self) -> None:
+        """Stop every watcher still running (each also stops when this process ends)."""
+        for watcher in list(self.watchers.values()):
+            await watcher.stop()
 
     def __init__(
         self,
@@ -142,6 +246,8 @@ class BatchJobs:
         program: str = "wove-submit",
         env: Optional[Mapping[str, str]] = None,
         timeout: float = 120.0,
+        report: bool = True,
+        report_options: Sequence[str] = (),
     ) -> None:
         self.job_queue = job_queue
         self.job_definition = job_definition
@@ -149,6 +255,10 @@ class BatchJobs:
         self.program = program
         self.env = dict(env) if env is not None else None
         self.timeout = timeout
+        self.report = report
+        self.report_options = list(report_options)
+        self.watchers: Dict[str, Watcher] = {}
+        """The background watch of each submitted job, by job id."""
 
     def executor_config(self, **extra: Any) -> Dict[str, Any]:
         """The `executor_config` for `wove.config(environments=...)`."""
@@ -173,11 +283,19 @@ class BatchJobs:
         if payload is None:
             raise SubmitError("batch submit", 64, "the adapter sent no WOVE_BACKEND_PAYLOAD")
         submitted = json.loads(await _run(self.program, args + self.options, payload.encode(), self.env, self.timeout))
+        if self.report:
+            watch = ["batch", "wait", submitted["job_id"], "--report", "--stop-on-stdin-eof", "--output", "json",
+                     "--timeout", str(WATCH_TIMEOUT), *self.report_options]
+            self.watchers[submitted["job_id"]] = await _start_watch(self.program, watch, payload, self.env)
         # What boto3's submit_job returns: the adapter keeps it and cancels by its jobId.
         return {"jobId": submitted["job_id"], "jobName": submitted["job_name"]}
 
     async def cancel_job(self, jobId: str, reason: str = "Cancelled by Wove.") -> Dict[str, Any]:  # noqa: N803
         """TerminateJob once the job has started (the adapter's CancelJob would leave it running)."""
+        # A cancel is not a failure outside the worker: the watcher goes first.
+        watcher = self.watchers.get(jobId)
+        if watcher is not None:
+            await watcher.stop()
         return json.loads(await _run(self.program, ["batch", "cancel", jobId, "--reason", reason, "--output", "json"],
                                      None, self.env, self.timeout))
 

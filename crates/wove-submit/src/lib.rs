@@ -22,6 +22,8 @@
 //! - [`kubernetes`]: Jobs, rendered offline; the client with feature `kubernetes`.
 //! - [`batch`]: AWS Batch SubmitJob requests, rendered offline; the client with feature `aws-batch`.
 //! - [`indexes`]: how each task of a many-task job stands.
+//! - [`report`]: the `task_error` for a failure outside the worker, and
+//!   (feature `report`) posting it as the worker would.
 //!
 //! The worker's exit codes come from `wove_proto::exit`: the retry rules the
 //! submitter writes and the outcomes it reports read that one definition.
@@ -33,6 +35,7 @@ pub mod indexes;
 pub mod kubernetes;
 pub mod naming;
 pub mod payload;
+pub mod report;
 
 pub use payload::{Compression, EncodedPayload};
 

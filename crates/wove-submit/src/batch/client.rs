@@ -15,7 +15,9 @@ use aws_sdk_batch::error::{BoxError, ProvideErrorMetadata};
 use aws_sdk_batch::types as sdk;
 
 use super::render::SubmitJobRequest;
-use super::status::{report, report_with_children, ArraySummary, Attempt, BatchReport, Container, JobDescription};
+use super::status::{
+    report, report_with_children, ArraySummary, Attempt, BatchReport, Container, JobDescription, KeyValue,
+};
 
 /// Default limit on one API call.
 pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(30);
@@ -72,6 +74,9 @@ pub enum BatchError {
         /// The digest of the payload being submitted.
         ours: String,
     },
+    /// The answer lacks what the next step needs.
+    #[error("{0}")]
+    Unexpected(String),
     /// No such job.
     #[error("no AWS Batch job with id {job_id}")]
     NotFound {
@@ -126,7 +131,7 @@ pub enum CancelOutcome {
 pub struct BatchClient {
     sdk: aws_sdk_batch::Client,
     api_timeout: Duration,
-    poll_interval: Duration,
+    pub(super) poll_interval: Duration,
 }
 
 impl BatchClient {
@@ -294,7 +299,7 @@ impl BatchClient {
         Ok(report_with_children(&job, &self.describe(&children).await?))
     }
 
-    async fn look(&self, job_id: &str) -> Result<JobDescription, BatchError> {
+    pub(super) async fn look(&self, job_id: &str) -> Result<JobDescription, BatchError> {
         let until = tokio::time::Instant::now() + VISIBILITY_WAIT;
         loop {
             if let Some(job) = self.describe(&[job_id.to_string()]).await?.into_iter().next() {
@@ -342,7 +347,7 @@ impl BatchClient {
         }
     }
 
-    async fn describe(&self, ids: &[String]) -> Result<Vec<JobDescription>, BatchError> {
+    pub(super) async fn describe(&self, ids: &[String]) -> Result<Vec<JobDescription>, BatchError> {
         let mut jobs = Vec::new();
         // DescribeJobs takes at most 100 ids.
         for chunk in ids.chunks(100) {
@@ -382,6 +387,7 @@ fn description(j: &sdk::JobDetail) -> (JobDescription, i64) {
         exit_code,
         reason: reason.map(str::to_string),
         log_stream_name: log.map(str::to_string),
+        environment: Vec::new(),
     };
     let job = JobDescription {
         job_id: j.job_id().unwrap_or_default().into(),
@@ -396,7 +402,14 @@ fn description(j: &sdk::JobDetail) -> (JobDescription, i64) {
                 status_reason: a.status_reason().map(str::to_string),
             })
             .collect(),
-        container: j.container().map(|c| container(c.exit_code(), c.reason(), c.log_stream_name())),
+        container: j.container().map(|c| Container {
+            environment: c
+                .environment()
+                .iter()
+                .map(|kv| KeyValue { name: kv.name().map(str::to_string), value: kv.value().map(str::to_string) })
+                .collect(),
+            ..container(c.exit_code(), c.reason(), c.log_stream_name())
+        }),
         array_properties: j.array_properties().map(|a| ArraySummary {
             size: a.size(),
             index: a.index(),
@@ -406,6 +419,7 @@ fn description(j: &sdk::JobDetail) -> (JobDescription, i64) {
                 .unwrap_or_default(),
         }),
         tags: j.tags().map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default(),
+        created_at: j.created_at(),
     };
     (job, j.created_at().unwrap_or(0))
 }

@@ -28,6 +28,8 @@ pub struct JobDescription {
     pub array_properties: Option<ArraySummary>,
     /// Its tags.
     pub tags: BTreeMap<String, String>,
+    /// When it was submitted, in Unix milliseconds.
+    pub created_at: Option<i64>,
 }
 
 /// One attempt.
@@ -50,6 +52,18 @@ pub struct Container {
     pub reason: Option<String>,
     /// Its CloudWatch log stream.
     pub log_stream_name: Option<String>,
+    /// Its environment (the job definition's, with the overrides).
+    pub environment: Vec<KeyValue>,
+}
+
+/// One variable of a container's environment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KeyValue {
+    /// Its name.
+    pub name: Option<String>,
+    /// Its value.
+    pub value: Option<String>,
 }
 
 /// An array job's children, by status.

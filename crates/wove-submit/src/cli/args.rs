@@ -15,12 +15,8 @@ const MAX_PAYLOAD_READ: u64 = 16 * 1024 * 1024;
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Payload")]
 pub struct PayloadArgs {
-    /// The payload: a file of JSON or base64, `-` for stdin.
-    #[arg(long, env = "WOVE_BACKEND_PAYLOAD_FILE", value_name = "PATH")]
-    pub payload_file: Option<PathBuf>,
-    /// The payload as base64, as Wove writes it (--payload-file wins when both are given).
-    #[arg(long, env = "WOVE_BACKEND_PAYLOAD", value_name = "BASE64", hide_env_values = true)]
-    pub payload: Option<String>,
+    #[command(flatten)]
+    pub source: PayloadSourceArgs,
     /// Kubernetes: keep the payload out of the Job's environment even when it is small.
     #[arg(long, env = "WOVE_SUBMIT_SENSITIVE")]
     pub sensitive: bool,
@@ -28,6 +24,108 @@ pub struct PayloadArgs {
     /// (an image running Wove's own Python worker), or always [default: auto].
     #[arg(long, env = "WOVE_SUBMIT_COMPRESSION", value_name = "WHEN", value_parser = compression)]
     pub compression: Option<Compression>,
+}
+
+/// Where a payload is read from.
+#[derive(Debug, Args)]
+pub struct PayloadSourceArgs {
+    /// The payload: a file of JSON or base64, `-` for stdin.
+    #[arg(long, env = "WOVE_BACKEND_PAYLOAD_FILE", value_name = "PATH")]
+    pub payload_file: Option<PathBuf>,
+    /// The payload as base64, as Wove writes it (--payload-file wins when both are given).
+    #[arg(long, env = "WOVE_BACKEND_PAYLOAD", value_name = "BASE64", hide_env_values = true)]
+    pub payload: Option<String>,
+}
+
+impl PayloadSourceArgs {
+    /// Whether a payload was given at all.
+    pub fn is_given(&self) -> bool {
+        self.payload_file.is_some() || self.payload.is_some()
+    }
+}
+
+/// Reporting failures outside the worker while waiting.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Reporting failures outside the worker")]
+pub struct ReportArgs {
+    /// While waiting, post a task_error to the payload's callback URL for
+    /// each task the platform ends or never starts where its worker cannot
+    /// report (image, missing Secret, no room, OOM killer, lost node,
+    /// deadline, retries used up), signed and retried as the worker does.
+    /// A task that can never run ends its job once reported.
+    #[arg(long, env = "WOVE_SUBMIT_REPORT")]
+    pub report: bool,
+    /// With --report: seconds a job may wait for room (a pod for a node, a
+    /// Batch job in RUNNABLE) before its task is reported Unschedulable.
+    #[arg(long, env = "WOVE_SUBMIT_PENDING_TIMEOUT", default_value = "300", value_name = "SECS", value_parser = seconds)]
+    pub pending_timeout: Duration,
+    /// Stop waiting, reporting nothing more, when stdin reaches its end: a
+    /// program that runs the watch in the background keeps stdin open, and
+    /// the watch ends with it.
+    #[arg(long, env = "WOVE_SUBMIT_STOP_ON_STDIN_EOF")]
+    pub stop_on_stdin_eof: bool,
+    #[command(flatten)]
+    pub delivery: wove_deliver::args::DeliveryArgs,
+}
+
+impl ReportArgs {
+    /// The sender of reports, when --report is on: signing secrets from
+    /// `WOVE_WORKER_SIGNING_SECRET` and the secret file, as the worker reads them.
+    pub fn sender(&self) -> Result<Option<wove_submit::report::Sender>, Failure> {
+        if !self.report {
+            return Ok(None);
+        }
+        let env_secret = std::env::var(wove_proto::env::SIGNING_SECRET).ok();
+        let (signing, _) = self.delivery.signing(env_secret.as_deref()).map_err(refused)?;
+        let policy = self.delivery.policy().map_err(refused)?;
+        let sender = wove_submit::report::Sender::new(
+            signing,
+            policy,
+            self.delivery.delivery_budget,
+            self.delivery.ca_bundle.clone(),
+        );
+        Ok(Some(sender))
+    }
+}
+
+/// A stop raised when stdin reaches its end, when `stop_on_stdin_eof`; none otherwise.
+/// Needs a running runtime: a task reads stdin.
+pub fn stop_on_stdin_eof(stop_on_stdin_eof: bool) -> Option<wove_submit::report::StopSignal> {
+    if !stop_on_stdin_eof {
+        return None;
+    }
+    let (handle, signal) = wove_submit::report::stop_signal();
+    tokio::spawn(async move {
+        stdin_closed().await;
+        handle.stop();
+    });
+    Some(signal)
+}
+
+/// How a reported wait exits, once its outcome is printed: 74 when a
+/// report was due and not delivered, 79 when the job was ended because a
+/// task could never run, else as `wait` would (`finished`). A wait stopped
+/// from outside (`--stop-on-stdin-eof`) prints nothing and exits 0.
+pub fn reported_exit(undelivered: bool, ended_job: bool, finished: SubmitExit) -> Result<SubmitExit, Failure> {
+    if undelivered {
+        return Err(Failure::new(
+            SubmitExit::Unreported,
+            "a failure outside the worker was found, and its report could not be delivered (see above)",
+        ));
+    }
+    Ok(if ended_job { SubmitExit::JobFailed } else { finished })
+}
+
+/// Resolves when stdin reaches its end (or cannot be read).
+async fn stdin_closed() {
+    use tokio::io::AsyncReadExt as _;
+    let mut stdin = tokio::io::stdin();
+    let mut buffer = [0u8; 256];
+    while let Ok(n) = stdin.read(&mut buffer).await {
+        if n == 0 {
+            break;
+        }
+    }
 }
 
 fn compression(text: &str) -> Result<Compression, String> {
@@ -62,7 +160,7 @@ pub fn refused(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Fa
 }
 
 /// Read and validate the payload, carried as given.
-pub fn read_payload(args: &PayloadArgs) -> Result<EncodedPayload, Failure> {
+pub fn read_payload(args: &PayloadSourceArgs) -> Result<EncodedPayload, Failure> {
     let text = match (&args.payload_file, &args.payload) {
         (Some(path), _) => {
             let mut bytes = Vec::new();
@@ -98,14 +196,7 @@ pub fn set<T>(field: &mut T, value: Option<T>) {
     }
 }
 
-/// A positive number of seconds.
-pub fn seconds(text: &str) -> Result<Duration, String> {
-    let value: f64 = text.trim().parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
-    if !value.is_finite() || value <= 0.0 || value > 1e9 {
-        return Err(format!("`{text}` must be a positive number of seconds"));
-    }
-    Ok(Duration::from_secs_f64(value))
-}
+pub use wove_deliver::args::seconds;
 
 /// `KEY=VALUE`.
 pub fn key_value(text: &str) -> Result<(String, String), String> {

@@ -4,9 +4,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use wove_submit::batch::reporting::{Reported, Reporting};
 use wove_submit::batch::{self, BatchClient, BatchError, BatchOptions, BatchReport, Dependency};
 
-use super::args::{block_on, key_value, read_payload, refused, seconds, set, PayloadArgs, WaitingArgs};
+use super::args::{
+    block_on, key_value, read_payload, refused, reported_exit, seconds, set, stop_on_stdin_eof, PayloadArgs,
+    PayloadSourceArgs, ReportArgs, WaitingArgs,
+};
 use super::output::{self, Output, Stream};
 use super::{Failure, SubmitExit};
 
@@ -32,7 +36,7 @@ pub enum Remote {
     Status(IdArgs),
     /// Wait until a job succeeds or fails; exit with the worker's exit code.
     #[command(after_long_help = super::exit::help())]
-    Wait(WaitArgs),
+    Wait(Box<WaitArgs>),
     /// Stop a job: TerminateJob once it has started, CancelJob while it is queued.
     #[command(after_long_help = super::exit::help())]
     Cancel(CancelArgs),
@@ -59,6 +63,8 @@ pub struct SubmitArgs {
     wait: bool,
     #[command(flatten)]
     waiting: WaitingArgs,
+    #[command(flatten)]
+    reporting: ReportArgs,
     /// Output format.
     #[arg(long, short = 'o', env = "WOVE_SUBMIT_OUTPUT", value_enum, default_value_t = Output::Text)]
     output: Output,
@@ -81,6 +87,11 @@ pub struct WaitArgs {
     id: IdArgs,
     #[command(flatten)]
     waiting: WaitingArgs,
+    #[command(flatten)]
+    reporting: ReportArgs,
+    /// With --report: the payload the job carries [default: read back from the job].
+    #[command(flatten, next_help_heading = "Reporting failures outside the worker")]
+    payload: PayloadSourceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -239,7 +250,7 @@ impl JobArgs {
 pub fn run(command: Command) -> Result<SubmitExit, Failure> {
     match command {
         Command::Render(args) => {
-            let request = build(&args.payload, &args.job)?;
+            let (request, _) = build(&args.payload, &args.job)?;
             println!("{}", serde_json::to_string_pretty(&request.to_json()).unwrap_or_default());
             Ok(SubmitExit::Success)
         }
@@ -250,14 +261,24 @@ pub fn run(command: Command) -> Result<SubmitExit, Failure> {
 async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
     match command {
         Remote::Submit(args) => {
-            let request = build(&args.payload, &args.job)?;
+            let (request, payload) = build(&args.payload, &args.job)?;
+            let sender = if args.wait { args.reporting.sender()? } else { None };
             let client = connect(&args.connect).await.poll_interval(args.waiting.poll);
             let submitted = client.submit(&request).await.map_err(client_failure)?;
             output::print_batch_submitted(&submitted, args.output, args.wait);
             if !args.wait {
                 return Ok(SubmitExit::Success);
             }
-            finish_wait(client.wait(&submitted.job_id, args.waiting.timeout).await, args.output)
+            match sender {
+                None => finish_wait(client.wait(&submitted.job_id, args.waiting.timeout).await, args.output),
+                Some(sender) => {
+                    let reporting = reporting(&args.reporting, sender);
+                    let outcome = client
+                        .wait_reporting(&submitted.job_id, args.waiting.timeout, Some(&payload), &reporting)
+                        .await;
+                    finish_reported(outcome, args.output)
+                }
+            }
         }
         Remote::Status(args) => {
             let client = connect(&args.connect).await;
@@ -266,8 +287,17 @@ async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
             Ok(SubmitExit::Success)
         }
         Remote::Wait(args) => {
+            let sender = args.reporting.sender()?;
             let client = connect(&args.id.connect).await.poll_interval(args.waiting.poll);
-            finish_wait(client.wait(&args.id.job_id, args.waiting.timeout).await, args.id.output)
+            let Some(sender) = sender else {
+                return finish_wait(client.wait(&args.id.job_id, args.waiting.timeout).await, args.id.output);
+            };
+            let payload =
+                if args.payload.is_given() { Some(read_payload(&args.payload)?.payload().clone()) } else { None };
+            let reporting = reporting(&args.reporting, sender);
+            let outcome =
+                client.wait_reporting(&args.id.job_id, args.waiting.timeout, payload.as_ref(), &reporting).await;
+            finish_reported(outcome, args.id.output)
         }
         Remote::Cancel(args) => {
             let client = connect(&args.id.connect).await;
@@ -293,6 +323,24 @@ fn finish_wait(outcome: Result<BatchReport, BatchError>, format: Output) -> Resu
     }
 }
 
+fn reporting(args: &ReportArgs, sender: wove_submit::report::Sender) -> Reporting {
+    Reporting { sender, pending_timeout: args.pending_timeout, stop: stop_on_stdin_eof(args.stop_on_stdin_eof) }
+}
+
+/// Print the reports and exit as a reported wait does ([`reported_exit`]).
+fn finish_reported(outcome: Result<Reported, BatchError>, format: Output) -> Result<SubmitExit, Failure> {
+    match outcome {
+        Ok(reported) if reported.stopped => Ok(SubmitExit::Success),
+        Ok(reported) => {
+            output::print_batch_reported(&reported, format);
+            let succeeded = reported.report.phase == wove_submit::kubernetes::Phase::Succeeded;
+            let finished = SubmitExit::finished(succeeded, reported.report.exit_code);
+            reported_exit(reported.undelivered(), reported.ended_job, finished)
+        }
+        Err(e) => finish_wait(Err(e), format),
+    }
+}
+
 async fn connect(args: &ConnectArgs) -> BatchClient {
     BatchClient::connect(args.endpoint_url.as_deref(), args.region.as_deref()).await.api_timeout(args.api_timeout)
 }
@@ -306,9 +354,11 @@ fn client_failure(error: BatchError) -> Failure {
     Failure::new(exit, error)
 }
 
-fn build(payload: &PayloadArgs, job: &JobArgs) -> Result<batch::SubmitJobRequest, Failure> {
-    let encoded = read_payload(payload)?;
+/// Read the payload and build the checked request; also the payload read.
+fn build(payload: &PayloadArgs, job: &JobArgs) -> Result<(batch::SubmitJobRequest, wove_proto::Payload), Failure> {
+    let encoded = read_payload(&payload.source)?;
     let mut options = job.options()?;
     set(&mut options.compression, payload.compression);
-    batch::render(&encoded, &options).map_err(refused)
+    let request = batch::render(&encoded, &options).map_err(refused)?;
+    Ok((request, encoded.payload().clone()))
 }

@@ -23,6 +23,8 @@ pub enum SubmitExit {
     JobFailed,
     /// Waiting gave up before the Job ended.
     TimedOut,
+    /// `--report`: a failure outside the worker was found but its report could not be delivered.
+    Unreported,
     /// The worker's own exit code, from the pod that decided the Job's outcome.
     Worker(u8),
 }
@@ -38,6 +40,7 @@ impl SubmitExit {
             Self::Api => 69,
             Self::JobFailed => 79,
             Self::TimedOut => 124,
+            Self::Unreported => 74,
             Self::Worker(code) => code,
         }
     }
@@ -81,6 +84,7 @@ Exit codes:
    64    refused before anything was sent: invalid options or payload
    68    no Job of that name
    69    the platform's API (Kubernetes, AWS Batch) could not be reached or refused the request
+   74    --report: a failure outside the worker was found, and its report could not be delivered
    79    the Job failed without a worker exit code (deadline, pod never ran, or a
          container exit code that is not one of the worker's, named in the report)
   124    timed out waiting
@@ -105,6 +109,7 @@ mod tests {
             SubmitExit::Api,
             SubmitExit::JobFailed,
             SubmitExit::TimedOut,
+            SubmitExit::Unreported,
         ];
         for exit in ours {
             assert!(Exit::from_code(i32::from(exit.code())).is_none(), "{exit:?} collides with the worker's codes");

@@ -12,11 +12,13 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use wove_submit::kubernetes::{
-    self, Client, ClientError, Indexed, JobOptions, JobReport, PayloadPlacement, RenderError, SigningSecret,
+    self, Client, ClientError, Indexed, JobOptions, JobReport, PayloadPlacement, RenderError, Reported, Reporting,
+    SigningSecret,
 };
 
 use super::args::{
-    block_on, json_list, json_one, key_value, read_payload, refused, seconds, set, PayloadArgs, WaitingArgs,
+    block_on, json_list, json_one, key_value, read_payload, refused, reported_exit, seconds, set, stop_on_stdin_eof,
+    PayloadArgs, PayloadSourceArgs, ReportArgs, WaitingArgs,
 };
 use super::output::{self, Output, RenderFormat, Stream};
 use super::{Failure, SubmitExit};
@@ -42,7 +44,7 @@ pub enum Remote {
     Status(NamedArgs),
     /// Wait until a Job succeeds or fails; exit with the worker's exit code.
     #[command(after_long_help = super::exit::help())]
-    Wait(WaitArgs),
+    Wait(Box<WaitArgs>),
     /// Print the log of the Job's worker, following it until the Job ends.
     #[command(after_long_help = super::exit::help())]
     Logs(LogsArgs),
@@ -79,6 +81,8 @@ pub struct SubmitArgs {
     logs: bool,
     #[command(flatten)]
     waiting: WaitingArgs,
+    #[command(flatten)]
+    reporting: ReportArgs,
     /// Output format.
     #[arg(long, short = 'o', env = "WOVE_SUBMIT_OUTPUT", value_enum, default_value_t = Output::Text)]
     output: Output,
@@ -104,6 +108,11 @@ pub struct WaitArgs {
     named: NamedArgs,
     #[command(flatten)]
     waiting: WaitingArgs,
+    #[command(flatten)]
+    reporting: ReportArgs,
+    /// With --report: the payload the Job carries [default: read back from the Job].
+    #[command(flatten, next_help_heading = "Reporting failures outside the worker")]
+    payload: PayloadSourceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -279,7 +288,7 @@ struct JobArgs {
 pub fn run(command: Command) -> Result<SubmitExit, Failure> {
     match command {
         Command::Render(args) => {
-            let manifest = build(&args.payload, &args.job)?;
+            let (manifest, _) = build(&args.payload, &args.job)?;
             output::print_manifest(&manifest, args.output).map_err(|e| Failure::new(SubmitExit::Api, e))?;
             Ok(SubmitExit::Success)
         }
@@ -297,9 +306,21 @@ async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
             Ok(SubmitExit::Success)
         }
         Remote::Wait(args) => {
+            let sender = args.reporting.sender()?;
+            let payload = match (&sender, args.payload.is_given()) {
+                (Some(_), true) => Some(read_payload(&args.payload)?.payload().clone()),
+                _ => None,
+            };
             let client = connect(&args.named.connect).await?.poll_interval(args.waiting.poll);
-            let outcome = client.wait(&args.named.namespace, &args.named.name, args.waiting.timeout).await;
-            finish_wait(outcome, args.named.output, Stream::Stdout)
+            let (namespace, name, timeout) = (&args.named.namespace, &args.named.name, args.waiting.timeout);
+            match sender {
+                None => finish_wait(client.wait(namespace, name, timeout).await, args.named.output, Stream::Stdout),
+                Some(sender) => {
+                    let reporting = reporting(&args.reporting, sender);
+                    let outcome = client.wait_reporting(namespace, name, timeout, payload.as_ref(), &reporting).await;
+                    finish_reported(outcome, args.named.output, Stream::Stdout)
+                }
+            }
         }
         Remote::Logs(args) => {
             let client = connect(&args.connect).await?;
@@ -329,7 +350,8 @@ async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
 }
 
 async fn submit(args: SubmitArgs) -> Result<SubmitExit, Failure> {
-    let manifest = build(&args.payload, &args.job)?;
+    let (manifest, payload) = build(&args.payload, &args.job)?;
+    let sender = if args.wait { args.reporting.sender()? } else { None };
     let client = connect(&args.connect).await?.poll_interval(args.waiting.poll);
     let submitted = client.submit(&manifest).await.map_err(client_failure)?;
     let to = if args.logs { Stream::Stderr } else { Stream::Stdout };
@@ -338,6 +360,11 @@ async fn submit(args: SubmitArgs) -> Result<SubmitExit, Failure> {
         return Ok(SubmitExit::Success);
     }
     let (namespace, name) = (manifest.namespace(), manifest.name());
+    if let Some(sender) = sender {
+        let reporting = reporting(&args.reporting, sender);
+        let outcome = client.wait_reporting(namespace, name, args.waiting.timeout, Some(&payload), &reporting).await;
+        return finish_reported(outcome, args.output, to);
+    }
     let waiting = client.wait(namespace, name, args.waiting.timeout);
     let outcome = if args.logs {
         let mut stdout = tokio::io::stdout();
@@ -381,6 +408,27 @@ fn finish_wait(outcome: Result<JobReport, ClientError>, format: Output, to: Stre
     }
 }
 
+fn reporting(args: &ReportArgs, sender: wove_submit::report::Sender) -> Reporting {
+    Reporting {
+        pending_timeout: args.pending_timeout,
+        stop: stop_on_stdin_eof(args.stop_on_stdin_eof),
+        ..Reporting::new(sender)
+    }
+}
+
+/// Print the reports and exit as a reported wait does ([`reported_exit`]).
+fn finish_reported(outcome: Result<Reported, ClientError>, format: Output, to: Stream) -> Result<SubmitExit, Failure> {
+    match outcome {
+        Ok(reported) if reported.stopped => Ok(SubmitExit::Success),
+        Ok(reported) => {
+            output::print_reported(&reported, format, to);
+            let finished = SubmitExit::finished(reported.report.succeeded(), reported.report.exit_code);
+            reported_exit(reported.undelivered(), reported.ended_job, finished)
+        }
+        Err(e) => finish_wait(Err(e), format, to),
+    }
+}
+
 async fn connect(args: &ConnectArgs) -> Result<Client, Failure> {
     let client = Client::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await.map_err(client_failure)?;
     Ok(client.api_timeout(args.api_timeout))
@@ -395,9 +443,9 @@ fn client_failure(error: ClientError) -> Failure {
     Failure::new(exit, error)
 }
 
-/// Read the payload, merge the options and build the checked Job.
-fn build(payload: &PayloadArgs, job: &JobArgs) -> Result<kubernetes::Manifest, Failure> {
-    let encoded = read_payload(payload)?.sensitive(payload.sensitive);
+/// Read the payload, merge the options and build the checked Job; also the payload read.
+fn build(payload: &PayloadArgs, job: &JobArgs) -> Result<(kubernetes::Manifest, wove_proto::Payload), Failure> {
+    let encoded = read_payload(&payload.source)?.sensitive(payload.sensitive);
     let mut options = job.options()?;
     set(&mut options.compression, payload.compression);
     let patch = job.patch.as_deref().map(read_patch).transpose()?;
@@ -412,7 +460,8 @@ fn build(payload: &PayloadArgs, job: &JobArgs) -> Result<kubernetes::Manifest, F
     if let Some(e) = patch_error {
         return Err(refused(e));
     }
-    rendered.map_err(|e: RenderError| refused(e))
+    let manifest = rendered.map_err(|e: RenderError| refused(e))?;
+    Ok((manifest, encoded.payload().clone()))
 }
 
 fn read_patch(text: &str) -> Result<serde_json::Value, Failure> {

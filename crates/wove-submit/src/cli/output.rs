@@ -4,9 +4,11 @@
 //! to stderr.
 
 use clap::ValueEnum;
+use wove_submit::batch::reporting::Reported as BatchReported;
 use wove_submit::batch::{BatchReport, CancelOutcome, SubmittedJob};
 use wove_submit::indexes::{IndexCounts, IndexReport};
-use wove_submit::kubernetes::{Cancelled, JobReport, Manifest, Submitted};
+use wove_submit::kubernetes::{Cancelled, JobReport, Manifest, Reported, Submitted};
+use wove_submit::report::ReportOutcome;
 
 use super::kubernetes::render_typed;
 
@@ -131,6 +133,46 @@ pub fn print_report(report: &JobReport, format: Output, to: Stream) {
         Output::Json => to.write(&format!("{}\n", pretty(&serde_json::to_value(report).unwrap_or_default()))),
         Output::Text => to.write(&report_text(report)),
     }
+}
+
+/// Print how a reported wait ended: the Job, then each report.
+pub fn print_reported(reported: &Reported, format: Output, to: Stream) {
+    match format {
+        Output::Json => to.write(&format!("{}\n", pretty(&serde_json::to_value(reported).unwrap_or_default()))),
+        Output::Text => {
+            let mut text = report_text(&reported.report);
+            text.push_str(&reports_text(&reported.reported, reported.ended_job, "the Job was deleted"));
+            to.write(&text);
+        }
+    }
+}
+
+/// Print how a reported Batch wait ended: the job, then each report.
+pub fn print_batch_reported(reported: &BatchReported, format: Output) {
+    match format {
+        Output::Json => println!("{}", pretty(&serde_json::to_value(reported).unwrap_or_default())),
+        Output::Text => {
+            print_batch_report(&reported.report, format, Stream::Stdout);
+            print!("{}", reports_text(&reported.reported, reported.ended_job, "the job was cancelled"));
+        }
+    }
+}
+
+fn reports_text(reports: &[ReportOutcome], ended_job: bool, ending: &str) -> String {
+    let mut text = String::new();
+    for r in reports {
+        let task = r.failure.index.map(|i| format!("task {i}: ")).unwrap_or_default();
+        let fate = match &r.error {
+            None => format!("delivered as {} after {} attempt(s)", r.event_id, r.attempts),
+            Some(e) => format!("NOT delivered: {e}"),
+        };
+        let (kind, reason, message) = (r.failure.kind, &r.failure.reason, &r.failure.message);
+        text.push_str(&format!("reported {task}{kind} ({reason}): {message}\n  {fate}\n"));
+    }
+    if ended_job {
+        text.push_str(&format!("{ending}: a task that can never run must not start later\n"));
+    }
+    text
 }
 
 /// Print what a cancel did.

@@ -156,9 +156,9 @@ pub enum Cancelled {
 /// A Kubernetes client for Jobs that carry Wove payloads.
 #[derive(Clone)]
 pub struct Client {
-    kube: kube::Client,
-    api_timeout: Duration,
-    poll_interval: Duration,
+    pub(super) kube: kube::Client,
+    pub(super) api_timeout: Duration,
+    pub(super) poll_interval: Duration,
 }
 
 impl std::fmt::Debug for Client {
@@ -446,7 +446,7 @@ impl Client {
         }
     }
 
-    async fn get_job(&self, jobs: &Api<Job>, namespace: &str, name: &str) -> Result<Job, ClientError> {
+    pub(super) async fn get_job(&self, jobs: &Api<Job>, namespace: &str, name: &str) -> Result<Job, ClientError> {
         match self.call("read Job", jobs.get(name)).await {
             // By the code: servers word the reason of a 404 differently.
             Err(e) if e.is_not_found() => Err(ClientError::NotFound { name: name.into(), namespace: namespace.into() }),
@@ -460,7 +460,7 @@ impl Client {
         Ok(self.call("list the Job's pods", pods.list(&params)).await?.items)
     }
 
-    async fn call<T>(
+    pub(super) async fn call<T>(
         &self,
         action: &str,
         request: impl std::future::Future<Output = Result<T, kube::Error>>,

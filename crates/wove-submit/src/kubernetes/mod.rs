@@ -5,7 +5,10 @@
 //! - [`failure_policy`]: the `podFailurePolicy` derived from the exit codes.
 //! - [`check`]: the rules the schema misses, run on every rendered Job.
 //! - [`status`]: a Job's state read from the Job and its pods.
+//! - [`unreported`]: the failures a worker cannot have reported, read from a Job and its pods.
 //! - `client` (feature `kubernetes`): submit, status, wait, logs, cancel.
+//! - `reporting` (features `kubernetes` and `report`): `wait --report`, which
+//!   posts those failures to the weave.
 
 pub mod check;
 #[cfg(feature = "kubernetes")]
@@ -13,10 +16,15 @@ pub mod client;
 pub mod failure_policy;
 pub mod options;
 pub mod render;
+#[cfg(all(feature = "kubernetes", feature = "report"))]
+pub mod reporting;
 pub mod status;
+pub mod unreported;
 
 #[cfg(feature = "kubernetes")]
 pub use client::{Cancelled, Client, ClientError, Submitted};
 pub use options::{Indexed, JobOptions, PayloadPlacement, Security, SigningSecret};
 pub use render::{render, render_with, Manifest, RenderError};
+#[cfg(all(feature = "kubernetes", feature = "report"))]
+pub use reporting::{Reported, Reporting};
 pub use status::{JobReport, Phase, PodReport};
