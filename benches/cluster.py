@@ -17,7 +17,13 @@ the first submit to every pod Succeeded, and the API server's CPU seconds meanwh
                 (crates/wove-submit/examples/wait_many.rs), beside polling each Job every 2 s
                 (what `wait` did before it watched): requests per minute.
 
-Environment: WOVE_WORKER_BIN, WOVE_SUBMIT_BIN, WOVE_WAIT_MANY_BIN, WOVE_BENCH_CLUSTER_DIR (a
+  unreported    time from a failure outside the worker to the weave knowing, for an image the
+                node lacks, a missing Secret, and the container killed as the OOM killer would
+                (the node agent's cluster.wove.test/oom-kill-after): a weave through Wove's own
+                adapter (which never learns: bounded by its delivery_timeout, UNREPORTED_BOUND)
+                beside one through the snippet (wove_submit.py, whose watcher reports).
+
+Environment: WOVE_BENCH_ONLY=unreported (that case alone; it does not depend on N), WOVE_WORKER_BIN, WOVE_SUBMIT_BIN, WOVE_WAIT_MANY_BIN, WOVE_BENCH_CLUSTER_DIR (a
 started cluster), WOVE_BENCH_N, WOVE_BENCH_QUICK=1 (small N: a check that every case runs and
 is correct; its numbers mean nothing).
 """
@@ -48,6 +54,8 @@ IN_FLIGHT = 16
 SUBMIT = os.environ["WOVE_SUBMIT_BIN"]
 WAIT_MANY = os.environ["WOVE_WAIT_MANY_BIN"]
 TASK = {"runner": "subprocess", "program": "true"}
+UNREPORTED_BOUND = 20 if QUICK else 600
+ABSENT_IMAGE = "registry.example/not-on-this-node:1"
 
 
 class Admin:
@@ -197,8 +205,116 @@ def measure_wait(cluster: Cluster, admin: Admin) -> Dict[str, Any]:
             "seconds": WAIT_SECONDS}
 
 
+def sleeps() -> str:
+    time.sleep(30)
+    return "killed before this"
+
+
+# Each failure, as a change to Wove's own Job (a job_factory's) and as wove-submit options.
+FAILURES: Dict[str, Dict[str, Any]] = {
+    "image the node lacks": {"image": ABSENT_IMAGE, "options": []},
+    "missing Secret": {"secret": "absent-secret", "options": ["--signing-secret", "absent-secret"]},
+    "killed as by the OOM killer": {"annotation": "1", "options": ["--annotation", "cluster.wove.test/oom-kill-after=1"]},
+}
+
+
+def time_to_know(environment: str) -> Dict[str, Any]:
+    """Run `sleeps` in a weave; seconds until the weave raised, and what."""
+    import wove
+    from wove.environment import EnvironmentExecutionError
+
+    started = time.monotonic()
+    with wove.weave() as w:
+        w.do(environment=environment, delivery_timeout=UNREPORTED_BOUND)(sleeps)
+    try:
+        w.result["sleeps"]
+        outcome = "returned"
+    except EnvironmentExecutionError as error:
+        outcome = error.payload.get("kind", "error")
+    except Exception as error:  # noqa: BLE001 - Wove's own delivery timeout, above all
+        outcome = type(error).__name__
+    return {"seconds": time.monotonic() - started, "outcome": outcome}
+
+
+def measure_unreported(cluster: Cluster) -> List[Dict[str, Any]]:
+    import cloudpickle
+    import wove
+    from kubernetes import client
+
+    sys.path.insert(0, str(HERE.parent / "crates" / "wove-submit" / "python"))
+    from wove_jobs import WoveJobs
+    from wove_submit import KubernetesJobs
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    worker = os.environ["WOVE_WORKER_BIN"]
+    rows: List[Dict[str, Any]] = []
+    own: Dict[str, Any] = {}
+
+    def wove_own_config(failure: Dict[str, Any]) -> Dict[str, Any]:
+        ns = cluster.namespace("own")
+        jobs = WoveJobs(ns, [worker])
+
+        def factory(payload: Dict[str, Any], frame: Dict[str, Any], config: Dict[str, Any]) -> Any:
+            job = WoveJobs.job_factory(jobs, payload, frame, config)
+            template = job.spec.template
+            container = template.spec.containers[0]
+            if "secret" in failure:
+                container.env.append(client.V1EnvVar(name="WOVE_WORKER_SIGNING_SECRET", value_from=client.V1EnvVarSource(
+                    secret_key_ref=client.V1SecretKeySelector(name=failure["secret"], key="secret"))))
+            if "annotation" in failure:
+                template.metadata.annotations = {"cluster.wove.test/oom-kill-after": failure["annotation"]}
+            return job
+
+        return dict(jobs.executor_config(), job_factory=factory, image=failure.get("image", "local"))
+
+    # Wove's own adapter never learns: all three wait out the bound at once, each in its own
+    # environment, all configured before any weave starts (Wove's configuration is global).
+    names = {name: f"own-{i}" for i, name in enumerate(FAILURES)}
+    wove.config(environments={names[name]: {"executor": "kubernetes_jobs", "executor_config": wove_own_config(f)}
+                              for name, f in FAILURES.items()})
+
+    def wove_own(name: str) -> None:
+        own[name] = time_to_know(names[name])
+
+    threads = [threading.Thread(target=wove_own, args=(name,), daemon=True) for name in FAILURES]
+    for t in threads:
+        t.start()
+    for name, failure in FAILURES.items():
+        ns = cluster.namespace("ours")
+        jobs = KubernetesJobs(image=failure.get("image", "local"), program=SUBMIT, kubeconfig=str(ns.kubeconfig),
+                              namespace=ns.name, options=["--shutdown-budget", "3", *failure["options"]])
+        wove.config(environments={"ours": {"executor": "kubernetes_jobs",
+                                           "executor_config": jobs.executor_config(callback_host="127.0.0.1")}})
+        ours = time_to_know("ours")
+        wove.config(environments={"ours": None})
+        ns.close()
+        rows.append({"failure": name, "ours": ours})
+    for t in threads:
+        t.join(timeout=UNREPORTED_BOUND + 120)
+    wove.config(environments={environment: None for environment in names.values()})
+    for row in rows:
+        row["own"] = own.get(row["failure"], {"seconds": float("nan"), "outcome": "did not end"})
+        assert row["ours"]["outcome"] in ("ImagePullFailed", "ContainerConfigError", "OutOfMemory"), row
+        assert row["own"]["outcome"] not in ("ImagePullFailed", "ContainerConfigError", "OutOfMemory"), row
+    return rows
+
+
+def print_unreported(unreported: List[Dict[str, Any]]) -> None:
+    print(f"\nfrom a failure outside the worker to the weave knowing (Wove's own adapter bounded by "
+          f"delivery_timeout={UNREPORTED_BOUND} s)\n")
+    print("| failure | Wove's own adapter | through wove-submit --report | ratio |")
+    print("|---|---|---|---|")
+    for r in unreported:
+        own, ours = r["own"], r["ours"]
+        print(f"| {r['failure']} | {own['seconds']:.1f} s ({own['outcome']}) | {ours['seconds']:.1f} s "
+              f"({ours['outcome']}) | {own['seconds'] / max(ours['seconds'], 1e-9):.0f}x |")
+
+
 def main() -> None:
     cluster = Cluster(Path(os.environ["WOVE_BENCH_CLUSTER_DIR"]))
+    if os.environ.get("WOVE_BENCH_ONLY") == "unreported":
+        print_unreported(measure_unreported(cluster))
+        return
     admin = Admin(cluster)
     receiver = EventReceiver()
     try:
@@ -206,6 +322,7 @@ def main() -> None:
         waiting = measure_wait(cluster, admin)
     finally:
         receiver.close()
+    unreported = measure_unreported(cluster)
     finals = [r for r in receiver.events() if r["type"] == "task_result"]
     assert len(finals) >= len(CASES) * N, f"{len(finals)} results for {len(CASES) * N} tasks"
 
@@ -222,6 +339,7 @@ def main() -> None:
     print(f"| wove-submit wait (watch) | {waiting['watch_per_min']:.0f} | 1.0x |")
     print(f"| polling every 2 s | {waiting['poll_per_min']:.0f} | "
           f"{waiting['poll_per_min'] / max(waiting['watch_per_min'], 1e-9):.1f}x |")
+    print_unreported(unreported)
     if QUICK:
         print("\n(quick run: the numbers mean nothing)")
 
