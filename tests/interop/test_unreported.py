@@ -208,16 +208,30 @@ def verified(receiver: EventReceiver) -> List[Dict[str, Any]]:
     return errors
 
 
-def test_the_cli_reports_a_pull_failure_once_signed_as_the_worker_signs(
-    submit_bin: str, cluster: Namespace, receiver: EventReceiver
+# Each failure that keeps a pod from ever starting: the submit flags that cause it, the kind, a
+# phrase of the platform's own message the report must quote.
+NEVER_STARTS = {
+    "image": (["--image", ABSENT_IMAGE], "ImagePullFailed", ABSENT_IMAGE),
+    "secret": (["--image", "local", "--signing-secret", "no-such-signing-secret"], "ContainerConfigError",
+               'secret "no-such-signing-secret" not found'),
+    "room": (["--image", "local", "--memory", "64Ti", "--pending-timeout", "2"], "Unschedulable",
+             "Insufficient memory"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NEVER_STARTS))
+def test_the_cli_reports_a_pod_that_never_starts_once_signed_as_the_worker_signs(
+    case: str, submit_bin: str, cluster: Namespace, receiver: EventReceiver
 ) -> None:
-    done = run_reporting(submit_bin, cluster, "submit", "--payload-file", "-", "--image", ABSENT_IMAGE, "--wait",
+    flags, kind, quoted = NEVER_STARTS[case]
+    done = run_reporting(submit_bin, cluster, "submit", "--payload-file", "-", *flags, "--wait",
                          "--report", "--timeout", "60", "--output", "json", stdin=payload(callback(receiver)))
     assert done.returncode == 79, done.stdout + done.stderr
     out = json.loads(done.stdout)
     assert out["ended_job"] is True and len(out["reported"]) == 1, out
     (error,) = verified(receiver)
-    assert error["error"]["kind"] == "ImagePullFailed" and ABSENT_IMAGE in error["error"]["message"], error
+    assert error["error"]["kind"] == kind and quoted in error["error"]["message"], error
+    assert error["error"]["source"] == "platform", error
     assert error["event_id"] == out["reported"][0]["event_id"] and error["meta"]["worker"].startswith("wove-submit/")
     assert error["run_id"] == json.loads(payload())["run_id"]
     with pytest.raises(Exception):
