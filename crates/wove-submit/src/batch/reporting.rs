@@ -7,7 +7,6 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
 use tokio::time::Instant;
 use wove_proto::env as vars;
 use wove_proto::Payload;
@@ -16,7 +15,7 @@ use super::client::{BatchClient, BatchError};
 use super::status::{report, report_with_children, BatchReport, JobDescription};
 use super::unreported::{decide, Decision};
 use crate::report::stop::raised;
-use crate::report::{JobAttempt, ReportOutcome, Sender, StopSignal};
+use crate::report::{JobAttempt, Sender, StopSignal};
 
 /// How failures outside the worker are reported.
 #[derive(Debug, Clone)]
@@ -30,25 +29,7 @@ pub struct Reporting {
 }
 
 /// How a reported wait ended.
-#[derive(Debug, Clone, Serialize)]
-pub struct Reported {
-    /// The job as last seen.
-    #[serde(flatten)]
-    pub report: BatchReport,
-    /// What was reported, one per task.
-    pub reported: Vec<ReportOutcome>,
-    /// Whether the job was cancelled because it could never run.
-    pub ended_job: bool,
-    /// Whether the wait was stopped from outside before the job was over.
-    pub stopped: bool,
-}
-
-impl Reported {
-    /// Whether a report that was due did not reach the receiver.
-    pub fn undelivered(&self) -> bool {
-        self.reported.iter().any(|r| !r.delivered)
-    }
-}
+pub type Reported = crate::report::Reported<BatchReport>;
 
 impl BatchClient {
     /// Wait (at most `timeout`) until the job and every child are over,

@@ -18,7 +18,6 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, WatchEvent, WatchParams};
-use serde::Serialize;
 use tokio::time::Instant;
 use wove_proto::env as vars;
 use wove_proto::Payload;
@@ -28,7 +27,7 @@ use super::render::{CONTAINER, LABEL_JOB_NAME};
 use super::status::{report, JobReport};
 use super::unreported::{decide, next_expiry, Decision};
 use crate::report::stop::raised;
-use crate::report::{JobAttempt, ReportOutcome, Sender, StopSignal};
+use crate::report::{JobAttempt, Sender, StopSignal};
 
 /// Default for [`Reporting::pending_timeout`].
 pub const DEFAULT_PENDING_TIMEOUT: Duration = Duration::from_secs(300);
@@ -58,25 +57,7 @@ impl Reporting {
 }
 
 /// How a reported wait ended.
-#[derive(Debug, Clone, Serialize)]
-pub struct Reported {
-    /// The Job as last seen.
-    #[serde(flatten)]
-    pub report: JobReport,
-    /// What was reported, one per task.
-    pub reported: Vec<ReportOutcome>,
-    /// Whether the Job was deleted because a task could never run.
-    pub ended_job: bool,
-    /// Whether the wait was stopped from outside before the Job was over.
-    pub stopped: bool,
-}
-
-impl Reported {
-    /// Whether a report that was due did not reach the receiver.
-    pub fn undelivered(&self) -> bool {
-        self.reported.iter().any(|r| !r.delivered)
-    }
-}
+pub type Reported = crate::report::Reported<JobReport>;
 
 impl Client {
     /// Wait (at most `timeout`) until every task of the Job is over,

@@ -19,3 +19,27 @@ pub use event::{event, JobAttempt, Unreported};
 pub use sender::{ReportOutcome, Sender};
 #[cfg(feature = "report")]
 pub use stop::{stop_signal, StopHandle, StopSignal};
+
+/// How a reported wait ended, for either platform: `R` is its report of
+/// the job (a Kubernetes `JobReport`, a Batch `BatchReport`).
+#[cfg(feature = "report")]
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Reported<R> {
+    /// The job as last seen.
+    #[serde(flatten)]
+    pub report: R,
+    /// What was reported, one per task.
+    pub reported: Vec<ReportOutcome>,
+    /// Whether the job was ended (deleted, cancelled) because a task could never run.
+    pub ended_job: bool,
+    /// Whether the wait was stopped from outside before the job was over.
+    pub stopped: bool,
+}
+
+#[cfg(feature = "report")]
+impl<R> Reported<R> {
+    /// Whether a report that was due did not reach the receiver.
+    pub fn undelivered(&self) -> bool {
+        self.reported.iter().any(|r| !r.delivered)
+    }
+}
