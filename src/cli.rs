@@ -12,11 +12,16 @@ use wove_proto::env as vars;
 
 use crate::config::{Config, DeliveryConfig, PayloadSource, RunnerSettings, TaskLimits};
 use crate::logging::LogFormat;
+use crate::payload_fetch::{PayloadRef, RefError};
 
 const PAYLOAD_HELP: &str = "\
 Payload sources (first found wins):
   --payload-file PATH / WOVE_BACKEND_PAYLOAD_FILE   JSON or base64, detected
   PAYLOAD argument                                  base64, as Wove's own worker takes it
+  --payload-url URL / WOVE_BACKEND_PAYLOAD_URL     s3://bucket/key (the job's own AWS
+                                                    identity) or https:// (e.g. presigned),
+      with --payload-sha256 / WOVE_BACKEND_PAYLOAD_SHA256 (required: checked before
+      anything is decoded) and --payload-size / WOVE_BACKEND_PAYLOAD_SIZE
   WOVE_BACKEND_PAYLOAD                              base64, as Wove's adapters set it
 Base64 may hold gzip-compressed JSON. A payload with a `tasks` array holds many
 tasks: each process runs the one at its index (--index, else JOB_COMPLETION_INDEX,
@@ -43,11 +48,30 @@ pub struct Cli {
     #[arg(long, env = vars::PAYLOAD_FILE, value_name = "PATH")]
     pub payload_file: Option<PathBuf>,
 
+    /// Fetch the payload from this URL: s3://bucket/key, read with the job's own
+    /// AWS identity, or https:// (a presigned URL). Prefer the environment
+    /// variable: a presigned URL is a credential, and arguments are visible.
+    #[arg(long, env = vars::PAYLOAD_URL, value_name = "URL", hide_env_values = true)]
+    pub payload_url: Option<String>,
+
+    /// Lowercase hex SHA-256 of the object at --payload-url (required with it).
+    #[arg(long, env = vars::PAYLOAD_SHA256, value_name = "HEX")]
+    pub payload_sha256: Option<String>,
+
+    /// Size in bytes of the object at --payload-url; another size is refused before it is read.
+    #[arg(long, env = vars::PAYLOAD_SIZE, value_name = "BYTES")]
+    pub payload_size: Option<String>,
+
+    /// Allow plain http for --payload-url and the S3 endpoint: for a test endpoint only.
+    #[arg(long, env = "AWS_ALLOW_HTTP")]
+    pub payload_allow_http: bool,
+
     /// Largest payload, in bytes of JSON (after base64 and gzip).
     #[arg(long, env = "WOVE_WORKER_MAX_PAYLOAD_BYTES", default_value_t = crate::config::DEFAULT_MAX_PAYLOAD_BYTES, value_name = "BYTES", value_parser = bytes)]
     pub max_payload_bytes: usize,
 
-    /// Seconds a payload file may take to read (a FIFO, a stalled network filesystem).
+    /// Seconds a payload file may take to read (a FIFO, a stalled network
+    /// filesystem), or a payload URL to fetch, retries included.
     #[arg(long, env = "WOVE_WORKER_READ_TIMEOUT", default_value = "60", value_name = "SECS", value_parser = seconds)]
     pub read_timeout: Duration,
 
@@ -195,12 +219,41 @@ pub enum ConfigError {
     /// The signing or delivery flags cannot work (a secret file, a secret, the backoff).
     #[error(transparent)]
     Delivery(#[from] ArgsError),
+    /// The payload URL, its digest or its size cannot be used.
+    #[error(transparent)]
+    PayloadRef(#[from] RefError),
     /// Two settings contradict each other.
     #[error("{0}")]
     Invalid(String),
 }
 
 impl Cli {
+    /// The payload URL with its digest and size, checked; its secret parts
+    /// (a presigned URL's query) known to the scrubber from here on.
+    fn payload_reference(&self) -> Result<Option<PayloadRef>, ConfigError> {
+        let given = |v: &Option<String>| v.as_deref().is_some_and(|t| !t.trim().is_empty());
+        let Some(url) = self.payload_url.as_deref().filter(|u| !u.trim().is_empty()) else {
+            if given(&self.payload_sha256) {
+                return Err(RefError::Orphan { var: vars::PAYLOAD_SHA256 }.into());
+            }
+            if given(&self.payload_size) {
+                return Err(RefError::Orphan { var: vars::PAYLOAD_SIZE }.into());
+            }
+            return Ok(None);
+        };
+        let reference = PayloadRef::parse(
+            url,
+            self.payload_sha256.as_deref(),
+            self.payload_size.as_deref(),
+            self.payload_allow_http,
+            crate::payload_fetch::HAS_S3,
+        )?;
+        for secret in reference.secrets() {
+            crate::redact::register(&secret);
+        }
+        Ok(Some(reference))
+    }
+
     /// Validate flags and read secrets. `env_secret` and `env_payload` are
     /// `WOVE_WORKER_SIGNING_SECRET` and `WOVE_BACKEND_PAYLOAD`, passed in so
     /// this function does not read the process environment itself.
@@ -213,10 +266,12 @@ impl Cli {
             crate::redact::register(text.strip_prefix("whsec_").unwrap_or_default());
         }
 
-        let payload = match (self.payload_file, self.payload, env_payload) {
-            (Some(path), _, _) => PayloadSource::File(path),
-            (None, Some(arg), _) => PayloadSource::Argument(arg),
-            (None, None, Some(env)) if !env.is_empty() => PayloadSource::Env(env),
+        let reference = self.payload_reference()?;
+        let payload = match (self.payload_file, self.payload, reference, env_payload) {
+            (Some(path), _, _, _) => PayloadSource::File(path),
+            (None, Some(arg), _, _) => PayloadSource::Argument(arg),
+            (None, None, Some(reference), _) => PayloadSource::Url(reference),
+            (None, None, None, Some(env)) if !env.is_empty() => PayloadSource::Env(env),
             _ => PayloadSource::Missing,
         };
 
@@ -318,6 +373,30 @@ mod tests {
         assert_eq!(cfg.payload, PayloadSource::Env("ENV".into()));
         let cfg = cli(&[]).into_config(None, None).unwrap();
         assert_eq!(cfg.payload, PayloadSource::Missing);
+        // A URL comes after a file and an argument, before the inline variable.
+        let sha = "ab".repeat(32);
+        let cfg = cli(&["--payload-url", "https://h.example/k?X-Amz-Signature=s3cr3tsig", "--payload-sha256", &sha])
+            .into_config(None, Some("ENV".into()))
+            .unwrap();
+        assert!(matches!(&cfg.payload, PayloadSource::Url(r) if r.shown() == "https://h.example/k?…"));
+        assert_eq!(crate::redact::scrub("sig=s3cr3tsig"), format!("sig={}", crate::redact::REDACTED));
+        let cfg =
+            cli(&["ARG", "--payload-url", "https://h/k", "--payload-sha256", &sha]).into_config(None, None).unwrap();
+        assert_eq!(cfg.payload, PayloadSource::Argument("ARG".into()));
+    }
+
+    #[test]
+    fn a_payload_url_needs_its_digest_and_a_digest_its_url() {
+        let cli =
+            |args: &[&str]| Cli::try_parse_from(std::iter::once("wove-worker").chain(args.iter().copied())).unwrap();
+        let err = cli(&["--payload-url", "s3://b/k"]).into_config(None, None).unwrap_err();
+        assert!(err.to_string().contains(wove_proto::env::PAYLOAD_SHA256), "{err}");
+        let err = cli(&["--payload-sha256", &"ab".repeat(32)]).into_config(None, None).unwrap_err();
+        assert!(err.to_string().contains("is set but"), "{err}");
+        let err = cli(&["--payload-url", "http://h/k", "--payload-sha256", &"ab".repeat(32)])
+            .into_config(None, None)
+            .unwrap_err();
+        assert!(err.to_string().contains("AWS_ALLOW_HTTP"), "{err}");
     }
 
     #[test]

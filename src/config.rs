@@ -17,6 +17,8 @@ pub enum PayloadSource {
     Argument(String),
     /// Base64 text from `WOVE_BACKEND_PAYLOAD`.
     Env(String),
+    /// An object to fetch and check (`--payload-url`, `WOVE_BACKEND_PAYLOAD_URL`).
+    Url(crate::payload_fetch::PayloadRef),
     /// Nothing was given.
     Missing,
 }

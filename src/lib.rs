@@ -3,7 +3,8 @@
 //!
 //! How the parts fit:
 //! 1. [`cli`] turns flags and environment into a [`config::Config`].
-//! 2. [`payload_source`] reads the payload (env, argument or file) and
+//! 2. [`payload_source`] reads the payload (env, argument, file, or a URL
+//!    through [`payload_fetch`], checked against its SHA-256) and
 //!    `wove_proto` decodes it strictly; [`task_index`] picks this process's
 //!    task from a many-task payload.
 //! 3. A [`runner::Runner`] from the [`runner::Registry`] prepares and runs the
@@ -22,6 +23,7 @@ pub mod config;
 pub mod deadline;
 pub mod exit;
 pub mod logging;
+pub mod payload_fetch;
 pub mod payload_source;
 pub mod redact;
 pub mod report;

@@ -43,6 +43,9 @@ pub enum PayloadReadError {
     /// A cancelling signal came while the payload was being read.
     #[error("{0} arrived before the payload was read")]
     Cancelled(Signal),
+    /// The payload's URL gave no payload, or not the one it names.
+    #[error("cannot fetch the payload")]
+    Fetch(#[source] crate::payload_fetch::FetchError),
     /// The text does not decode.
     #[error("cannot decode the payload from {origin}")]
     Decode {
@@ -55,15 +58,30 @@ pub enum PayloadReadError {
 }
 
 /// Read and decode the payload, refusing more than `max_bytes` of JSON (and
-/// a file whose bytes alone are more than that, before reading it all), and
-/// giving up on a file after `timeout` or when `signals` cancel.
+/// a file or object whose bytes alone are more than that, before reading it
+/// all), and giving up on a file or a URL after `timeout` or when `signals` cancel.
 pub async fn read(
     source: &PayloadSource,
     max_bytes: usize,
     timeout: Duration,
+    ca_bundle: Option<&Path>,
     signals: &Signals,
 ) -> Result<Payload, PayloadReadError> {
     match source {
+        PayloadSource::Url(reference) => {
+            let limits = crate::payload_fetch::Limits {
+                max_bytes: file_cap(max_bytes),
+                budget: timeout,
+                ca_bundle: ca_bundle.map(Path::to_path_buf),
+            };
+            let started = std::time::Instant::now();
+            let bytes = tokio::select! {
+                fetched = crate::payload_fetch::fetch(reference, &limits) => fetched.map_err(PayloadReadError::Fetch)?,
+                sig = signals.wait_cancelled() => return Err(PayloadReadError::Cancelled(sig)),
+            };
+            tracing::info!(url = %reference.shown(), bytes = bytes.len(), ms = started.elapsed().as_millis() as u64, "payload fetched; its SHA-256 matches");
+            decode(format!("payload object {}", reference.shown()), &bytes, Form::Any, max_bytes)
+        }
         PayloadSource::Missing => Err(PayloadReadError::Missing),
         PayloadSource::Env(text) => decode(wove_proto::env::PAYLOAD.into(), text.as_bytes(), Form::Base64, max_bytes),
         PayloadSource::Argument(text) => decode("payload argument".into(), text.as_bytes(), Form::Base64, max_bytes),

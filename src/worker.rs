@@ -68,6 +68,7 @@ impl Worker {
             &self.config.payload,
             self.config.max_payload_bytes,
             self.config.read_timeout,
+            self.config.ca_bundle.as_deref(),
             &signals,
         );
         let payload = match read.await {
@@ -80,6 +81,7 @@ impl Worker {
                     crate::payload_source::PayloadReadError::Cancelled(sig) => {
                         (Exit::Signal(sig as i32), Status::Cancelled)
                     }
+                    crate::payload_source::PayloadReadError::Fetch(fetch) => (fetch.exit(), fetch.status()),
                     _ => (Exit::BadPayload, Status::BadPayload),
                 };
                 return (exit, bare_summary(exit, status, message));

@@ -147,9 +147,23 @@ class BatchCloud:
                             aws_access_key_id="test", aws_secret_access_key="test")
 
     def env(self) -> Dict[str, str]:
-        """What a program needs to reach this Batch: endpoint, region, static credentials."""
-        return {"AWS_ENDPOINT_URL_BATCH": self.url, "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": "test",
-                "AWS_SECRET_ACCESS_KEY": "test", "AWS_EC2_METADATA_DISABLED": "true"}
+        """What a program needs to reach this Batch and its S3 (the same moto server): endpoints,
+        region, static credentials."""
+        return {"AWS_ENDPOINT_URL_BATCH": self.url, "AWS_ENDPOINT_URL_S3": self.url, "AWS_REGION": REGION,
+                "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_EC2_METADATA_DISABLED": "true"}
+
+    def s3(self):
+        """A client of this server's S3, path-style as a loopback endpoint needs."""
+        from botocore.config import Config
+        return boto3.client("s3", endpoint_url=self.url, region_name=REGION, aws_access_key_id="test",
+                            aws_secret_access_key="test", config=Config(s3={"addressing_style": "path"}))
+
+    def worker_s3_env(self) -> Dict[str, str]:
+        """What a job's container needs to read this server's S3 with its own identity (a job role
+        would give the keys); IMDS pointed at a closed loopback port."""
+        return {"AWS_ENDPOINT_URL_S3": self.url, "AWS_ALLOW_HTTP": "true", "AWS_REGION": REGION,
+                "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                "AWS_METADATA_ENDPOINT": "http://127.0.0.1:9"}
 
     def describe(self, job_id: str) -> Dict[str, Any]:
         return self.client("batch").describe_jobs(jobs=[job_id])["jobs"][0]

@@ -6,6 +6,14 @@
 pub const PAYLOAD: &str = "WOVE_BACKEND_PAYLOAD";
 /// A file holding the payload (JSON or base64), e.g. mounted from a Secret.
 pub const PAYLOAD_FILE: &str = "WOVE_BACKEND_PAYLOAD_FILE";
+/// Where to fetch the payload from: `s3://bucket/key` (with the job's own
+/// AWS identity) or `https://…` (a presigned URL: a bearer secret).
+pub const PAYLOAD_URL: &str = "WOVE_BACKEND_PAYLOAD_URL";
+/// The lowercase hex SHA-256 of the object at [`PAYLOAD_URL`]; required with it.
+pub const PAYLOAD_SHA256: &str = "WOVE_BACKEND_PAYLOAD_SHA256";
+/// The object's size in bytes, when the submitter knows it: a different size
+/// is refused before the body is read.
+pub const PAYLOAD_SIZE: &str = "WOVE_BACKEND_PAYLOAD_SIZE";
 /// Which task of a many-task payload to run, when no platform says
 /// (`wove-worker --index`); a submitter sets it for a one-task array.
 pub const INDEX: &str = "WOVE_WORKER_INDEX";
@@ -13,9 +21,10 @@ pub const INDEX: &str = "WOVE_WORKER_INDEX";
 pub const SIGNING_SECRET: &str = "WOVE_WORKER_SIGNING_SECRET";
 /// A file with one signing secret per line, current first.
 pub const SIGNING_SECRET_FILE: &str = "WOVE_WORKER_SIGNING_SECRET_FILE";
-/// Variables whose values are secret (the payload holds the callback token):
+/// Variables whose values are secret (the payload holds the callback token,
+/// a presigned payload URL is a bearer credential):
 /// never passed on to a task, and wiped from the worker's own memory once read.
-pub const SECRETS: &[&str] = &[PAYLOAD, SIGNING_SECRET, SIGNING_SECRET_FILE];
+pub const SECRETS: &[&str] = &[PAYLOAD, PAYLOAD_URL, SIGNING_SECRET, SIGNING_SECRET_FILE];
 /// Seconds from SIGTERM to the worker's exit; a submitter sizes the
 /// platform's grace period from it.
 pub const SHUTDOWN_BUDGET: &str = "WOVE_WORKER_SHUTDOWN_BUDGET";

@@ -16,9 +16,14 @@ pub enum Exit {
     TaskFailed,
     /// The payload could not be decoded or describes no runnable task. Permanent.
     BadPayload,
+    /// The payload's URL names nothing the worker may read: the object is gone,
+    /// access is denied, a presigned URL expired, or the bucket is in another
+    /// region. Permanent: the worker never learnt where to report.
+    PayloadUnavailable,
     /// The worker itself failed unexpectedly. Retryable.
     Internal,
-    /// The final event could not be delivered within the budget. Retryable.
+    /// A temporary failure outlasted its budget: the final event could not be
+    /// delivered, or the payload's URL kept failing (5xx, throttling, resets). Retryable.
     Undeliverable,
     /// The receiver refused the final event for good (4xx other than 408/425/429). Permanent.
     Rejected,
@@ -29,10 +34,11 @@ pub enum Exit {
 }
 
 /// Every code the worker chooses itself, signals aside, in ascending order.
-pub const FIXED: [Exit; 7] = [
+pub const FIXED: [Exit; 8] = [
     Exit::Success,
     Exit::TaskFailed,
     Exit::BadPayload,
+    Exit::PayloadUnavailable,
     Exit::Internal,
     Exit::Undeliverable,
     Exit::Rejected,
@@ -52,6 +58,7 @@ impl Exit {
             Self::Success => 0,
             Self::TaskFailed => 3,
             Self::BadPayload => 65,
+            Self::PayloadUnavailable => 66,
             Self::Internal => 70,
             Self::Undeliverable => 75,
             Self::Rejected => 76,
@@ -95,8 +102,11 @@ impl Exit {
             Self::Success => "success: the task's result was delivered",
             Self::TaskFailed => "task failed: its error was delivered (permanent)",
             Self::BadPayload => "bad payload: undecodable, or no runnable task (permanent)",
+            Self::PayloadUnavailable => {
+                "payload URL unusable: not found, access denied, expired, wrong region (permanent)"
+            }
             Self::Internal => "internal worker error (retryable)",
-            Self::Undeliverable => "final event undeliverable within the delivery budget (retryable)",
+            Self::Undeliverable => "final event undeliverable, or payload URL failing, within budget (retryable)",
             Self::Rejected => "final event rejected by the receiver, e.g. 404 (permanent)",
             Self::BadConfig => "bad configuration: flags, environment, secrets, untrusted TLS (permanent)",
             Self::Signal(n) => return format!("terminated by signal {n}{} (retryable)", signal_name(n)),
@@ -138,8 +148,9 @@ Exit codes:
     0    success: the task's result was delivered
     3    task failed: its error was delivered (permanent)
    65    bad payload: undecodable, or no runnable task (permanent)
+   66    payload URL unusable: not found, access denied, expired, wrong region (permanent)
    70    internal worker error (retryable)
-   75    final event undeliverable within the delivery budget (retryable)
+   75    final event undeliverable, or payload URL failing, within budget (retryable)
    76    final event rejected by the receiver, e.g. 404 (permanent)
    78    bad configuration: flags, environment, secrets, untrusted TLS (permanent)
   128+n  terminated by signal n, e.g. 143 for SIGTERM (task_cancelled sent)";
@@ -174,7 +185,7 @@ mod tests {
 
     #[test]
     fn permanent_and_retryable_split_the_failures() {
-        assert_eq!(Exit::permanent_codes(), vec![3, 65, 76, 78]);
+        assert_eq!(Exit::permanent_codes(), vec![3, 65, 66, 76, 78]);
         assert_eq!(Exit::retryable_codes(), vec![70, 75, 130, 137, 143]);
         let permanent = Exit::permanent_codes();
         assert!(Exit::retryable_codes().iter().all(|c| !permanent.contains(c)));

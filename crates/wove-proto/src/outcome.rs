@@ -197,6 +197,8 @@ pub enum Status {
     Undelivered,
     /// The payload could not be decoded or describes no runnable task.
     BadPayload,
+    /// The payload's URL could not be fetched (for good, or not within the read timeout).
+    PayloadUnavailable,
     /// The worker's configuration is wrong.
     BadConfig,
     /// The worker itself failed.
@@ -205,12 +207,13 @@ pub enum Status {
 
 impl Status {
     /// Every status, in the order the README lists them.
-    pub const ALL: [Status; 7] = [
+    pub const ALL: [Status; 8] = [
         Self::Succeeded,
         Self::Failed,
         Self::Cancelled,
         Self::Undelivered,
         Self::BadPayload,
+        Self::PayloadUnavailable,
         Self::BadConfig,
         Self::Internal,
     ];
@@ -223,6 +226,7 @@ impl Status {
             Self::Cancelled => "cancelled",
             Self::Undelivered => "undelivered",
             Self::BadPayload => "bad_payload",
+            Self::PayloadUnavailable => "payload_unavailable",
             Self::BadConfig => "bad_config",
             Self::Internal => "internal",
         }
@@ -236,6 +240,7 @@ impl Status {
             Self::Cancelled => "SIGTERM or SIGINT cancelled the task and `task_cancelled` was delivered",
             Self::Undelivered => "the final event was not delivered (budget exhausted, or refused)",
             Self::BadPayload => "the payload could not be decoded or names no runnable task",
+            Self::PayloadUnavailable => "the payload's URL could not be fetched, so nobody was told",
             Self::BadConfig => "the worker's configuration is wrong",
             Self::Internal => "the worker itself failed",
         }

@@ -22,7 +22,8 @@ Batch's size limits. Give it this client instead:
     from wove_submit import BatchJobs
 
     batch = BatchJobs(job_queue="wove-queue", job_definition="wove-worker:3",
-                      options=["--attempts", "3"])        # any `wove-submit batch submit` flag
+                      options=["--attempts", "3",          # any `wove-submit batch submit` flag,
+                               "--payload-store", "s3://my-bucket/wove"])  # e.g. for large payloads
     wove.config(environments={"batch": {"executor": "aws_batch", "executor_config": batch.executor_config()}})
 
 Each submission is also watched, in the background, by `wove-submit ... wait --report`: when the
@@ -52,6 +53,8 @@ __all__ = ["BatchJobs", "KubernetesJobs", "Submission", "SubmitError", "Watcher"
 
 # Long enough for any task: the watcher ends by itself when the job does.
 WATCH_TIMEOUT = 7 * 24 * 3600
+# The largest payload handed to a watcher in its environment (below Linux's 128 KiB per string).
+INLINE_WATCH_PAYLOAD = 64 * 1024
 
 
 class SubmitError(RuntimeError):
@@ -128,7 +131,12 @@ async def _start_watch(program: str, args: List[str], payload_b64: str,
                        env: Optional[Mapping[str, str]]) -> Watcher:
     child_env = dict(os.environ) if env is None else dict(env)
     # The payload tells the watcher where to report; its stdin only says this process lives.
-    child_env["WOVE_BACKEND_PAYLOAD"] = payload_b64
+    # Linux caps one environment string at 128 KiB: a larger payload (one that went to a payload
+    # store) is read back by the watcher from the job, or from the store.
+    if len(payload_b64) <= INLINE_WATCH_PAYLOAD:
+        child_env["WOVE_BACKEND_PAYLOAD"] = payload_b64
+    else:
+        child_env.pop("WOVE_BACKEND_PAYLOAD", None)
     process = await asyncio.create_subprocess_exec(
         program, *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, env=child_env)

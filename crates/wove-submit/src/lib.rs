@@ -22,6 +22,8 @@
 //! - [`kubernetes`]: Jobs, rendered offline; the client with feature `kubernetes`.
 //! - [`batch`]: AWS Batch SubmitJob requests, rendered offline; the client with feature `aws-batch`.
 //! - [`indexes`]: how each task of a many-task job stands.
+//! - [`store`]: payloads by reference in S3, for jobs they do not fit;
+//!   uploading and deleting with feature `payload-store`.
 //! - [`report`]: the `task_error` for a failure outside the worker, and
 //!   (feature `report`) posting it as the worker would.
 //!
@@ -36,6 +38,7 @@ pub mod kubernetes;
 pub mod naming;
 pub mod payload;
 pub mod report;
+pub mod store;
 
 pub use payload::{Compression, EncodedPayload};
 

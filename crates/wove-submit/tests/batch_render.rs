@@ -255,3 +255,92 @@ fn a_limit_broken_by_the_environment_names_the_environment_not_the_payload() {
     let err = batch::render(&payload_with("e:1", 20_000), &as_given).unwrap_err().to_string();
     assert!(err.contains("make the payload smaller"), "{err}");
 }
+
+/// A payload of `blob` random hex characters: gzip cannot shrink it under the limits.
+fn incompressible(run_id: &str, blob: usize) -> EncodedPayload {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let hex: String = (0..blob)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            char::from(b"0123456789abcdef"[(state % 16) as usize])
+        })
+        .collect();
+    let text = serde_json::json!({
+        "version": 1, "callback_url": "http://127.0.0.1:9010/wove/events/SECRET-TOKEN", "run_id": run_id,
+        "task_id": "t", "task": {"runner": "subprocess", "program": "cat", "input": {"blob": hex}},
+    })
+    .to_string();
+    EncodedPayload::from_text(&text).unwrap()
+}
+
+fn env_of(request: &batch::SubmitJobRequest) -> std::collections::BTreeMap<&str, &str> {
+    request.container_overrides.environment.iter().map(|kv| (kv.name.as_str(), kv.value.as_str())).collect()
+}
+
+#[test]
+fn a_payload_no_limit_holds_goes_to_the_store_by_reference() {
+    let p = incompressible("big:1", 20_000);
+    // Without a store: refused, naming the store as the way out.
+    let err = batch::plan(&p, &options()).unwrap_err().to_string();
+    assert!(err.contains("--payload-store"), "{err}");
+    let mut o = options();
+    o.payload_store = Some(batch::options::PayloadStore::new("s3://wove-payloads/runs"));
+    let plan = batch::plan(&p, &o).unwrap();
+    let object = plan.upload.expect("an object to upload");
+    assert_eq!(object.bytes, p.bytes(), "the caller's bytes, as given");
+    let env = env_of(&plan.request);
+    assert!(!env.contains_key("WOVE_BACKEND_PAYLOAD"));
+    assert_eq!(
+        env["WOVE_BACKEND_PAYLOAD_URL"],
+        format!("s3://wove-payloads/runs/{}/{}", plan.request.job_name, object.sha256)
+    );
+    assert_eq!(env["WOVE_BACKEND_PAYLOAD_SHA256"], wove_submit::naming::sha256_hex(&object.bytes));
+    assert_eq!(env["WOVE_BACKEND_PAYLOAD_SIZE"], object.bytes.len().to_string());
+    assert_eq!(plan.request.payload_object(), Some(env["WOVE_BACKEND_PAYLOAD_URL"]));
+    assert!(serde_json::to_string(&plan.request.container_overrides).unwrap().len() <= MAX_ECS_OVERRIDES);
+    // A payload that fits stays inline, unless every payload goes to the store.
+    let small = payload_with("small:1", 10);
+    assert!(batch::plan(&small, &o).unwrap().upload.is_none());
+    o.payload_store.as_mut().unwrap().always = true;
+    assert!(batch::plan(&small, &o).unwrap().upload.is_some());
+}
+
+#[test]
+fn a_store_is_refused_when_it_contradicts_or_is_malformed() {
+    let p = payload_with("s:1", 10);
+    let mut o = options();
+    o.payload_store = Some(batch::options::PayloadStore::new("s3://wove-payloads"));
+    o.payload_file = Some("/mnt/p.json".into());
+    assert!(batch::plan(&p, &o).unwrap_err().to_string().contains("payload_file"));
+    o.payload_file = None;
+    o.payload_store = Some(batch::options::PayloadStore::new("https://not-s3/x"));
+    assert!(batch::plan(&p, &o).unwrap_err().to_string().contains("s3://bucket"));
+    o.payload_store = Some(batch::options::PayloadStore {
+        presign_seconds: Some(8 * 24 * 3600),
+        ..batch::options::PayloadStore::new("s3://b-1")
+    });
+    assert!(batch::plan(&p, &o).unwrap_err().to_string().contains("7 days"));
+    // The reference variables are the submitter's.
+    let mut o = options();
+    o.environment = vec![("WOVE_BACKEND_PAYLOAD_URL".into(), "s3://x/y".into())];
+    assert!(batch::plan(&p, &o).is_err());
+}
+
+#[test]
+fn a_request_with_a_reference_but_no_digest_is_refused() {
+    let mut o = options();
+    o.payload_store =
+        Some(batch::options::PayloadStore { always: true, ..batch::options::PayloadStore::new("s3://b-1/p") });
+    let mut request = batch::plan(&payload_with("s:2", 10), &o).unwrap().request;
+    assert!(batch::render::check(&request).is_empty());
+    request.container_overrides.environment.retain(|kv| kv.name != "WOVE_BACKEND_PAYLOAD_SHA256");
+    let found = batch::render::check(&request);
+    assert!(found.iter().any(|f| f.contains("WOVE_BACKEND_PAYLOAD_SHA256")), "{found:?}");
+    // A presigned URL replaces the reference, and the sizes are checked again.
+    let mut request = batch::plan(&payload_with("s:3", 10), &o).unwrap().request;
+    request.set_payload_url("https://b-1.s3.amazonaws.com/p/x?X-Amz-Signature=abc", true).unwrap();
+    assert!(env_of(&request)["WOVE_BACKEND_PAYLOAD_URL"].starts_with("https://"));
+    assert!(request.set_payload_url(&"x".repeat(MAX_ECS_OVERRIDES), true).is_err());
+}

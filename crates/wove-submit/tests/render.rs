@@ -72,7 +72,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(spec.suspend, None);
     let rules = &spec.pod_failure_policy.as_ref().unwrap().rules;
     assert_eq!(rules.iter().map(|r| r.action.as_str()).collect::<Vec<_>>(), ["Ignore", "FailJob", "Count"]);
-    assert_eq!(rules[1].on_exit_codes.as_ref().unwrap().values, [3, 65, 76, 78]);
+    assert_eq!(rules[1].on_exit_codes.as_ref().unwrap().values, [3, 65, 66, 76, 78]);
 
     let pod = pod(&m.job);
     assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
@@ -409,4 +409,50 @@ fn options_read_from_json_with_kubernetes_fields_in_their_own_case() {
 
     let unknown = serde_json::from_value::<JobOptions>(serde_json::json!({"image": "i", "imagee": "typo"}));
     assert!(unknown.unwrap_err().to_string().contains("imagee"));
+}
+
+#[test]
+fn a_payload_no_secret_holds_goes_to_the_store_by_reference() {
+    let p = noisy(3_000_000);
+    let mut o = options();
+    o.payload_store = Some(kubernetes::options::PayloadStore::new("s3://wove-payloads/k8s"));
+    let manifest = kubernetes::render(&p, &o).unwrap();
+    let object = manifest.payload_object.clone().expect("an object to upload");
+    assert_eq!(object.bytes, p.bytes());
+    assert!(manifest.payload_secret.is_none(), "an s3:// reference needs no Secret");
+    let value = |name: &str| env(&manifest.job, name).and_then(|v| v.value.clone());
+    assert_eq!(
+        value("WOVE_BACKEND_PAYLOAD_URL"),
+        Some(format!("s3://wove-payloads/k8s/{}/{}", manifest.name(), object.sha256))
+    );
+    assert_eq!(value("WOVE_BACKEND_PAYLOAD_SHA256").as_deref(), Some(object.sha256.as_str()));
+    assert_eq!(value("WOVE_BACKEND_PAYLOAD_SIZE"), Some(object.bytes.len().to_string()));
+    assert!(value("WOVE_BACKEND_PAYLOAD").is_none() && value("WOVE_BACKEND_PAYLOAD_FILE").is_none());
+    let annotations = manifest.job.metadata.annotations.as_ref().unwrap();
+    assert_eq!(annotations["wove.dev/payload-object"], object.url());
+    assert!(check::check(&manifest).is_empty());
+    // Small payloads stay where they were, unless the store takes all.
+    assert!(kubernetes::render(&payload(10), &o).unwrap().payload_object.is_none());
+    o.payload_store.as_mut().unwrap().always = true;
+    assert!(kubernetes::render(&payload(10), &o).unwrap().payload_object.is_some());
+}
+
+#[test]
+fn a_presigned_url_is_kept_in_the_jobs_secret_not_its_spec() {
+    let mut o = options();
+    o.payload_store = Some(kubernetes::options::PayloadStore {
+        always: true,
+        presign_seconds: Some(900),
+        ..kubernetes::options::PayloadStore::new("s3://wove-payloads")
+    });
+    let mut manifest = kubernetes::render(&payload(10), &o).unwrap();
+    let url = env(&manifest.job, "WOVE_BACKEND_PAYLOAD_URL").unwrap();
+    assert!(url.value.is_none());
+    let key_ref = url.value_from.as_ref().unwrap().secret_key_ref.clone().unwrap();
+    let secret = manifest.payload_secret.as_ref().unwrap();
+    assert_eq!(Some(&key_ref.name), secret.metadata.name.as_ref());
+    manifest.set_payload_url("https://wove-payloads.s3.amazonaws.com/x?X-Amz-Signature=f00d");
+    let data = manifest.payload_secret.as_ref().unwrap().data.as_ref().unwrap();
+    assert_eq!(data[&key_ref.key].0, b"https://wove-payloads.s3.amazonaws.com/x?X-Amz-Signature=f00d");
+    assert!(!serde_json::to_string(&manifest.job).unwrap().contains("X-Amz-Signature"));
 }

@@ -257,6 +257,22 @@ impl BatchClient {
         })
     }
 
+    /// Every job of this name in `queue` that Batch still knows of, any status.
+    pub async fn jobs_named(&self, queue: &str, name: &str) -> Result<Vec<JobDescription>, BatchError> {
+        let filter = sdk::KeyValuesPair::builder().name("JOB_NAME").values(name).build();
+        let listed = self.call("ListJobs", self.sdk.list_jobs().job_queue(queue).filters(filter).send()).await?;
+        let ids: Vec<String> = listed
+            .job_summary_list()
+            .iter()
+            .filter(|j| j.job_name() == Some(name))
+            .filter_map(|j| j.job_id().map(str::to_string))
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.describe(&ids).await
+    }
+
     /// The newest job of the request's name in its queue, if it carries the same payload.
     async fn find_by_name(&self, request: &SubmitJobRequest) -> Result<Option<SubmittedJob>, BatchError> {
         let filter = sdk::KeyValuesPair::builder().name("JOB_NAME").values(&request.job_name).build();

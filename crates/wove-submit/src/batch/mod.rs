@@ -23,5 +23,5 @@ pub mod unreported;
 #[cfg(feature = "aws-batch")]
 pub use client::{BatchClient, BatchError, CancelOutcome, SubmittedJob};
 pub use options::{BatchOptions, Dependency};
-pub use render::{render, BatchRenderError, SubmitJobRequest};
+pub use render::{plan, render, BatchRenderError, Plan, SubmitJobRequest};
 pub use status::{BatchReport, JobDescription};

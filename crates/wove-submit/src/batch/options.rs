@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use crate::payload::Compression;
+pub use crate::store::PayloadStore;
 
 /// Everything a caller may choose about the job. Only the queue and the job
 /// definition have no default.
@@ -57,6 +58,10 @@ pub struct BatchOptions {
     /// definition mounts): the job gets `WOVE_BACKEND_PAYLOAD_FILE` instead of
     /// the payload, which then never enters the request. Default none.
     pub payload_file: Option<String>,
+    /// Where a payload goes that does not fit Batch's limits (or every
+    /// payload, with `always`): an S3 object the job reads by reference,
+    /// deleted when the job is over. Default none: such a payload is refused.
+    pub payload_store: Option<PayloadStore>,
     /// Whether the payload travels gzip-compressed. Default
     /// [`Compression::Auto`]: only when it would not fit Batch's limits otherwise.
     pub compression: Compression,
@@ -89,6 +94,7 @@ impl Default for BatchOptions {
             attempt_duration_seconds: None,
             array_size: None,
             payload_file: None,
+            payload_store: None,
             compression: Compression::Auto,
             ecs_overrides_limit: true,
             extra: serde_json::Map::new(),

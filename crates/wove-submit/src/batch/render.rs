@@ -12,6 +12,7 @@ use super::options::{BatchOptions, Compression};
 use super::retry::{is_exit_code_pattern, retry_strategy, RetryStrategy, MAX_RULES};
 use crate::naming;
 use crate::payload::EncodedPayload;
+use crate::store::StoredObject;
 
 /// Longest job name.
 pub const MAX_JOB_NAME: usize = 128;
@@ -25,6 +26,9 @@ pub const TAG_RUN_ID: &str = "wove:run-id";
 pub const TAG_TASK_ID: &str = "wove:task-id";
 /// Tag with the payload's SHA-256: a resubmit compares it.
 pub const TAG_PAYLOAD_SHA256: &str = "wove:payload-sha256";
+/// Tag naming the payload's object (`s3://bucket/key`) when it travels by
+/// reference: `wait`, `cancel` and `cleanup` delete it once the job is over.
+pub const TAG_PAYLOAD_OBJECT: &str = "wove:payload-object";
 /// Tag with the number of tasks of a many-task payload.
 pub const TAG_TASKS: &str = "wove:tasks";
 /// Most children of an array job.
@@ -165,8 +169,10 @@ fn option(option: &'static str, problem: impl Into<String>) -> BatchRenderError 
     BatchRenderError::Option { option, problem: problem.into() }
 }
 
-const WAY_OUT: &str = "make the payload smaller (large inputs by reference: a URL or a volume the task reads; \
-a many-task payload split over several jobs), or put the payload in a file the job definition mounts \
+const WAY_OUT: &str =
+    "give a payload store (--payload-store s3://bucket/prefix, or `payload_store`): the payload then \
+travels as an S3 object the job reads by reference, checked by its SHA-256; or make the payload smaller (a many-task \
+payload split over several jobs), or put the payload in a file the job definition mounts \
 (EFS, FSx, or baked into the image) and pass its path as `payload_file` (the worker reads \
 WOVE_BACKEND_PAYLOAD_FILE, JSON or gzip, up to its --max-payload-bytes, 64 MiB by default)";
 
@@ -175,14 +181,31 @@ const WAY_OUT_ENV: &str = "the environment variables and command given to the su
 without the payload: set them in the job definition instead (its environment and command are not \
 counted against the overrides), or pass fewer";
 
+/// The request, and the object to upload first when the payload travels by reference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The SubmitJob request.
+    pub request: SubmitJobRequest,
+    /// The payload's object ([`BatchOptions::payload_store`]): upload it before
+    /// submitting (and, with `presign_seconds`, put the presigned URL in
+    /// `WOVE_BACKEND_PAYLOAD_URL`: [`SubmitJobRequest::set_payload_url`]).
+    pub upload: Option<StoredObject>,
+}
+
 /// Build the request for `payload`. A many-task payload becomes an array job
 /// with one child per task; the payload travels compressed when only that
-/// fits ([`BatchOptions::compression`]).
+/// fits ([`BatchOptions::compression`]). A payload that travels by reference
+/// needs its object uploaded first: use [`plan`], which says so.
 pub fn render(payload: &EncodedPayload, options: &BatchOptions) -> Result<SubmitJobRequest, BatchRenderError> {
-    let request = build(payload, options)?;
-    let violations = check(&request);
+    plan(payload, options).map(|plan| plan.request)
+}
+
+/// Build the request and, when the payload goes to the store, the object it refers to.
+pub fn plan(payload: &EncodedPayload, options: &BatchOptions) -> Result<Plan, BatchRenderError> {
+    let plan = build(payload, options)?;
+    let violations = check(&plan.request);
     if violations.is_empty() {
-        Ok(request)
+        Ok(plan)
     } else {
         Err(BatchRenderError::Invalid(violations))
     }
@@ -208,26 +231,37 @@ pub fn check(request: &SubmitJobRequest) -> Vec<String> {
             found.push(format!("containerOverrides.environment.{}: AWS Batch gives each child its index", kv.name));
         }
     }
-    let payload = overrides.environment.iter().find(|kv| kv.name == vars::PAYLOAD);
-    let file = overrides.environment.iter().find(|kv| kv.name == vars::PAYLOAD_FILE);
-    match (payload, file) {
-        (Some(kv), None) => {
+    let var = |name: &str| overrides.environment.iter().find(|kv| kv.name == name);
+    let payload = var(vars::PAYLOAD);
+    match (payload, var(vars::PAYLOAD_FILE), var(vars::PAYLOAD_URL)) {
+        (Some(kv), None, None) => {
             let carried = crate::container::Carried::Base64(&kv.value);
             if let Some(problem) = crate::container::payload_mismatch(carried, request.payload_sha256()) {
                 found.push(format!("containerOverrides.environment.{}: {problem}", vars::PAYLOAD));
             }
         }
-        (None, Some(_)) => {}
+        (None, Some(_), None) => {}
+        (None, None, Some(_)) => {
+            let sha = var(vars::PAYLOAD_SHA256).map(|kv| kv.value.as_str()).unwrap_or_default();
+            if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                found.push(format!(
+                    "containerOverrides.environment: {} needs {} (64 hex digits): the worker refuses a reference it cannot check",
+                    vars::PAYLOAD_URL,
+                    vars::PAYLOAD_SHA256
+                ));
+            }
+        }
         _ => found.push(format!(
-            "containerOverrides.environment: the worker needs exactly one of {} and {}",
+            "containerOverrides.environment: the worker needs exactly one of {}, {} and {}",
             vars::PAYLOAD,
-            vars::PAYLOAD_FILE
+            vars::PAYLOAD_FILE,
+            vars::PAYLOAD_URL
         )),
     }
     found
 }
 
-fn build(payload: &EncodedPayload, options: &BatchOptions) -> Result<SubmitJobRequest, BatchRenderError> {
+fn build(payload: &EncodedPayload, options: &BatchOptions) -> Result<Plan, BatchRenderError> {
     validate(options)?;
     let p = payload.payload();
     let job_name = naming::object_name_within(&options.name_prefix, &p.run_id, &p.task_id, MAX_JOB_NAME)
@@ -293,7 +327,10 @@ fn build(payload: &EncodedPayload, options: &BatchOptions) -> Result<SubmitJobRe
             .environment
             .push(KeyValuePair { name: vars::PAYLOAD_FILE.into(), value: path.clone() });
         check_sizes(&request, options.ecs_overrides_limit)?;
-        return Ok(request);
+        return Ok(Plan { request, upload: None });
+    }
+    if let Some(store) = options.payload_store.as_ref().filter(|s| s.always) {
+        return by_reference(request, payload, store, options);
     }
     let with_payload = |base64: &str| {
         let mut r = request.clone();
@@ -302,16 +339,44 @@ fn build(payload: &EncodedPayload, options: &BatchOptions) -> Result<SubmitJobRe
     };
     let fits = |base64: &str| check_sizes(&with_payload(base64), options.ecs_overrides_limit).is_ok();
     let base64 = payload.travelling_base64(options.compression, fits);
-    let request = with_payload(&base64);
-    check_sizes(&request, options.ecs_overrides_limit).map_err(|e| match e {
-        BatchRenderError::TooLarge { what, size, limit, breakdown, way_out }
+    let inline = with_payload(&base64);
+    let sized = check_sizes(&inline, options.ecs_overrides_limit);
+    // Too large because of the payload, and there is a store: by reference.
+    if let (Err(BatchRenderError::TooLarge { way_out: WAY_OUT, .. }), Some(store)) = (&sized, &options.payload_store) {
+        return by_reference(request, payload, store, options);
+    }
+    match sized {
+        Ok(()) => Ok(Plan { request: inline, upload: None }),
+        Err(BatchRenderError::TooLarge { what, size, limit, breakdown, way_out })
             if options.compression != Compression::Never =>
         {
-            BatchRenderError::TooLarge { what: compressed(what), size, limit, breakdown, way_out }
+            Err(BatchRenderError::TooLarge { what: compressed(what), size, limit, breakdown, way_out })
         }
-        other => other,
-    })?;
-    Ok(request)
+        Err(other) => Err(other),
+    }
+}
+
+/// The request with the payload's reference in place of the payload, and the object it names.
+fn by_reference(
+    mut request: SubmitJobRequest,
+    payload: &EncodedPayload,
+    store: &crate::store::PayloadStore,
+    options: &BatchOptions,
+) -> Result<Plan, BatchRenderError> {
+    let bytes = match options.compression {
+        Compression::Always => {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.decode(payload.gzip_base64()).unwrap_or_default()
+        }
+        Compression::Auto | Compression::Never => payload.bytes(),
+    };
+    let object = store.object_for(&request.job_name, bytes).map_err(|e| option("payload_store", e.to_string()))?;
+    for (name, value) in object.env() {
+        request.container_overrides.environment.push(KeyValuePair { name: name.into(), value });
+    }
+    request.tags.insert(TAG_PAYLOAD_OBJECT.into(), object.url());
+    check_sizes(&request, options.ecs_overrides_limit)?;
+    Ok(Plan { request, upload: Some(object) })
 }
 
 fn compressed(what: &'static str) -> &'static str {
@@ -357,6 +422,22 @@ impl SubmitJobRequest {
     /// The payload digest among its tags.
     pub fn payload_sha256(&self) -> Option<&str> {
         self.tags.get(TAG_PAYLOAD_SHA256).map(String::as_str)
+    }
+
+    /// The payload's object (`s3://bucket/key`) when it travels by reference.
+    pub fn payload_object(&self) -> Option<&str> {
+        self.tags.get(TAG_PAYLOAD_OBJECT).map(String::as_str)
+    }
+
+    /// Put `url` (a presigned https URL for the payload's object) where the
+    /// worker reads the reference, and check the request's sizes again.
+    pub fn set_payload_url(&mut self, url: &str, ecs_overrides_limit: bool) -> Result<(), BatchRenderError> {
+        for kv in &mut self.container_overrides.environment {
+            if kv.name == vars::PAYLOAD_URL {
+                kv.value = url.to_string();
+            }
+        }
+        check_sizes(self, ecs_overrides_limit)
     }
 }
 
@@ -461,7 +542,9 @@ fn validate(o: &BatchOptions) -> Result<(), BatchRenderError> {
         if name.starts_with("AWS_BATCH") {
             return Err(option("environment", format!("{name}: names starting AWS_BATCH are AWS Batch's own")));
         }
-        if [vars::PAYLOAD, vars::PAYLOAD_FILE, vars::INDEX].contains(&name.as_str()) {
+        if [vars::PAYLOAD, vars::PAYLOAD_FILE, vars::PAYLOAD_URL, vars::PAYLOAD_SHA256, vars::PAYLOAD_SIZE, vars::INDEX]
+            .contains(&name.as_str())
+        {
             return Err(option("environment", format!("{name} is set by the submitter")));
         }
         if name.is_empty() || name.contains('=') {
@@ -470,6 +553,12 @@ fn validate(o: &BatchOptions) -> Result<(), BatchRenderError> {
     }
     if o.command.as_ref().is_some_and(|c| c.is_empty()) {
         return Err(option("command", "must name a program when given"));
+    }
+    if let Some(store) = &o.payload_store {
+        store.location().map_err(|e| option("payload_store", e.to_string()))?;
+        if o.payload_file.is_some() {
+            return Err(option("payload_store", "and `payload_file` both say where the payload is: give one"));
+        }
     }
     if !(1..=10).contains(&o.attempts) {
         return Err(option("attempts", "must be 1 to 10"));

@@ -109,6 +109,9 @@ pub struct BatchReport {
     /// For array jobs: each child (each task of a many-task payload).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub indexes: Vec<IndexReport>,
+    /// The payload's object (`s3://bucket/key`) when it travels by reference, from its tags.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_object: Option<String>,
 }
 
 /// One attempt, explained.
@@ -138,7 +141,8 @@ impl JobDescription {
     }
 }
 
-fn phase_of(status: &str) -> Phase {
+/// The phase a Batch status stands for.
+pub fn phase_of(status: &str) -> Phase {
     match status {
         "SUCCEEDED" => Phase::Succeeded,
         "FAILED" => Phase::Failed,
@@ -207,6 +211,7 @@ pub fn report(job: &JobDescription) -> BatchReport {
         job_name: job.job_name.clone(),
         run_id: job.tags.get(TAG_RUN_ID).cloned(),
         task_id: job.tags.get(TAG_TASK_ID).cloned(),
+        payload_object: job.tags.get(super::render::TAG_PAYLOAD_OBJECT).cloned(),
         phase,
         status: job.status.clone(),
         reason: job.status_reason.clone().filter(|r| !r.is_empty()),

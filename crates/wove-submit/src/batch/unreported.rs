@@ -11,10 +11,13 @@
 //!   130 and 143 (SIGINT/SIGTERM: it sent `task_cancelled`);
 //! - **not reported**: no exit code (the container never ran: the image,
 //!   its setup, a lost instance), 137 (SIGKILL: the OOM killer, or a grace
-//!   period that ran out), 70 and 78 (the worker failed before any event,
-//!   or could not reach a trusted receiver), 75 (its final event was
-//!   undeliverable), and any code that is not the worker's (another
-//!   command ran).
+//!   period that ran out), 66 (its payload's URL could not be fetched: it
+//!   never learnt where to report), 70 and 78 (the worker failed before any
+//!   event, or could not reach a trusted receiver), 75 (its final event was
+//!   undeliverable, or its payload's URL kept failing), and any code that
+//!   is not the worker's (another command ran). A payload object that was
+//!   altered exits 65 and goes unreported: 65 cannot tell it from a payload
+//!   the worker decoded far enough to report.
 //!
 //! A job that failed with no attempt and no reason from the classes below
 //! was cancelled before it ran (CancelJob): a cancel is never reported.

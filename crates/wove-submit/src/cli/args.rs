@@ -9,8 +9,9 @@ use wove_submit::{Compression, EncodedPayload};
 
 use super::{Failure, SubmitExit};
 
-/// Largest payload file read: far above what a job can carry, small enough to refuse at once.
-const MAX_PAYLOAD_READ: u64 = 16 * 1024 * 1024;
+/// Largest payload file read: the worker's own default bound (--max-payload-bytes), which a payload
+/// store can carry; larger is refused at once.
+pub const MAX_PAYLOAD_READ: u64 = 64 * 1024 * 1024;
 
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Payload")]

@@ -12,6 +12,7 @@ use super::args::{
     PayloadSourceArgs, ReportArgs, WaitingArgs,
 };
 use super::output::{self, Output, Stream};
+use super::store::{self, StoreArgs};
 use super::{Failure, SubmitExit};
 
 #[derive(Debug, Subcommand)]
@@ -40,6 +41,11 @@ pub enum Remote {
     /// Stop a job: TerminateJob once it has started, CancelJob while it is queued.
     #[command(after_long_help = super::exit::help())]
     Cancel(CancelArgs),
+    /// Delete the payload objects of jobs that are over (or gone) from a
+    /// payload store, for jobs nobody waited on; objects of jobs still queued
+    /// or running are kept.
+    #[command(after_long_help = super::exit::help())]
+    Cleanup(CleanupArgs),
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +107,22 @@ pub struct CancelArgs {
     /// Why, as AWS Batch records it.
     #[arg(long, env = "WOVE_SUBMIT_CANCEL_REASON", default_value = "Cancelled by wove-submit")]
     reason: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// The store, s3://bucket[/prefix], as given to `submit`.
+    #[arg(long, env = "WOVE_SUBMIT_PAYLOAD_STORE", value_name = "S3_URL")]
+    payload_store: String,
+    /// The queue the jobs were submitted to.
+    #[arg(long, env = "WOVE_SUBMIT_JOB_QUEUE")]
+    job_queue: String,
+    /// Seconds an object whose job cannot be found must be old before it is
+    /// deleted (its submit may still be under way; Batch forgets jobs days after they end).
+    #[arg(long, env = "WOVE_SUBMIT_CLEANUP_OLDER_THAN", default_value = "3600", value_name = "SECS", value_parser = seconds)]
+    older_than: Duration,
+    #[command(flatten)]
+    connect: ConnectArgs,
 }
 
 #[derive(Debug, Args)]
@@ -185,6 +207,8 @@ struct JobArgs {
     /// Any other SubmitJob fields, as a JSON object spelled as the API spells them.
     #[arg(long, env = "WOVE_SUBMIT_EXTRA", value_name = "JSON", value_parser = super::args::json_one::<serde_json::Map<String, serde_json::Value>>)]
     extra: Option<serde_json::Map<String, serde_json::Value>>,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 impl JobArgs {
@@ -242,6 +266,7 @@ impl JobArgs {
         if let Some(extra) = &self.extra {
             o.extra.extend(extra.clone());
         }
+        self.store.apply(&mut o.payload_store)?;
         Ok(o)
     }
 }
@@ -250,8 +275,12 @@ impl JobArgs {
 pub fn run(command: Command) -> Result<SubmitExit, Failure> {
     match command {
         Command::Render(args) => {
-            let (request, _) = build(&args.payload, &args.job)?;
-            println!("{}", serde_json::to_string_pretty(&request.to_json()).unwrap_or_default());
+            let (plan, _, _) = build(&args.payload, &args.job)?;
+            println!("{}", serde_json::to_string_pretty(&plan.request.to_json()).unwrap_or_default());
+            if let Some(object) = &plan.upload {
+                // Offline: say what `submit` would do, beside the request it would send.
+                eprintln!("wove-submit: the payload travels by reference: {}", object.plan());
+            }
             Ok(SubmitExit::Success)
         }
         Command::Remote(command) => block_on(remote(command)),
@@ -261,21 +290,45 @@ pub fn run(command: Command) -> Result<SubmitExit, Failure> {
 async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
     match command {
         Remote::Submit(args) => {
-            let (request, payload) = build(&args.payload, &args.job)?;
+            let (mut plan, payload, ecs_limit) = build(&args.payload, &args.job)?;
             let sender = if args.wait { args.reporting.sender()? } else { None };
+            let store = match &plan.upload {
+                Some(object) => {
+                    let store = store::client(args.connect.api_timeout).await;
+                    if let Some(url) = store::upload(&store, object).await? {
+                        plan.request.set_payload_url(&url, ecs_limit).map_err(refused)?;
+                    }
+                    Some(store)
+                }
+                None => None,
+            };
             let client = connect(&args.connect).await.poll_interval(args.waiting.poll);
-            let submitted = client.submit(&request).await.map_err(client_failure)?;
+            let submitted = client.submit(&plan.request).await.map_err(client_failure)?;
             output::print_batch_submitted(&submitted, args.output, args.wait);
             if !args.wait {
                 return Ok(SubmitExit::Success);
             }
+            let object = plan.request.payload_object().map(str::to_string);
             match sender {
-                None => finish_wait(client.wait(&submitted.job_id, args.waiting.timeout).await, args.output),
+                None => {
+                    let outcome = client.wait(&submitted.job_id, args.waiting.timeout).await;
+                    if let (Some(store), Ok(report)) = (&store, &outcome) {
+                        release_when_over(store, report, object.as_deref()).await;
+                    }
+                    finish_wait(outcome, args.output)
+                }
                 Some(sender) => {
                     let reporting = reporting(&args.reporting, sender);
                     let outcome = client
                         .wait_reporting(&submitted.job_id, args.waiting.timeout, Some(&payload), &reporting)
                         .await;
+                    if let (Some(store), Ok(reported)) = (&store, &outcome) {
+                        if reported.stopped {
+                            linger_and_release(&client, &reported.report, args.connect.api_timeout).await;
+                        } else {
+                            release_when_over(store, &reported.report, object.as_deref()).await;
+                        }
+                    }
                     finish_reported(outcome, args.output)
                 }
             }
@@ -290,22 +343,116 @@ async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
             let sender = args.reporting.sender()?;
             let client = connect(&args.id.connect).await.poll_interval(args.waiting.poll);
             let Some(sender) = sender else {
-                return finish_wait(client.wait(&args.id.job_id, args.waiting.timeout).await, args.id.output);
+                let outcome = client.wait(&args.id.job_id, args.waiting.timeout).await;
+                if let Ok(report) = &outcome {
+                    release_object_of(report, args.id.connect.api_timeout).await;
+                }
+                return finish_wait(outcome, args.id.output);
             };
-            let payload =
-                if args.payload.is_given() { Some(read_payload(&args.payload)?.payload().clone()) } else { None };
+            let payload = if args.payload.is_given() {
+                Some(read_payload(&args.payload)?.payload().clone())
+            } else {
+                // A payload by reference is not in the job to be read back: it is in the store.
+                match client.status(&args.id.job_id).await.ok().and_then(|r| r.payload_object) {
+                    Some(url) => {
+                        let store = store::client(args.id.connect.api_timeout).await;
+                        Some(store::download_payload(&store, &url, None).await?)
+                    }
+                    None => None,
+                }
+            };
             let reporting = reporting(&args.reporting, sender);
             let outcome =
                 client.wait_reporting(&args.id.job_id, args.waiting.timeout, payload.as_ref(), &reporting).await;
+            if let Ok(reported) = &outcome {
+                if reported.stopped {
+                    linger_and_release(&client, &reported.report, args.id.connect.api_timeout).await;
+                } else {
+                    release_object_of(&reported.report, args.id.connect.api_timeout).await;
+                }
+            }
             finish_reported(outcome, args.id.output)
         }
         Remote::Cancel(args) => {
             let client = connect(&args.id.connect).await;
+            // Read before the job is stopped: which object it reads, if any.
+            let object = client.status(&args.id.job_id).await.ok().and_then(|r| r.payload_object);
             let outcome = client.cancel(&args.id.job_id, &args.reason).await.map_err(client_failure)?;
             output::print_batch_cancelled(&args.id.job_id, &outcome, args.id.output);
+            if object.is_some() {
+                // Cancelled means no attempt will start again: nothing will read it.
+                store::release(&store::client(args.id.connect.api_timeout).await, object.as_deref()).await;
+            }
             Ok(SubmitExit::Success)
         }
+        Remote::Cleanup(args) => cleanup(&args).await,
     }
+}
+
+/// Delete the job's payload object once the job is over: never after an
+/// attempt that Batch will retry, since the job is then still RUNNABLE or RUNNING.
+async fn release_when_over(store: &store::StoreClient, report: &BatchReport, object: Option<&str>) {
+    if report.phase.is_final() {
+        store::release(store, object.or(report.payload_object.as_deref())).await;
+    }
+}
+
+/// [`release_when_over`] for a job whose object is known only from its tags.
+async fn release_object_of(report: &BatchReport, api_timeout: Duration) {
+    if report.phase.is_final() && report.payload_object.is_some() {
+        release_when_over(&store::client(api_timeout).await, report, None).await;
+    }
+}
+
+/// How long a watch stopped from outside (`--stop-on-stdin-eof`) still waits
+/// for its job to end, to delete the payload object: the weave that stopped it
+/// has its result, so the worker is exiting; within the 10 s the Wove snippet
+/// gives a watcher to end.
+const STOP_LINGER: Duration = Duration::from_secs(8);
+
+/// After a stop: wait (briefly) for the job to end, then delete its object;
+/// a job that is not over by then keeps it, for `cleanup` or the lifecycle rule.
+async fn linger_and_release(client: &BatchClient, last: &BatchReport, api_timeout: Duration) {
+    if last.payload_object.is_none() {
+        return;
+    }
+    if let Ok(report) = client.wait(&last.job_id, STOP_LINGER).await {
+        release_object_of(&report, api_timeout).await;
+    }
+}
+
+/// `batch cleanup`: each object of the store whose jobs are all over, or
+/// that no job of its name claims and is older than --older-than, is deleted.
+async fn cleanup(args: &CleanupArgs) -> Result<SubmitExit, Failure> {
+    let at = wove_submit::store::StoreUrl::parse(&args.payload_store).map_err(refused)?;
+    let store = store::client(args.connect.api_timeout).await;
+    let client = connect(&args.connect).await;
+    let listed = store.list(&at.bucket, &at.prefix).await.map_err(|e| Failure::new(SubmitExit::Api, e))?;
+    let now = std::time::SystemTime::now();
+    for object in listed {
+        let url = format!("s3://{}/{}", at.bucket, object.key);
+        let Some(job_name) = at.job_of(&object.key) else {
+            println!("kept {url}: not an object of this store's layout");
+            continue;
+        };
+        let jobs = client.jobs_named(&args.job_queue, job_name).await.map_err(client_failure)?;
+        let verdict = if jobs.is_empty() {
+            let age = object.last_modified.and_then(|t| now.duration_since(t).ok()).unwrap_or_default();
+            (age >= args.older_than).then(|| format!("no job {job_name} in {}", args.job_queue))
+        } else if jobs.iter().all(|j| wove_submit::batch::status::phase_of(&j.status).is_final()) {
+            Some(format!("job {job_name} is over"))
+        } else {
+            None
+        };
+        match verdict {
+            Some(why) => {
+                store.delete(&at.bucket, &object.key).await.map_err(|e| Failure::new(SubmitExit::Api, e))?;
+                println!("deleted {url}: {why}");
+            }
+            None => println!("kept {url}: job {job_name} is not over (or the object is younger than --older-than)"),
+        }
+    }
+    Ok(SubmitExit::Success)
 }
 
 fn finish_wait(outcome: Result<BatchReport, BatchError>, format: Output) -> Result<SubmitExit, Failure> {
@@ -354,11 +501,12 @@ fn client_failure(error: BatchError) -> Failure {
     Failure::new(exit, error)
 }
 
-/// Read the payload and build the checked request; also the payload read.
-fn build(payload: &PayloadArgs, job: &JobArgs) -> Result<(batch::SubmitJobRequest, wove_proto::Payload), Failure> {
+/// Read the payload and build the checked request (and the object to upload
+/// when it travels by reference); also the payload read, and whether the ECS limit applies.
+fn build(payload: &PayloadArgs, job: &JobArgs) -> Result<(batch::Plan, wove_proto::Payload, bool), Failure> {
     let encoded = read_payload(&payload.source)?;
     let mut options = job.options()?;
     set(&mut options.compression, payload.compression);
-    let request = batch::render(&encoded, &options).map_err(refused)?;
-    Ok((request, encoded.payload().clone()))
+    let plan = batch::plan(&encoded, &options).map_err(refused)?;
+    Ok((plan, encoded.payload().clone(), options.ecs_overrides_limit))
 }

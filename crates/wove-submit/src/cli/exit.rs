@@ -125,7 +125,7 @@ mod tests {
         for code in [1, 2, 64, 127] {
             assert_eq!(SubmitExit::finished(false, Some(code)), SubmitExit::JobFailed, "exit {code}");
         }
-        for code in [3, 65, 70, 75, 76, 78, 137, 143] {
+        for code in [3, 65, 66, 70, 75, 76, 78, 137, 143] {
             assert_eq!(SubmitExit::finished(false, Some(code)).code(), code as u8, "exit {code}");
         }
         assert_eq!(SubmitExit::finished(false, None), SubmitExit::JobFailed);

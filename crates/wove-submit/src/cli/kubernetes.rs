@@ -21,6 +21,7 @@ use super::args::{
     PayloadArgs, PayloadSourceArgs, ReportArgs, WaitingArgs,
 };
 use super::output::{self, Output, RenderFormat, Stream};
+use super::store::{self, StoreArgs};
 use super::{Failure, SubmitExit};
 
 #[derive(Debug, Subcommand)]
@@ -52,6 +53,11 @@ pub enum Remote {
     /// the worker sends task_cancelled. A Job already gone is not an error.
     #[command(after_long_help = super::exit::help())]
     Cancel(NamedArgs),
+    /// Delete the payload objects of Jobs that are over (or gone) from a
+    /// payload store, for Jobs nobody waited on; objects of Jobs still
+    /// pending or running are kept.
+    #[command(after_long_help = super::exit::help())]
+    Cleanup(CleanupArgs),
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +106,22 @@ pub struct NamedArgs {
     /// Output format.
     #[arg(long, short = 'o', env = "WOVE_SUBMIT_OUTPUT", value_enum, default_value_t = Output::Text)]
     output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// The store, s3://bucket[/prefix], as given to `submit`.
+    #[arg(long, env = "WOVE_SUBMIT_PAYLOAD_STORE", value_name = "S3_URL")]
+    payload_store: String,
+    /// The namespace the Jobs were submitted to.
+    #[arg(long, short = 'n', env = "WOVE_SUBMIT_NAMESPACE", default_value = "default")]
+    namespace: String,
+    /// Seconds an object whose Job is gone must be old before it is deleted
+    /// (its submit may still be under way).
+    #[arg(long, env = "WOVE_SUBMIT_CLEANUP_OLDER_THAN", default_value = "3600", value_name = "SECS", value_parser = seconds)]
+    older_than: Duration,
+    #[command(flatten)]
+    connect: ConnectArgs,
 }
 
 #[derive(Debug, Args)]
@@ -282,6 +304,8 @@ struct JobArgs {
     /// is checked like any rendered Job.
     #[arg(long, env = "WOVE_SUBMIT_PATCH", value_name = "JSON|@FILE")]
     patch: Option<String>,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 /// Run one `kubernetes` subcommand.
@@ -290,6 +314,10 @@ pub fn run(command: Command) -> Result<SubmitExit, Failure> {
         Command::Render(args) => {
             let (manifest, _) = build(&args.payload, &args.job)?;
             output::print_manifest(&manifest, args.output).map_err(|e| Failure::new(SubmitExit::Api, e))?;
+            if let Some(object) = &manifest.payload_object {
+                // Offline: say what `submit` would do, beside the Job it would create.
+                eprintln!("wove-submit: the payload travels by reference: {}", object.plan());
+            }
             Ok(SubmitExit::Success)
         }
         Command::Remote(command) => block_on(remote(command)),
@@ -307,17 +335,35 @@ async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
         }
         Remote::Wait(args) => {
             let sender = args.reporting.sender()?;
-            let payload = match (&sender, args.payload.is_given()) {
-                (Some(_), true) => Some(read_payload(&args.payload)?.payload().clone()),
-                _ => None,
-            };
             let client = connect(&args.named.connect).await?.poll_interval(args.waiting.poll);
             let (namespace, name, timeout) = (&args.named.namespace, &args.named.name, args.waiting.timeout);
+            let payload = match (&sender, args.payload.is_given()) {
+                (Some(_), true) => Some(read_payload(&args.payload)?.payload().clone()),
+                // A payload by reference is not in the Job to be read back: it is in the store.
+                (Some(_), false) => match client.status(namespace, name).await.ok().and_then(|r| r.payload_object) {
+                    Some(url) => {
+                        let store = store::client(args.named.connect.api_timeout).await;
+                        Some(store::download_payload(&store, &url, None).await?)
+                    }
+                    None => None,
+                },
+                _ => None,
+            };
+            let api_timeout = args.named.connect.api_timeout;
             match sender {
-                None => finish_wait(client.wait(namespace, name, timeout).await, args.named.output, Stream::Stdout),
+                None => {
+                    let outcome = client.wait(namespace, name, timeout).await;
+                    if let Ok(report) = &outcome {
+                        release_object_of(report, api_timeout).await;
+                    }
+                    finish_wait(outcome, args.named.output, Stream::Stdout)
+                }
                 Some(sender) => {
                     let reporting = reporting(&args.reporting, sender);
                     let outcome = client.wait_reporting(namespace, name, timeout, payload.as_ref(), &reporting).await;
+                    if let Ok(reported) = &outcome {
+                        after_reported(&client, reported, api_timeout).await;
+                    }
                     finish_reported(outcome, args.named.output, Stream::Stdout)
                 }
             }
@@ -342,16 +388,88 @@ async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
         }
         Remote::Cancel(args) => {
             let client = connect(&args.connect).await?;
+            // Read before the Job goes: which object it reads, if any.
+            let object = client.status(&args.namespace, &args.name).await.ok().and_then(|r| r.payload_object);
             let result = client.cancel(&args.namespace, &args.name).await.map_err(client_failure)?;
             output::print_cancelled(&args.namespace, &args.name, result, args.output);
+            if object.is_some() {
+                // The Job is deleted: no pod will start again to read it.
+                store::release(&store::client(args.connect.api_timeout).await, object.as_deref()).await;
+            }
             Ok(SubmitExit::Success)
+        }
+        Remote::Cleanup(args) => cleanup(&args).await,
+    }
+}
+
+/// Delete the Job's payload object once the Job is over (never while the Job
+/// controller may start another pod: the Job is then not over).
+async fn release_object_of(report: &JobReport, api_timeout: Duration) {
+    if report.phase.is_final() && report.payload_object.is_some() {
+        store::release(&store::client(api_timeout).await, report.payload_object.as_deref()).await;
+    }
+}
+
+/// How long a watch stopped from outside still waits for its Job to end, to
+/// delete the payload object (within the 10 s the Wove snippet gives it).
+const STOP_LINGER: Duration = Duration::from_secs(8);
+
+/// After a reported wait: delete the object of a Job that is over; after a
+/// stop, wait briefly for the Job to end first.
+async fn after_reported(client: &Client, reported: &Reported, api_timeout: Duration) {
+    if !reported.stopped {
+        return release_object_of(&reported.report, api_timeout).await;
+    }
+    if reported.report.payload_object.is_some() {
+        if let Ok(report) = client.wait(&reported.report.namespace, &reported.report.name, STOP_LINGER).await {
+            release_object_of(&report, api_timeout).await;
         }
     }
 }
 
+/// `kubernetes cleanup`: each object of the store whose Job is over, or
+/// gone and older than --older-than, is deleted.
+async fn cleanup(args: &CleanupArgs) -> Result<SubmitExit, Failure> {
+    let at = wove_submit::store::StoreUrl::parse(&args.payload_store).map_err(refused)?;
+    let store = store::client(args.connect.api_timeout).await;
+    let client = connect(&args.connect).await?;
+    let listed = store.list(&at.bucket, &at.prefix).await.map_err(|e| Failure::new(SubmitExit::Api, e))?;
+    let now = std::time::SystemTime::now();
+    for object in listed {
+        let url = format!("s3://{}/{}", at.bucket, object.key);
+        let Some(job_name) = at.job_of(&object.key) else {
+            println!("kept {url}: not an object of this store's layout");
+            continue;
+        };
+        let verdict = match client.status(&args.namespace, job_name).await {
+            Ok(report) if report.phase.is_final() => Some(format!("Job {job_name} is over")),
+            Ok(_) => None,
+            Err(ClientError::NotFound { .. }) => {
+                let age = object.last_modified.and_then(|t| now.duration_since(t).ok()).unwrap_or_default();
+                (age >= args.older_than).then(|| format!("no Job {job_name} in {}", args.namespace))
+            }
+            Err(e) => return Err(client_failure(e)),
+        };
+        match verdict {
+            Some(why) => {
+                store.delete(&at.bucket, &object.key).await.map_err(|e| Failure::new(SubmitExit::Api, e))?;
+                println!("deleted {url}: {why}");
+            }
+            None => println!("kept {url}: Job {job_name} is not over (or the object is younger than --older-than)"),
+        }
+    }
+    Ok(SubmitExit::Success)
+}
+
 async fn submit(args: SubmitArgs) -> Result<SubmitExit, Failure> {
-    let (manifest, payload) = build(&args.payload, &args.job)?;
+    let (mut manifest, payload) = build(&args.payload, &args.job)?;
     let sender = if args.wait { args.reporting.sender()? } else { None };
+    if let Some(object) = manifest.payload_object.clone() {
+        let store = store::client(args.connect.api_timeout).await;
+        if let Some(url) = store::upload(&store, &object).await? {
+            manifest.set_payload_url(&url);
+        }
+    }
     let client = connect(&args.connect).await?.poll_interval(args.waiting.poll);
     let submitted = client.submit(&manifest).await.map_err(client_failure)?;
     let to = if args.logs { Stream::Stderr } else { Stream::Stdout };
@@ -363,6 +481,9 @@ async fn submit(args: SubmitArgs) -> Result<SubmitExit, Failure> {
     if let Some(sender) = sender {
         let reporting = reporting(&args.reporting, sender);
         let outcome = client.wait_reporting(namespace, name, args.waiting.timeout, Some(&payload), &reporting).await;
+        if let Ok(reported) = &outcome {
+            after_reported(&client, reported, args.connect.api_timeout).await;
+        }
         return finish_reported(outcome, args.output, to);
     }
     let waiting = client.wait(namespace, name, args.waiting.timeout);
@@ -390,6 +511,9 @@ async fn submit(args: SubmitArgs) -> Result<SubmitExit, Failure> {
     } else {
         waiting.await
     };
+    if let Ok(report) = &outcome {
+        release_object_of(report, args.connect.api_timeout).await;
+    }
     finish_wait(outcome, args.output, to)
 }
 
@@ -573,6 +697,7 @@ impl JobArgs {
         if self.suspend {
             o.suspend = true;
         }
+        self.store.apply(&mut o.payload_store)?;
         Ok(o)
     }
 

@@ -367,6 +367,31 @@ impl Checker {
         let Some(container) = pod.containers.iter().find(|c| c.name == CONTAINER) else { return };
         let inline = env_value(container, vars::PAYLOAD);
         let file = env_value(container, vars::PAYLOAD_FILE);
+        let by_url = container.env.iter().flatten().any(|v| v.name == vars::PAYLOAD_URL);
+        if by_url {
+            // By reference: the worker checks the object against this digest before anything runs.
+            let sha = env_value(container, vars::PAYLOAD_SHA256).unwrap_or_default();
+            if inline.is_some() || file.is_some() {
+                self.add(
+                    "spec.template.spec.containers.env",
+                    format!(
+                        "{} beside {} or {}: give the worker one payload source",
+                        vars::PAYLOAD_URL,
+                        vars::PAYLOAD,
+                        vars::PAYLOAD_FILE
+                    ),
+                );
+            } else if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                self.add(
+                    format!("spec.template.spec.containers.env.{}", vars::PAYLOAD_SHA256),
+                    format!(
+                        "{} needs its SHA-256 (64 hex digits): the worker refuses a reference it cannot check",
+                        vars::PAYLOAD_URL
+                    ),
+                );
+            }
+            return;
+        }
         let carried: Option<(String, Carried<'_>)> = match (inline, file, &manifest.payload_secret) {
             (Some(text), None, None) => {
                 Some((format!("spec.template.spec.containers.env.{}", vars::PAYLOAD), Carried::Base64(text)))
@@ -394,9 +419,10 @@ impl Checker {
                 self.add(
                     "spec.template.spec.containers",
                     format!(
-                        "the worker needs exactly one payload source: {} inline, or {} with the payload Secret",
+                        "the worker needs exactly one payload source: {} inline, {} with the payload Secret, or {}",
                         vars::PAYLOAD,
-                        vars::PAYLOAD_FILE
+                        vars::PAYLOAD_FILE,
+                        vars::PAYLOAD_URL
                     ),
                 );
                 None

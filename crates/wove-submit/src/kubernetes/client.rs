@@ -498,12 +498,17 @@ impl ClientError {
 }
 
 /// Whether the Job's pods mount this Secret.
+/// Whether the Job's pod reads the Secret: as a volume (the payload file), or
+/// through an environment variable (a presigned payload URL).
 fn mounts_secret(job: &Job, secret: &Secret) -> bool {
-    let volumes = job.spec.as_ref().and_then(|s| s.template.spec.as_ref()).and_then(|p| p.volumes.as_ref());
-    volumes
-        .into_iter()
-        .flatten()
-        .any(|v| v.secret.as_ref().and_then(|s| s.secret_name.as_ref()) == secret.metadata.name.as_ref())
+    let pod = job.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+    let named = |name: Option<&String>| name.is_some() && name == secret.metadata.name.as_ref();
+    let volumes = pod.and_then(|p| p.volumes.as_ref());
+    let env = pod.into_iter().flat_map(|p| &p.containers).flat_map(|c| c.env.iter().flatten());
+    volumes.into_iter().flatten().any(|v| named(v.secret.as_ref().and_then(|s| s.secret_name.as_ref())))
+        || env
+            .into_iter()
+            .any(|v| named(v.value_from.as_ref().and_then(|f| f.secret_key_ref.as_ref()).map(|r| &r.name)))
 }
 
 /// Whether the pod's worker container got far enough to have a log.

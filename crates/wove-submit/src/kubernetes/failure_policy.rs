@@ -60,7 +60,7 @@ mod tests {
         let codes = |i: usize| policy.rules[i].on_exit_codes.as_ref().unwrap().values.clone();
         assert_eq!(policy.rules[0].action, "Ignore");
         assert_eq!(policy.rules[1].action, "FailJob");
-        assert_eq!(codes(1), vec![3, 65, 76, 78]);
+        assert_eq!(codes(1), vec![3, 65, 66, 76, 78]);
         assert_eq!(policy.rules[2].action, "Count");
         assert_eq!(codes(2), vec![70, 75, 130, 137, 143]);
         assert_eq!(pod_failure_policy(true).rules[1].action, "FailIndex");

@@ -14,6 +14,8 @@ use k8s_openapi::api::core::v1::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use crate::store::PayloadStore;
+
 pub use crate::payload::Compression;
 
 /// Seconds added to the worker's shutdown budget to make the pod's
@@ -99,6 +101,10 @@ pub struct JobOptions {
     pub signing_secret: Option<SigningSecret>,
     /// Where the payload travels. Default [`PayloadPlacement::Auto`].
     pub payload_placement: PayloadPlacement,
+    /// Where a payload goes that even a Secret cannot hold (or every payload,
+    /// with `always`): an S3 object the worker reads by reference, deleted
+    /// when the Job is over. Default none: such a payload is refused.
+    pub payload_store: Option<PayloadStore>,
     /// Largest base64 payload kept in the environment under
     /// [`PayloadPlacement::Auto`]. Default 32 KiB.
     pub inline_payload_max_bytes: usize,
@@ -143,6 +149,7 @@ impl Default for JobOptions {
             termination_grace_period_seconds: None,
             signing_secret: None,
             payload_placement: PayloadPlacement::Auto,
+            payload_store: None,
             inline_payload_max_bytes: DEFAULT_INLINE_PAYLOAD_MAX,
             compression: Compression::Auto,
             indexed: None,

@@ -18,6 +18,7 @@ use super::failure_policy::pod_failure_policy;
 use super::options::{Compression, Indexed, JobOptions, PayloadPlacement, MAX_ENV_STRING, MAX_SECRET_DATA};
 use crate::naming;
 use crate::payload::EncodedPayload;
+use crate::store::StoredObject;
 
 /// The worker's container in the pod.
 pub const CONTAINER: &str = "wove";
@@ -37,6 +38,12 @@ pub const ANNOTATION_TASK_ID: &str = "wove.dev/task-id";
 pub const ANNOTATION_PAYLOAD_SHA256: &str = "wove.dev/payload-sha256";
 /// Annotation with the number of tasks of a many-task payload.
 pub const ANNOTATION_TASKS: &str = "wove.dev/tasks";
+/// Annotation naming the payload's object (`s3://bucket/key`) when it travels
+/// by reference: `wait`, `cancel` and `cleanup` delete it once the Job is over.
+pub const ANNOTATION_PAYLOAD_OBJECT: &str = "wove.dev/payload-object";
+/// The key of a presigned payload URL in the payload Secret: a bearer
+/// credential, so never in the Job's own spec.
+pub const PAYLOAD_URL_KEY: &str = "url";
 /// The label the Job controller puts on the Job's pods.
 pub const LABEL_JOB_NAME: &str = "batch.kubernetes.io/job-name";
 /// Where a Secret-borne payload is mounted.
@@ -60,6 +67,9 @@ pub struct Manifest {
     /// The payload's Secret. It is owned by the Job once submitted, so
     /// deleting the Job deletes it.
     pub payload_secret: Option<Secret>,
+    /// The payload's object when it travels by reference
+    /// ([`JobOptions::payload_store`]): upload it before submitting.
+    pub payload_object: Option<StoredObject>,
 }
 
 /// Why no Job was built.
@@ -133,10 +143,54 @@ pub fn render_with(
     let mut volumes = options.volumes.clone();
     let mut mounts = options.volume_mounts.clone();
 
-    let payload_secret = match placement(payload, options)? {
+    let secret_meta = |secret_name: String| ObjectMeta {
+        name: Some(secret_name),
+        namespace: Some(options.namespace.clone()),
+        labels: Some(labels.clone()),
+        annotations: Some(annotations.clone()),
+        ..Default::default()
+    };
+    let mut payload_object = None;
+    let payload_secret = match placement(payload, options, &name)? {
         Placement::Env(base64) => {
             env.push(EnvVar { name: vars::PAYLOAD.into(), value: Some(base64), ..Default::default() });
             None
+        }
+        Placement::Store(object) => {
+            let [(url_var, url), (sha_var, sha), (size_var, size)] = object.env();
+            let secret = match object.presign_seconds {
+                None => {
+                    env.push(EnvVar { name: url_var.into(), value: Some(url), ..Default::default() });
+                    None
+                }
+                Some(_) => {
+                    // The presigned URL, filled in at submit, is a credential: it rides in the Secret.
+                    let secret_name = format!("{name}-payload");
+                    env.push(EnvVar {
+                        name: url_var.into(),
+                        value_from: Some(EnvVarSource {
+                            secret_key_ref: Some(SecretKeySelector {
+                                name: secret_name.clone(),
+                                key: PAYLOAD_URL_KEY.into(),
+                                optional: Some(false),
+                            }),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    });
+                    Some(Secret {
+                        metadata: secret_meta(secret_name),
+                        data: Some(BTreeMap::from([(PAYLOAD_URL_KEY.to_string(), ByteString(url.into_bytes()))])),
+                        immutable: Some(true),
+                        type_: Some("Opaque".into()),
+                        ..Default::default()
+                    })
+                }
+            };
+            env.push(EnvVar { name: sha_var.into(), value: Some(sha), ..Default::default() });
+            env.push(EnvVar { name: size_var.into(), value: Some(size), ..Default::default() });
+            payload_object = Some(object);
+            secret
         }
         Placement::Secret(bytes) => {
             let secret_name = format!("{name}-payload");
@@ -156,13 +210,7 @@ pub fn render_with(
                 ..Default::default()
             });
             Some(Secret {
-                metadata: ObjectMeta {
-                    name: Some(secret_name),
-                    namespace: Some(options.namespace.clone()),
-                    labels: Some(labels.clone()),
-                    annotations: Some(annotations.clone()),
-                    ..Default::default()
-                },
+                metadata: secret_meta(secret_name),
                 data: Some(BTreeMap::from([(PAYLOAD_KEY.to_string(), ByteString(bytes))])),
                 immutable: Some(true),
                 type_: Some("Opaque".into()),
@@ -170,6 +218,10 @@ pub fn render_with(
             })
         }
     };
+
+    if let Some(object) = &payload_object {
+        annotations.insert(ANNOTATION_PAYLOAD_OBJECT.into(), object.url());
+    }
 
     if let Some(signing) = &options.signing_secret {
         if signing.as_file {
@@ -303,7 +355,7 @@ pub fn render_with(
         status: None,
     };
     hook(&mut job);
-    let manifest = Manifest { job, payload_secret };
+    let manifest = Manifest { job, payload_secret, payload_object };
     let violations = check::check(&manifest);
     if violations.is_empty() {
         Ok(manifest)
@@ -326,6 +378,16 @@ impl Manifest {
     /// The payload digest the Job carries in its annotations.
     pub fn payload_sha256(&self) -> Option<&str> {
         annotation(&self.job.metadata, ANNOTATION_PAYLOAD_SHA256)
+    }
+
+    /// Put the presigned URL of the payload's object in the payload Secret,
+    /// where the worker's `WOVE_BACKEND_PAYLOAD_URL` comes from.
+    pub fn set_payload_url(&mut self, url: &str) {
+        if let Some(data) = self.payload_secret.as_mut().and_then(|s| s.data.as_mut()) {
+            if data.contains_key(PAYLOAD_URL_KEY) {
+                data.insert(PAYLOAD_URL_KEY.into(), ByteString(url.as_bytes().to_vec()));
+            }
+        }
     }
 
     /// The payload Secret, owned by `job` (the created Job, which has a uid):
@@ -380,10 +442,29 @@ pub(crate) fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str>
 enum Placement {
     Env(String),
     Secret(Vec<u8>),
+    Store(StoredObject),
 }
 
-/// Where the payload travels, plain or compressed ([`JobOptions::compression`]).
-fn placement(payload: &EncodedPayload, options: &JobOptions) -> Result<Placement, RenderError> {
+/// Where the payload travels, plain or compressed ([`JobOptions::compression`]),
+/// or by reference through the payload store: always when it says so, else
+/// when even a Secret cannot hold it.
+fn placement(payload: &EncodedPayload, options: &JobOptions, job_name: &str) -> Result<Placement, RenderError> {
+    let to_store = |store: &crate::store::PayloadStore| {
+        let bytes = match options.compression {
+            Compression::Always => {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD.decode(payload.gzip_base64()).unwrap_or_default()
+            }
+            Compression::Auto | Compression::Never => payload.bytes(),
+        };
+        store
+            .object_for(job_name, bytes)
+            .map(Placement::Store)
+            .map_err(|e| RenderError::option("payload_store", e.to_string()))
+    };
+    if let Some(store) = options.payload_store.as_ref().filter(|s| s.always) {
+        return to_store(store);
+    }
     // NAME=value plus the terminating NUL.
     let env_size = |base64: &str| vars::PAYLOAD.len() + 1 + base64.len() + 1;
     let in_env = match options.payload_placement {
@@ -424,6 +505,9 @@ fn placement(payload: &EncodedPayload, options: &JobOptions) -> Result<Placement
         RenderError::option("payload", format!("does not decode as base64: {e}"))
     })?;
     if bytes.len() > MAX_SECRET_DATA {
+        if let Some(store) = &options.payload_store {
+            return to_store(store);
+        }
         return Err(RenderError::PayloadTooLarge {
             size: bytes.len(),
             limit: MAX_SECRET_DATA,
@@ -432,8 +516,9 @@ fn placement(payload: &EncodedPayload, options: &JobOptions) -> Result<Placement
             } else {
                 "a Kubernetes Secret, even gzip-compressed"
             },
-            way_out: "pass large inputs by reference (a URL or a volume the task reads) instead of in the payload, \
-or split the tasks over several payloads",
+            way_out:
+                "give a payload store (--payload-store s3://bucket/prefix, or `payload_store`): the payload then \
+travels as an S3 object the worker reads by reference, checked by its SHA-256; or split the tasks over several payloads",
         });
     }
     Ok(Placement::Secret(bytes))
@@ -501,10 +586,19 @@ fn non_empty<T>(items: Vec<T>) -> Option<Vec<T>> {
 }
 
 /// Names the submitter sets on the container itself.
-const OWN_ENV: [&str; 5] =
-    [vars::PAYLOAD, vars::PAYLOAD_FILE, vars::SHUTDOWN_BUDGET, vars::SIGNING_SECRET, vars::SIGNING_SECRET_FILE];
+const OWN_ENV: [&str; 8] = [
+    vars::PAYLOAD,
+    vars::PAYLOAD_FILE,
+    vars::PAYLOAD_URL,
+    vars::PAYLOAD_SHA256,
+    vars::PAYLOAD_SIZE,
+    vars::SHUTDOWN_BUDGET,
+    vars::SIGNING_SECRET,
+    vars::SIGNING_SECRET_FILE,
+];
 const OWN_LABELS: [&str; 4] = [LABEL_APP_NAME, LABEL_MANAGED_BY, LABEL_RUN, LABEL_TASK];
-const OWN_ANNOTATIONS: [&str; 4] = [ANNOTATION_RUN_ID, ANNOTATION_TASK_ID, ANNOTATION_PAYLOAD_SHA256, ANNOTATION_TASKS];
+const OWN_ANNOTATIONS: [&str; 5] =
+    [ANNOTATION_RUN_ID, ANNOTATION_TASK_ID, ANNOTATION_PAYLOAD_SHA256, ANNOTATION_TASKS, ANNOTATION_PAYLOAD_OBJECT];
 
 fn validate_options(o: &JobOptions) -> Result<(), RenderError> {
     fn err(option: &'static str, problem: impl Into<String>) -> RenderError {
@@ -523,6 +617,9 @@ fn validate_options(o: &JobOptions) -> Result<(), RenderError> {
         if !["Always", "IfNotPresent", "Never"].contains(&policy.as_str()) {
             return Err(err("image_pull_policy", format!("{policy:?} is not Always, IfNotPresent or Never")));
         }
+    }
+    if let Some(store) = &o.payload_store {
+        store.location().map_err(|e| err("payload_store", e.to_string()))?;
     }
     if let Some(var) = o.env.iter().find(|v| OWN_ENV.contains(&v.name.as_str())) {
         return Err(err("env", format!("{} is set by the submitter (see the payload and signing options)", var.name)));

@@ -84,6 +84,9 @@ pub struct JobReport {
     pub indexes: Vec<IndexReport>,
     /// The Job's pods, oldest first.
     pub pods: Vec<PodReport>,
+    /// The payload's object (`s3://bucket/key`) when it travels by reference, from its annotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_object: Option<String>,
 }
 
 /// One pod of the Job.
@@ -134,6 +137,7 @@ pub fn report(job: &Job, pods: &[Pod]) -> JobReport {
         index_counts: None,
         indexes: Vec::new(),
         pods: Vec::new(),
+        payload_object: annotation(&job.metadata, super::render::ANNOTATION_PAYLOAD_OBJECT).map(str::to_string),
     };
 
     // FailureTarget and SuccessCriteriaMet come first on newer servers; the
