@@ -18,6 +18,10 @@ Cases:
   python-large      a callable returning RESULT_MB of random bytes, on both workers
   output-flood      a subprocess task writing 1 KiB, then FLOOD to each stream: the worker's
                     own peak RSS must not grow with it
+  payload-ref       a payload of 1 MB and of REF_MB (input a task reads and drops), read
+                    from a file (what a mounted Secret or volume gives: inline) and fetched by
+                    reference, from a loopback http server and from moto's S3 server, checked
+                    by its SHA-256: wall time and the worker's own peak RSS
   binary size       each static, stripped flavour given in WOVE_BENCH_FLAVOURS
 
 Environment: WOVE_WORKER_BIN (the worker to measure), WOVE_BENCH_FLAVOURS
@@ -43,6 +47,7 @@ QUICK = os.environ.get("WOVE_BENCH_QUICK") == "1"
 MIB = 1024 * 1024
 RESULT_BYTES = (1 if QUICK else 50) * 1000 * 1000
 FLOOD_BYTES = (1 if QUICK else 1024) * MIB
+REF_SIZES = [1 * 1000 * 1000] + ([] if QUICK else [50 * 1000 * 1000])
 
 # The Python floor: what any worker must do to run a Wove callable, and nothing else.
 PYTHON_FLOOR = """
@@ -147,6 +152,97 @@ def median(samples, index=0):
     return statistics.median(s[index] for s in samples)
 
 
+class Files(BaseHTTPRequestHandler):
+    """Serves the files of one directory, whole, with Content-Length: a plain loopback origin."""
+
+    root = ""
+
+    def do_GET(self):
+        path = os.path.join(Files.root, os.path.basename(self.path.split("?")[0]))
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        with open(path, "rb") as f:
+            shutil.copyfileobj(f, self.wfile, 1024 * 1024)
+
+    def log_message(self, *args):
+        pass
+
+
+def payload_refs(runs, row, payload, ours_cmd, expect, tmp):
+    """The same payload from a file, from an http URL and from S3 (moto), each checked by its
+    SHA-256 on the way in."""
+    import hashlib
+    import socket
+
+    import boto3
+    from botocore.config import Config
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")})
+    Files.root = tmp
+    files = ThreadingHTTPServer(("127.0.0.1", 0), Files)
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    try:
+        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                          aws_access_key_id="bench", aws_secret_access_key="bench",
+                          config=Config(s3={"addressing_style": "path"}))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                s3.create_bucket(Bucket="bench")
+                break
+            except Exception:  # noqa: BLE001 - moto still starting
+                if time.monotonic() > deadline:
+                    raise SystemExit("moto's server did not start")
+                time.sleep(0.1)
+        for size in REF_SIZES:
+            task = {"runner": "subprocess", "program": "sh", "args": ["-c", "cat >/dev/null"],
+                    "input": {"blob": "x" * size}}
+            body = json.dumps(payload(trivial, task=task)).encode()
+            sha = hashlib.sha256(body).hexdigest()
+            name = f"payload-{size}.json"
+            with open(os.path.join(tmp, name), "wb") as f:
+                f.write(body)
+            s3.put_object(Bucket="bench", Key=name, Body=body)
+            base = {"PATH": os.environ["PATH"], "WOVE_WORKER_LOG": "warn",
+                    "WOVE_WORKER_MAX_PAYLOAD_BYTES": str(2 * size + MIB)}
+            ref = {**base, "WOVE_BACKEND_PAYLOAD_SHA256": sha, "AWS_ALLOW_HTTP": "true"}
+            samples = interleaved(max(1, min(runs, 5)), {
+                "inline": (ours_cmd, {**base, "WOVE_BACKEND_PAYLOAD_FILE": os.path.join(tmp, name)}),
+                "http": (ours_cmd, {**ref, "WOVE_BACKEND_PAYLOAD_URL":
+                                    f"http://127.0.0.1:{files.server_address[1]}/{name}"}),
+                "s3": (ours_cmd, {**ref, "WOVE_BACKEND_PAYLOAD_URL": f"s3://bench/{name}",
+                                  "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_REGION": "us-east-1",
+                                  "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+                                  "AWS_METADATA_ENDPOINT": "http://127.0.0.1:9"}),
+            }, sampled, expect("task_result"))
+            mb = size / 1e6
+            (iw, _, io), (hw, _, ho), (sw, _, so) = [
+                [median(samples[n], i) for i in range(3)] for n in ("inline", "http", "s3")]
+            row(f"a {mb:.0f} MB payload by reference (http URL, SHA-256 checked), whole process",
+                f"{hw:.0f} ms", f"the same from a file (inline): {iw:.0f} ms", hw / iw)
+            row(f"the same from S3 (moto's server), whole process", f"{sw:.0f} ms",
+                f"the same from a file (inline): {iw:.0f} ms", sw / iw)
+            row(f"the same, the worker's own peak RSS (http / S3)", f"{ho:.0f} / {so:.0f} MiB",
+                f"from a file: {io:.0f} MiB", max(ho, so) / io, "≤ 1.5×", max(ho, so) / io <= 1.5)
+    finally:
+        files.shutdown()
+        moto.terminate()
+        moto.wait(timeout=10)
+
+
 def main():
     runs = 1 if QUICK else int(sys.argv[1]) if len(sys.argv) > 1 else 15
     worker = os.environ["WOVE_WORKER_BIN"]
@@ -249,6 +345,9 @@ def main():
         small, big = median(samples["1 KiB"], 2), median(samples["flood"], 2)
         row(f"worker's own peak RSS, task writing 1 KiB vs {FLOOD_BYTES // MIB} MiB to each stream",
             f"{small:.1f} / {big:.1f} MiB", "—", big / small, "flat (≤ 1.10×)", big / small <= 1.10)
+
+        # --- payload-ref ---------------------------------------------------------------------
+        payload_refs(runs, row, payload, ours_cmd, expect, tmp)
 
         # --- binary size -------------------------------------------------------------------
         targets = {"default": 20, "wasm-runtime": 8, "no-wasm": 5}
