@@ -18,14 +18,15 @@ Cases:
   python-large      a callable returning RESULT_MB of random bytes, on both workers
   output-flood      a subprocess task writing 1 KiB, then FLOOD to each stream: the worker's
                     own peak RSS must not grow with it
-  payload-ref       a payload of 1 MB and of REF_MB (input a task reads and drops), read
+  payload-ref       a payload of 1 MB and of 50 MB (input a task reads and drops), read
                     from a file (what a mounted Secret or volume gives: inline) and fetched by
                     reference, from a loopback http server and from moto's S3 server, checked
                     by its SHA-256: wall time and the worker's own peak RSS
-  binary size       each static, stripped flavour given in WOVE_BENCH_FLAVOURS
+  binary-size       each static, stripped flavour given in WOVE_BENCH_FLAVOURS
 
 Environment: WOVE_WORKER_BIN (the worker to measure), WOVE_BENCH_FLAVOURS
-(`name=path,...` of static binaries to weigh), WOVE_BENCH_QUICK=1 (one run, small sizes: a
+(`name=path,...` of static binaries to weigh), WOVE_BENCH_ONLY (a comma-separated list of the
+cases above: only those run), WOVE_BENCH_QUICK=1 (one run, small sizes: a
 smoke check that every case still runs and is correct; its numbers mean nothing).
 """
 import base64
@@ -44,6 +45,12 @@ import cloudpickle
 from wove.backend import build_backend_payload, payload_to_b64
 
 QUICK = os.environ.get("WOVE_BENCH_QUICK") == "1"
+# Run only these cases (comma-separated names from the list above); all by default.
+ONLY = set(filter(None, os.environ.get("WOVE_BENCH_ONLY", "").split(",")))
+
+
+def wanted(case: str) -> bool:
+    return not ONLY or case in ONLY
 MIB = 1024 * 1024
 RESULT_BYTES = (1 if QUICK else 50) * 1000 * 1000
 FLOOD_BYTES = (1 if QUICK else 1024) * MIB
@@ -287,76 +294,82 @@ def main():
               f"interleaved; {'QUICK: a smoke check, the numbers mean nothing' if QUICK else 'medians'}\n")
 
         # --- subprocess-true -------------------------------------------------------------
-        task = payload(trivial, task={"runner": "subprocess", "program": "true"})
-        started = json.dumps({"type": "task_started", "run_id": task["run_id"], "task_id": "bench"})
-        result = json.dumps({"type": "task_result", "run_id": task["run_id"], "task_id": "bench", "result": 0})
-        wget = f"{busybox} wget -q -O /dev/null --header 'Content-Type: application/json' --post-data"
-        floor_script = f"{wget} '{started}' {url} && /bin/true && {wget} '{result}' {url}"
-        samples = interleaved(runs, {
-            "wove-worker": (ours_cmd, env_with(task)),
-            "static floor": ([busybox, "sh", "-c", floor_script], {"PATH": "/usr/bin:/bin"}),
-        }, timed, expect("task_result"))
-        ours, floor = median(samples["wove-worker"]), median(samples["static floor"])
-        row("trivial subprocess task (`true`), whole process", f"{ours:.1f} ms",
-            f"static floor (busybox `wget` ×2 + `true`): {floor:.1f} ms", ours / floor, "≤ 1.25×", ours / floor <= 1.25)
+        if wanted("subprocess-true"):
+            task = payload(trivial, task={"runner": "subprocess", "program": "true"})
+            started = json.dumps({"type": "task_started", "run_id": task["run_id"], "task_id": "bench"})
+            result = json.dumps({"type": "task_result", "run_id": task["run_id"], "task_id": "bench", "result": 0})
+            wget = f"{busybox} wget -q -O /dev/null --header 'Content-Type: application/json' --post-data"
+            floor_script = f"{wget} '{started}' {url} && /bin/true && {wget} '{result}' {url}"
+            samples = interleaved(runs, {
+                "wove-worker": (ours_cmd, env_with(task)),
+                "static floor": ([busybox, "sh", "-c", floor_script], {"PATH": "/usr/bin:/bin"}),
+            }, timed, expect("task_result"))
+            ours, floor = median(samples["wove-worker"]), median(samples["static floor"])
+            row("trivial subprocess task (`true`), whole process", f"{ours:.1f} ms",
+                f"static floor (busybox `wget` ×2 + `true`): {floor:.1f} ms", ours / floor, "≤ 1.25×", ours / floor <= 1.25)
 
         # --- python-trivial ----------------------------------------------------------------
-        p = payload(trivial)
-        for name in ("callable", "args"):
-            with open(os.path.join(tmp, name), "wb") as f:
-                f.write(base64.b64decode(p[f"{name}_pickle"]))
-        samples = interleaved(runs, {
-            "wove-worker": (ours_cmd, env_with(p)),
-            "wove": (wove_cmd, env_with(p)),
-            "python floor": ([py, "-c", PYTHON_FLOOR, os.path.join(tmp, "callable"), os.path.join(tmp, "args")],
-                             {"PATH": os.environ["PATH"]}),
-        }, timed, expect("task_result"))
-        ours, wove, floor = [median(samples[n]) for n in ("wove-worker", "wove", "python floor")]
-        row("trivial Wove Python task", f"{ours:.1f} ms", f"`python -m wove.backend_worker`: {wove:.1f} ms",
-            ours / wove, "≈ 0.45×")
-        row("the same task", f"{ours:.1f} ms", f"Python floor (import cloudpickle, unpickle, call): {floor:.1f} ms",
-            ours / floor, "≤ 1.25×", ours / floor <= 1.25)
+        if wanted("python-trivial"):
+            p = payload(trivial)
+            for name in ("callable", "args"):
+                with open(os.path.join(tmp, name), "wb") as f:
+                    f.write(base64.b64decode(p[f"{name}_pickle"]))
+            samples = interleaved(runs, {
+                "wove-worker": (ours_cmd, env_with(p)),
+                "wove": (wove_cmd, env_with(p)),
+                "python floor": ([py, "-c", PYTHON_FLOOR, os.path.join(tmp, "callable"), os.path.join(tmp, "args")],
+                                 {"PATH": os.environ["PATH"]}),
+            }, timed, expect("task_result"))
+            ours, wove, floor = [median(samples[n]) for n in ("wove-worker", "wove", "python floor")]
+            row("trivial Wove Python task", f"{ours:.1f} ms", f"`python -m wove.backend_worker`: {wove:.1f} ms",
+                ours / wove, "≈ 0.45×")
+            row("the same task", f"{ours:.1f} ms", f"Python floor (import cloudpickle, unpickle, call): {floor:.1f} ms",
+                ours / floor, "≤ 1.25×", ours / floor <= 1.25)
 
         # --- python-large ------------------------------------------------------------------
-        p = payload(large, {"size": RESULT_BYTES})
-        encoded = (RESULT_BYTES + 40) * 4 // 3  # the pickle's few bytes of framing, base64
-        samples = interleaved(max(1, min(runs, 5)), {
-            "wove-worker": (ours_cmd, env_with(p)),
-            "wove": (wove_cmd, env_with(p)),
-        }, sampled, expect("task_result", RESULT_BYTES * 4 // 3))
-        mb = RESULT_BYTES / 1e6
-        ow, ot, oo = [median(samples["wove-worker"], i) for i in range(3)]
-        tw, tt, to = [median(samples["wove"], i) for i in range(3)]
-        row(f"a Python task returning {mb:.0f} MB, whole process", f"{ow / 1000:.2f} s",
-            f"Wove's worker: {tw / 1000:.2f} s", ow / tw, "≤ 1.0×", ow / tw <= 1.0)
-        row(f"the same, the worker process's own peak RSS", f"{oo:.0f} MiB",
-            f"the encoded result: {encoded / MIB:.0f} MiB", oo / (encoded / MIB), "≤ 2×", oo / (encoded / MIB) <= 2)
-        row(f"the same, peak RSS of the largest process", f"{ot:.0f} MiB", f"Wove's worker: {tt:.0f} MiB", ot / tt)
+        if wanted("python-large"):
+            p = payload(large, {"size": RESULT_BYTES})
+            encoded = (RESULT_BYTES + 40) * 4 // 3  # the pickle's few bytes of framing, base64
+            samples = interleaved(max(1, min(runs, 5)), {
+                "wove-worker": (ours_cmd, env_with(p)),
+                "wove": (wove_cmd, env_with(p)),
+            }, sampled, expect("task_result", RESULT_BYTES * 4 // 3))
+            mb = RESULT_BYTES / 1e6
+            ow, ot, oo = [median(samples["wove-worker"], i) for i in range(3)]
+            tw, tt, to = [median(samples["wove"], i) for i in range(3)]
+            row(f"a Python task returning {mb:.0f} MB, whole process", f"{ow / 1000:.2f} s",
+                f"Wove's worker: {tw / 1000:.2f} s", ow / tw, "≤ 1.0×", ow / tw <= 1.0)
+            row(f"the same, the worker process's own peak RSS", f"{oo:.0f} MiB",
+                f"the encoded result: {encoded / MIB:.0f} MiB", oo / (encoded / MIB), "≤ 2×", oo / (encoded / MIB) <= 2)
+            row(f"the same, peak RSS of the largest process", f"{ot:.0f} MiB", f"Wove's worker: {tt:.0f} MiB", ot / tt)
 
         # --- output-flood ------------------------------------------------------------------
-        def flood(n):
-            script = f"head -c {n} /dev/zero; head -c {n} /dev/zero >&2"
-            return payload(trivial, task={"runner": "subprocess", "program": "sh", "args": ["-c", script]})
+        if wanted("output-flood"):
+            def flood(n):
+                script = f"head -c {n} /dev/zero; head -c {n} /dev/zero >&2"
+                return payload(trivial, task={"runner": "subprocess", "program": "sh", "args": ["-c", script]})
 
-        samples = interleaved(max(1, min(runs, 3)), {
-            "1 KiB": (ours_cmd, env_with(flood(1024))),
-            "flood": (ours_cmd, env_with(flood(FLOOD_BYTES))),
-        }, sampled, lambda name: None)
-        small, big = median(samples["1 KiB"], 2), median(samples["flood"], 2)
-        row(f"worker's own peak RSS, task writing 1 KiB vs {FLOOD_BYTES // MIB} MiB to each stream",
-            f"{small:.1f} / {big:.1f} MiB", "—", big / small, "flat (≤ 1.10×)", big / small <= 1.10)
+            samples = interleaved(max(1, min(runs, 3)), {
+                "1 KiB": (ours_cmd, env_with(flood(1024))),
+                "flood": (ours_cmd, env_with(flood(FLOOD_BYTES))),
+            }, sampled, lambda name: None)
+            small, big = median(samples["1 KiB"], 2), median(samples["flood"], 2)
+            row(f"worker's own peak RSS, task writing 1 KiB vs {FLOOD_BYTES // MIB} MiB to each stream",
+                f"{small:.1f} / {big:.1f} MiB", "—", big / small, "flat (≤ 1.10×)", big / small <= 1.10)
 
         # --- payload-ref ---------------------------------------------------------------------
-        payload_refs(runs, row, payload, ours_cmd, expect, tmp)
+        if wanted("payload-ref"):
+            payload_refs(runs, row, payload, ours_cmd, expect, tmp)
 
         # --- binary size -------------------------------------------------------------------
-        targets = {"default": 20, "wasm-runtime": 8, "no-wasm": 5}
-        for item in filter(None, os.environ.get("WOVE_BENCH_FLAVOURS", "").split(",")):
-            flavour, path = item.split("=", 1)
-            size = os.path.getsize(path) / MIB
-            limit = targets.get(flavour)
-            row(f"static stripped binary, {flavour} flavour", f"{size:.1f} MiB", "—",
-                size / limit if limit else 1.0, f"≤ {limit} MiB" if limit else "", size <= limit if limit else None)
+        if wanted("binary-size"):
+            targets = {"default": 20, "wasm-runtime": 8, "no-wasm": 5}
+            for item in filter(None, os.environ.get("WOVE_BENCH_FLAVOURS", "").split(",")):
+                flavour, path = item.split("=", 1)
+                size = os.path.getsize(path) / MIB
+                limit = targets.get(flavour)
+                row(f"static stripped binary, {flavour} flavour", f"{size:.1f} MiB", "—",
+                    size / limit if limit else 1.0, f"≤ {limit} MiB" if limit else "", size <= limit if limit else None)
     finally:
         server.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)

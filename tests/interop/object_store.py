@@ -6,6 +6,9 @@
   first requests, which create the users and their policies, go unchecked; after that
   a wrong key is `InvalidAccessKeyId`, a wrong secret `SignatureDoesNotMatch`, and a user without
   `s3:GetObject` `AccessDenied`, as S3 answers them.
+- `Imds`: EC2's instance metadata service, IMDSv2 only (`AWS_METADATA_ENDPOINT`), handing out
+  a role session.
+- `WebIdentitySts`: STS's AssumeRoleWithWebIdentity over TLS (a private CA), as IRSA uses it.
 - `CredentialsEndpoint`: the container credentials endpoint of ECS and EKS Pod Identity
   (`AWS_CONTAINER_CREDENTIALS_FULL_URI` with `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`), which
   moto does not have: it hands out given keys to a request bearing the token, and records each.
@@ -23,6 +26,7 @@ import hashlib
 import http.client
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -228,6 +232,143 @@ class CredentialsEndpoint(_Server):
                 return None
 
         super().__init__(Handler)
+
+
+class Imds(_Server):
+    """EC2's instance metadata service, version 2 only: a PUT for a session token, then the role's
+    name and its credentials, each GET refused without that token (as IMDSv2 is when v1 is off)."""
+
+    ROLE = "wove-job-role"
+
+    def __init__(self, keys: Keys) -> None:
+        self.keys = keys
+        self.token = secrets.token_hex(16)
+        self.requests: List[Tuple[str, str, bool]] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self, status: int, body: bytes = b"") -> None:
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_PUT(self) -> None:
+                owner.requests.append(("PUT", self.path, False))
+                if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+                    return self._answer(200, owner.token.encode())
+                self._answer(400)
+
+            def do_GET(self) -> None:
+                tokened = self.headers.get("X-aws-ec2-metadata-token") == owner.token
+                owner.requests.append(("GET", self.path, tokened))
+                if not tokened:
+                    return self._answer(401)
+                base = "/latest/meta-data/iam/security-credentials/"
+                if self.path == base:
+                    return self._answer(200, owner.ROLE.encode())
+                if self.path == base + owner.ROLE:
+                    expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+                    return self._answer(200, json.dumps({
+                        "Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": owner.keys.access_key,
+                        "SecretAccessKey": owner.keys.secret_key, "Token": owner.keys.session_token,
+                        "Expiration": expiry, "LastUpdated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    }).encode())
+                self._answer(404)
+
+            def log_message(self, *_args: Any) -> None:
+                return None
+
+        super().__init__(Handler)
+
+
+def tls_files(directory: Path) -> Tuple[Path, Path, Path]:
+    """A private CA and a certificate it signed for 127.0.0.1: (ca.pem, cert.pem, key.pem)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    span = (now - datetime.timedelta(days=1), now + datetime.timedelta(days=1))
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(name("wove test CA")).issuer_name(name("wove test CA"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(span[0]).not_valid_after(span[1])
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    leaf = (x509.CertificateBuilder().subject_name(name("127.0.0.1")).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(span[0]).not_valid_after(span[1])
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(ca_key, hashes.SHA256()))
+    paths = (directory / "ca.pem", directory / "cert.pem", directory / "key.pem")
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+class WebIdentitySts(_Server):
+    """STS's AssumeRoleWithWebIdentity over TLS (clients send it only over https), as IRSA uses
+    it: it hands out `keys` to a request whose WebIdentityToken and RoleArn are the expected ones."""
+
+    def __init__(self, keys: Keys, token: str, role_arn: str, directory: Path) -> None:
+        import ssl
+
+        self.keys, self.token, self.role_arn = keys, token, role_arn
+        self.requests: List[Dict[str, str]] = []
+        self.ca, cert, key = tls_files(directory)
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                form = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+                form.update(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+                owner.requests.append(form)
+                ok = (form.get("Action") == "AssumeRoleWithWebIdentity" and form.get("RoleArn") == owner.role_arn
+                      and form.get("WebIdentityToken", "").strip() == owner.token)
+                if not ok:
+                    body = b"<ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>"
+                    self.send_response(403)
+                else:
+                    expiry = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+                    body = (f'<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+                            f"<AssumeRoleWithWebIdentityResult><Credentials>"
+                            f"<AccessKeyId>{owner.keys.access_key}</AccessKeyId>"
+                            f"<SecretAccessKey>{owner.keys.secret_key}</SecretAccessKey>"
+                            f"<SessionToken>{owner.keys.session_token}</SessionToken>"
+                            f"<Expiration>{expiry}</Expiration></Credentials>"
+                            f"</AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>").encode()
+                    self.send_response(200)
+                self.send_header("Content-Type", "text/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args: Any) -> None:
+                return None
+
+        super().__init__(Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"https://{host}:{port}"
 
 
 @dataclass

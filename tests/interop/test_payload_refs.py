@@ -18,7 +18,8 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
-from object_store import (BUCKET, CredentialsEndpoint, EndlessObject, Fault, FaultProxy, Keys, S3Server,
+from object_store import (BUCKET, CredentialsEndpoint, EndlessObject, Fault, FaultProxy, Imds, Keys, S3Server,
+                          WebIdentitySts,
                           run_and_measure, s3_error, sha256_hex)
 from receiver import EventReceiver
 
@@ -239,6 +240,48 @@ def test_container_credentials_are_fetched_with_the_authorization_token(
     assert code == EXIT_OK, err
     assert result_of(receiver)["blob_len"] == 2048
     assert endpoint.requests and all(r["authorization"] == token for r in endpoint.requests), endpoint.requests
+    assert token not in err
+
+
+def test_instance_metadata_credentials_are_fetched_the_imdsv2_way(
+        s3_auth: S3Server, receiver: EventReceiver, worker_command: List[str], worker_env: Dict[str, str],
+        tmp_path: Path) -> None:
+    body = payload(receiver, tmp_path / "ran", 2048)
+    url = s3_auth.put(f"jobs/imds/{sha256_hex(body)}", body)
+    imds = Imds(s3_auth.role_session)
+    try:
+        # No keys, no container endpoint: the chain ends at the instance's role.
+        env = {**s3_auth.worker_env(None), "AWS_METADATA_ENDPOINT": imds.url}
+        code, _, err, _, _ = run(worker_command, worker_env, tmp_path, url, sha256_hex(body), env)
+    finally:
+        imds.close()
+    assert code == EXIT_OK, err
+    assert result_of(receiver)["blob_len"] == 2048
+    assert imds.requests[0][:2] == ("PUT", "/latest/api/token"), imds.requests
+    assert all(tokened for method, _, tokened in imds.requests if method == "GET"), "a GET without the v2 token"
+    assert s3_auth.role_session.session_token not in err
+
+
+def test_web_identity_is_exchanged_for_the_role_as_irsa_does(
+        s3_auth: S3Server, receiver: EventReceiver, worker_command: List[str], worker_env: Dict[str, str],
+        tmp_path: Path) -> None:
+    body = payload(receiver, tmp_path / "ran", 2048)
+    url = s3_auth.put(f"jobs/irsa/{sha256_hex(body)}", body)
+    token = secrets.token_hex(24)
+    (tmp_path / "sa-token").write_text(token)
+    role = "arn:aws:iam::123456789012:role/job-role"
+    sts = WebIdentitySts(s3_auth.role_session, token, role, tmp_path)
+    try:
+        env = {**s3_auth.worker_env(None), "AWS_WEB_IDENTITY_TOKEN_FILE": str(tmp_path / "sa-token"),
+               "AWS_ROLE_ARN": role, "AWS_ENDPOINT_URL_STS": sts.url,
+               # STS is reached over TLS only: the private CA is trusted as the worker trusts any.
+               "WOVE_WORKER_CA_BUNDLE": str(sts.ca)}
+        code, _, err, _, _ = run(worker_command, worker_env, tmp_path, url, sha256_hex(body), env)
+    finally:
+        sts.close()
+    assert code == EXIT_OK, err
+    assert result_of(receiver)["blob_len"] == 2048
+    assert len(sts.requests) == 1 and sts.requests[0]["WebIdentityToken"].strip() == token
     assert token not in err
 
 
