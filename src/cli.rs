@@ -389,8 +389,15 @@ mod tests {
     fn a_payload_url_needs_its_digest_and_a_digest_its_url() {
         let cli =
             |args: &[&str]| Cli::try_parse_from(std::iter::once("wove-worker").chain(args.iter().copied())).unwrap();
-        let err = cli(&["--payload-url", "s3://b/k"]).into_config(None, None).unwrap_err();
+        let err = cli(&["--payload-url", "https://h/k"]).into_config(None, None).unwrap_err();
         assert!(err.to_string().contains(wove_proto::env::PAYLOAD_SHA256), "{err}");
+        let s3 = cli(&["--payload-url", "s3://b/k", "--payload-sha256", &"ab".repeat(32)]).into_config(None, None);
+        if crate::payload_fetch::HAS_S3 {
+            assert!(matches!(s3.unwrap().payload, PayloadSource::Url(_)));
+        } else {
+            // A build without the S3 client says so at start, not at the first fetch.
+            assert!(s3.unwrap_err().to_string().contains("feature `s3`"));
+        }
         let err = cli(&["--payload-sha256", &"ab".repeat(32)]).into_config(None, None).unwrap_err();
         assert!(err.to_string().contains("is set but"), "{err}");
         let err = cli(&["--payload-url", "http://h/k", "--payload-sha256", &"ab".repeat(32)])
