@@ -10,8 +10,9 @@
   a role session.
 - `WebIdentitySts`: STS's AssumeRoleWithWebIdentity over TLS (a private CA), as IRSA uses it.
 - `CredentialsEndpoint`: the container credentials endpoint of ECS and EKS Pod Identity
-  (`AWS_CONTAINER_CREDENTIALS_FULL_URI` with `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`), which
-  moto does not have: it hands out given keys to a request bearing the token, and records each.
+  (`AWS_CONTAINER_CREDENTIALS_FULL_URI` with `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`, or
+  Batch's `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` on 169.254.170.2), which moto does not have:
+  it hands out given keys to a request bearing the token, and records each.
 - `FaultProxy`: passes requests to an upstream server, except that it answers the first GETs
   of objects with a failure of our choosing (503 SlowDown, S3's wrong-region answers), or
   checks a presigned URL's expiry as S3 does (moto does not).
@@ -186,8 +187,8 @@ class S3Server:
 
 
 class _Server:
-    def __init__(self, handler: type) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    def __init__(self, handler: type, address: Tuple[str, int] = ("127.0.0.1", 0)) -> None:
+        self._server = ThreadingHTTPServer(address, handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -204,9 +205,11 @@ class _Server:
 
 
 class CredentialsEndpoint(_Server):
-    """ECS / EKS Pod Identity container credentials: `GET /creds` with `Authorization: <token>`."""
+    """ECS / EKS Pod Identity container credentials: `GET /creds` with `Authorization: <token>`
+    (`token=None`: no token asked, as for Batch's relative URI). `address` is where it listens:
+    ECS's own is 169.254.170.2:80 (see netns_ecs.py)."""
 
-    def __init__(self, keys: Keys, token: str) -> None:
+    def __init__(self, keys: Keys, token: Optional[str], address: Tuple[str, int] = ("127.0.0.1", 0)) -> None:
         self.keys, self.token = keys, token
         self.requests: List[Dict[str, Optional[str]]] = []
         owner = self
@@ -214,7 +217,7 @@ class CredentialsEndpoint(_Server):
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 owner.requests.append({"path": self.path, "authorization": self.headers.get("Authorization")})
-                if self.headers.get("Authorization") != owner.token:
+                if owner.token is not None and self.headers.get("Authorization") != owner.token:
                     self.send_response(401)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
@@ -231,7 +234,7 @@ class CredentialsEndpoint(_Server):
             def log_message(self, *_args: Any) -> None:
                 return None
 
-        super().__init__(Handler)
+        super().__init__(Handler, address)
 
 
 class Imds(_Server):

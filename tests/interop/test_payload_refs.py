@@ -11,6 +11,8 @@ import gzip
 import json
 import os
 import secrets
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -241,6 +243,39 @@ def test_container_credentials_are_fetched_with_the_authorization_token(
     assert result_of(receiver)["blob_len"] == 2048
     assert endpoint.requests and all(r["authorization"] == token for r in endpoint.requests), endpoint.requests
     assert token not in err
+
+
+def _namespaces_unavailable(reason: str) -> None:
+    if os.environ.get("WOVE_TEST_REQUIRE_NAMESPACES") == "1":
+        pytest.fail(f"a private network namespace is required here but cannot be made: {reason}")
+    pytest.skip(f"needs a private network namespace: {reason}")
+
+
+def test_a_batch_job_roles_relative_uri_is_fetched_from_169_254_170_2(
+        worker_command: List[str], worker_env: Dict[str, str], tmp_path: Path) -> None:
+    # Batch sets AWS_CONTAINER_CREDENTIALS_RELATIVE_URI and nothing else: the worker must ask
+    # 169.254.170.2 for that path. The address is real only inside a namespace of the test's own.
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        _namespaces_unavailable("unshare or ip is not installed")
+    probe = subprocess.run(["unshare", "--net", "true"], capture_output=True, timeout=30)
+    if probe.returncode != 0:
+        _namespaces_unavailable(f"unshare --net: {probe.stderr.decode(errors='replace').strip()}")
+    task = {"runner": "subprocess", "program": sys.executable, "args": ["-c", TASK],
+            "input": {"blob": "ab" * 1024, "marker": str(tmp_path / "ran")}}
+    helper = Path(__file__).with_name("netns_ecs.py")
+    done = subprocess.run(
+        ["unshare", "--net", sys.executable, str(helper)], cwd=helper.parent, capture_output=True, timeout=120,
+        input=json.dumps({"worker_command": worker_command, "worker_env": worker_env,
+                          "workdir": str(tmp_path), "task": task}).encode())
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
+    ran = json.loads(done.stdout)
+    assert ran["code"] == EXIT_OK, ran["stderr"]
+    assert [r["path"] for r in ran["requests"]] == [ran["relative_uri"]], ran["requests"]
+    finals = [e for e in ran["events"] if e["type"] in ("task_result", "task_error")]
+    assert [e["type"] for e in finals] == ["task_result"], finals
+    assert finals[0]["result"]["blob_len"] == 2048
+    assert (tmp_path / "ran").read_text() == "ran"
+    assert ran["session_key"] not in ran["stderr"]
 
 
 def test_instance_metadata_credentials_are_fetched_the_imdsv2_way(
