@@ -199,6 +199,18 @@ pub enum Command {
         /// Where to write the `.cwasm`.
         output: PathBuf,
     },
+    /// Print a shell completion script to stdout, e.g.
+    /// `wove-worker completions bash > /usr/share/bash-completion/completions/wove-worker`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (wove-worker.1 and one per subcommand) into DIR.
+    Manpages {
+        /// The directory, made if missing.
+        dir: PathBuf,
+    },
 }
 
 fn after_help() -> String {

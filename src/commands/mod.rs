@@ -3,6 +3,7 @@
 #[cfg(feature = "wasm")]
 pub mod precompile;
 pub mod runners;
+pub mod shell;
 
 use crate::cli::Command;
 use crate::exit::Exit;
@@ -17,5 +18,7 @@ pub fn run(command: Command, registry: &Registry) -> Exit {
         }
         #[cfg(feature = "wasm")]
         Command::Precompile { input, output } => precompile::precompile(&input, &output),
+        Command::Completions { shell } => shell::completions(shell),
+        Command::Manpages { dir } => shell::manpages(&dir),
     }
 }

@@ -7,6 +7,7 @@ mod batch;
 mod exit;
 mod kubernetes;
 mod output;
+mod shell;
 mod store;
 
 use std::process::ExitCode;
@@ -31,6 +32,18 @@ enum Platform {
     /// AWS Batch jobs.
     #[command(subcommand)]
     Batch(batch::Command),
+    /// Print a shell completion script to stdout, e.g.
+    /// `wove-submit completions bash > /usr/share/bash-completion/completions/wove-submit`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (wove-submit.1 and one per subcommand) into DIR.
+    Manpages {
+        /// The directory, made if missing.
+        dir: std::path::PathBuf,
+    },
 }
 
 /// A failure, and the exit code it maps to.
@@ -58,6 +71,8 @@ pub fn run() -> ExitCode {
     let outcome = match cli.platform {
         Platform::Kubernetes(command) => kubernetes::run(command),
         Platform::Batch(command) => batch::run(command),
+        Platform::Completions { shell } => shell::completions(shell),
+        Platform::Manpages { dir } => shell::manpages(&dir),
     };
     match outcome {
         Ok(exit) => exit.into(),
