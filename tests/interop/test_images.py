@@ -132,6 +132,82 @@ def test_a_wasm_example_prints_its_events(podman: Podman, worker_image: str) -> 
     assert TOKEN not in done.stdout + done.stderr
 
 
+# -- arm64, and both under one manifest list ----------------------------------------------------
+
+AARCH64, X86_64 = 0xB7, 0x3E  # ELF e_machine
+
+
+@pytest.fixture(scope="session")
+def arm64_image(podman: Podman) -> str:
+    return _image(podman, "WOVE_IMAGE_WORKER_ARM64")
+
+
+def _binary_of(podman: Podman, image: str, arch: str, tmp_path: Path) -> bytes:
+    """The worker binary inside `image`, copied out of a created (never started) container."""
+    created = podman("create", "--arch", arch, image)
+    assert created.returncode == 0, created.stderr
+    container = created.stdout.strip()
+    try:
+        out = tmp_path / f"wove-worker-{arch}"
+        copied = podman("cp", f"{container}:/usr/local/bin/wove-worker", str(out))
+        assert copied.returncode == 0, copied.stderr
+        return out.read_bytes()
+    finally:
+        podman("rm", "--force", container)
+
+
+def test_the_manifest_list_holds_both_architectures(podman: Podman, worker_image: str, arm64_image: str) -> None:
+    manifest = os.environ.get("WOVE_IMAGE_MANIFEST")
+    if not manifest:
+        _unavailable("WOVE_IMAGE_MANIFEST is not set (scripts/build-images --arm64-static-bin makes it)")
+    inspected = subprocess.run(["buildah", "--storage-driver", "vfs", "manifest", "inspect", manifest],
+                               capture_output=True, text=True, timeout=60)
+    assert inspected.returncode == 0, inspected.stderr
+    entries = {(m["platform"]["os"], m["platform"]["architecture"]): m["digest"]
+               for m in json.loads(inspected.stdout)["manifests"]}
+    assert set(entries) == {("linux", "amd64"), ("linux", "arm64")}, entries
+    # Each entry is the image of that architecture, not a copy of the other.
+    for arch, image in (("amd64", worker_image), ("arm64", arm64_image)):
+        digest = podman("image", "inspect", "--format", "{{.Digest}}", image).stdout.strip()
+        assert entries[("linux", arch)] == digest, (arch, image, digest, entries)
+
+
+def test_each_image_carries_the_static_binary_of_its_architecture(
+        podman: Podman, worker_image: str, arm64_image: str, tmp_path: Path) -> None:
+    for image, arch, machine in ((worker_image, "amd64", X86_64), (arm64_image, "arm64", AARCH64)):
+        config = json.loads(podman("image", "inspect", image).stdout)[0]
+        assert config["Architecture"] == arch, (image, config["Architecture"])
+        binary = _binary_of(podman, image, arch, tmp_path)
+        assert binary[:4] == b"\x7fELF" and int.from_bytes(binary[18:20], "little") == machine, (image, binary[:20])
+        (tmp_path / "probe").write_bytes(binary)
+        described = subprocess.run(["file", str(tmp_path / "probe")], capture_output=True, text=True, timeout=30).stdout
+        assert "statically linked" in described or "static-pie linked" in described, described
+
+
+def test_an_x86_64_binary_is_refused_as_the_arm64_image_s_before_anything_is_built(
+        worker_command: List[str], tmp_path: Path) -> None:
+    # The host's (dynamic, x86_64) worker offered as the arm64 one: refused, naming it, at once.
+    done = subprocess.run([str(REPO / "scripts/build-images"), "--static-bin", worker_command[0],
+                           "--arm64-static-bin", worker_command[0], "--tag", "refused"],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "not a static aarch64 binary" in done.stderr and worker_command[0] in done.stderr, done.stderr
+    assert "building" not in done.stderr, done.stderr
+
+
+def test_the_arm64_image_runs_under_qemu(podman: Podman, arm64_image: str) -> None:
+    done = podman("run", "--rm", "--arch", "arm64", arm64_image, "--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("wove-worker "), done.stdout
+    # A WebAssembly task, compiled by Cranelift for arm64 inside the emulated container.
+    example = REPO / "examples" / "payloads" / "wasm-echo.json"
+    done = podman("run", "--rm", "--arch", "arm64", "--volume", f"{example}:/payload.json:ro", arm64_image,
+                  "--print-events", "--payload-file", "/payload.json", timeout=300)
+    assert done.returncode == 0, done.stderr
+    final = json.loads(done.stdout.splitlines()[-1])
+    assert final["body"]["result"] == {"message": "hello from WebAssembly", "n": [1, 2, 3]}
+
+
 def test_a_signed_run_as_the_non_root_user_on_a_read_only_root(
     podman: Podman, worker_image: str, receiver: EventReceiver
 ) -> None:
