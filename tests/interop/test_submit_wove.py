@@ -60,7 +60,7 @@ def jobs(cluster: Namespace, submit_bin: str) -> Iterator[KubernetesJobs]:
 
 def test_the_snippets_are_the_documented_ones() -> None:
     readme = (REPO / "README.md").read_text()
-    module = (REPO / "crates/wove-submit/python/wove_submit.py").read_text()
+    module = (REPO / "crates/wove-submit/python/wove_submit/__init__.py").read_text()
     for line in ("from wove_submit import KubernetesJobs", "jobs = KubernetesJobs(",
                  '"executor_config": jobs.executor_config()', "from wove_submit import BatchJobs",
                  "batch = BatchJobs(", '"executor_config": batch.executor_config()'):

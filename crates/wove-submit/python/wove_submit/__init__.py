@@ -35,7 +35,8 @@ watcher the same secret (`WOVE_WORKER_SIGNING_SECRET` in this process's environm
 `report_options=["--signing-secret-file", PATH]`). Wove's cancel stops the watcher first; so does
 the end of this process (the watcher stops when its stdin closes). `report=False` turns it off.
 
-`wove-submit` must be on PATH (or give `program=`); it finds the cluster the kube way
+`pip install wove-submit` brings the `wove-submit` program with this module, and the module runs
+that one (`find_wove_submit`); otherwise it must be on PATH, or given as `program=`. It finds the cluster the kube way
 (KUBECONFIG, ~/.kube/config, then in-cluster), or from `kubeconfig=` and `context=`, and AWS the
 AWS way (environment, profile, web identity, ECS and instance roles).
 """
@@ -45,16 +46,41 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
+import sysconfig
 import types
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-__all__ = ["BatchJobs", "KubernetesJobs", "Submission", "SubmitError", "Watcher"]
+__all__ = ["BatchJobs", "KubernetesJobs", "Submission", "SubmitError", "Watcher", "find_wove_submit"]
 
 # Long enough for any task: the watcher ends by itself when the job does.
 WATCH_TIMEOUT = 7 * 24 * 3600
 # The largest payload handed to a watcher in its environment (below Linux's 128 KiB per string).
 INLINE_WATCH_PAYLOAD = 64 * 1024
+
+
+def find_wove_submit() -> str:
+    """The `wove-submit` program to run: the one the wheel of this module installed (into the
+    scripts directory of the scheme this module was installed with: a venv's `bin`, the user's
+    `~/.local/bin`, or `bin` beside a `pip install --target` directory), else the first on PATH,
+    else the bare name (the first call then fails saying it is not found)."""
+    here = Path(__file__).resolve().parent.parent
+    candidates = []
+    for scheme in dict.fromkeys([sysconfig.get_default_scheme(), f"{os.name}_user"]):
+        try:
+            paths = sysconfig.get_paths(scheme)
+        except KeyError:
+            continue
+        if here in (Path(paths["purelib"]).resolve(), Path(paths["platlib"]).resolve()):
+            candidates.append(Path(paths["scripts"]))
+    candidates.append(here / "bin")
+    for directory in candidates:
+        program = directory / "wove-submit"
+        if program.is_file() and os.access(program, os.X_OK):
+            return str(program)
+    return shutil.which("wove-submit") or "wove-submit"
 
 
 class SubmitError(RuntimeError):
@@ -152,7 +178,7 @@ class KubernetesJobs:
         *,
         namespace: str = "default",
         options: Sequence[str] = (),
-        program: str = "wove-submit",
+        program: Optional[str] = None,
         kubeconfig: Optional[str] = None,
         context: Optional[str] = None,
         env: Optional[Mapping[str, str]] = None,
@@ -163,7 +189,7 @@ class KubernetesJobs:
         self.image = image
         self.namespace = namespace
         self.options = list(options)
-        self.program = program
+        self.program = program or find_wove_submit()
         self.kubeconfig = kubeconfig
         self.context = context
         self.env = dict(env) if env is not None else None
@@ -251,7 +277,7 @@ class BatchJobs:
         job_definition: str,
         *,
         options: Sequence[str] = (),
-        program: str = "wove-submit",
+        program: Optional[str] = None,
         env: Optional[Mapping[str, str]] = None,
         timeout: float = 120.0,
         report: bool = True,
@@ -260,7 +286,7 @@ class BatchJobs:
         self.job_queue = job_queue
         self.job_definition = job_definition
         self.options = list(options)
-        self.program = program
+        self.program = program or find_wove_submit()
         self.env = dict(env) if env is not None else None
         self.timeout = timeout
         self.report = report
