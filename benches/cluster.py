@@ -21,7 +21,7 @@ the first submit to every pod Succeeded, and the API server's CPU seconds meanwh
                 node lacks, a missing Secret, and the container killed as the OOM killer would
                 (the node agent's cluster.wove.test/oom-kill-after): a weave through Wove's own
                 adapter (which never learns: bounded by its delivery_timeout, UNREPORTED_BOUND)
-                beside one through the snippet (wove_submit.py, whose watcher reports).
+                beside one through the snippet (the wove_submit module, whose watcher reports).
 
 Environment: WOVE_BENCH_ONLY=unreported (that case alone; it does not depend on N), WOVE_WORKER_BIN, WOVE_SUBMIT_BIN, WOVE_WAIT_MANY_BIN, WOVE_BENCH_CLUSTER_DIR (a
 started cluster), WOVE_BENCH_N, WOVE_BENCH_QUICK=1 (small N: a check that every case runs and

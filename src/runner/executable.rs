@@ -1,7 +1,7 @@
 //! Runner executables: a task whose runner is not built in runs the program
 //! `wove-runner-<name>` from the runner path (see [`super::lookup`]), under
 //! the same supervision as a `subprocess` task, speaking the runner protocol
-//! ([`super::protocol`], documented in the README).
+//! ([`super::protocol`], documented in docs/runners.md).
 //!
 //! What the runner gets:
 //! - on stdin, one JSON document: `{"protocol": 1, "run_id", "task_id",

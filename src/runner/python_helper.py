@@ -6,7 +6,7 @@
 # result's raw cloudpickle) when the callable returned, outcome.json otherwise.
 # Each is written whole, then renamed into place.
 #
-# What a callable observes (README, "The Python runner"): a plain function is
+# What a callable observes (docs/runners.md, the `python` runner): a plain function is
 # called directly, with no event loop running -- as a weave runs it, in a thread
 # of Wove's pool. An `async def`, or any awaitable a plain function returns, is
 # awaited in a fresh event loop (asyncio.run). asyncio is imported only then:

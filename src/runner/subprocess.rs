@@ -1,6 +1,6 @@
 //! The `subprocess` runner: any program in the image.
 //!
-//! Contract with the program (documented in the README):
+//! Contract with the program (documented in docs/runners.md):
 //! - its JSON `input` arrives on stdin (stdin is empty without one);
 //! - it returns a result by writing JSON to the file named by
 //!   `WOVE_RESULT_FILE`; no file (or an empty one) means `null`;

@@ -216,8 +216,8 @@ def test_the_example_payload_renders_as_documented(submit_bin: str) -> None:
     done = run(submit_bin, "render", "--payload-file", str(REPO / "examples/payloads/reverse.json"),
                "--image", "registry/x:1")
     assert done.returncode == 0, done.stderr
-    readme = (REPO / "README.md").read_text()
-    assert done.stdout.strip() in readme, "the README shows the Job rendered for examples/payloads/reverse.json"
+    readme = (REPO / "crates/wove-submit/README.md").read_text()
+    assert done.stdout.strip() in readme, "the submitter's README shows the Job rendered for examples/payloads/reverse.json"
 
 
 @pytest.mark.parametrize(

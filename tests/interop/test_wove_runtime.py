@@ -173,7 +173,7 @@ def test_chatty_task_still_returns(k8s_environment: str, kubelet: WoveJobs) -> N
         assert f"{stream}-end-marker".encode() in job.tail(stream), f"{stream} is missing its last line"
 
 
-# -- what a callable observes (README, "The Python runner") ----------------------------------
+# -- what a callable observes (docs/runners.md, the `python` runner) ----------------------------------
 #
 # The worker calls a plain function with no event loop running, as a weave does on its own
 # machine (in a thread of Wove's pool); only what is awaitable gets a loop. Wove's worker calls

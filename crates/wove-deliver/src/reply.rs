@@ -74,7 +74,7 @@ mod tests {
         }
         assert_eq!(chunks, MAX_BODY_BYTES / 1000 + 1);
         assert_eq!(skim.read(), chunks * 1000, "every byte taken is counted");
-        // The README's 8 KiB, to the byte.
+        // The 8 KiB of docs/events.md, to the byte.
         let mut exact = Skim::default();
         exact.took(8 * 1024);
         assert!(exact.wants_more());

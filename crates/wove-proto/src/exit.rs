@@ -142,7 +142,7 @@ impl From<Exit> for std::process::ExitCode {
     }
 }
 
-/// The table printed by `--help` and mirrored in the README.
+/// The table printed by `--help` and mirrored in the README's table (tests/docs.rs keeps them in step).
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
     0    success: the task's result was delivered

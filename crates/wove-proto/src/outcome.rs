@@ -3,7 +3,7 @@
 //!
 //! A task's own exception keeps its own name (`ValueError`); these are the
 //! names the worker gives when it, not the task, says what went wrong. Wove
-//! users match on them, the submitter and the README list them, so they are
+//! users match on them, the submitter and docs/events.md list them, so they are
 //! defined once, here.
 
 /// The `kind` of an error the worker reports itself.
@@ -60,7 +60,7 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// Every kind, in the order the README lists them.
+    /// Every kind, in the order docs/events.md lists them.
     pub const ALL: [ErrorKind; 24] = [
         Self::InvalidPayload,
         Self::UnknownRunner,
@@ -141,7 +141,7 @@ impl ErrorKind {
         }
     }
 
-    /// One line on when the worker reports it, as the README lists it.
+    /// One line on when the worker reports it, as docs/events.md lists it.
     pub fn description(self) -> &'static str {
         match self {
             Self::InvalidPayload => "the payload names no runnable task (a bad task field, a runner name not allowed)",
@@ -206,7 +206,7 @@ pub enum Status {
 }
 
 impl Status {
-    /// Every status, in the order the README lists them.
+    /// Every status, in the order docs/operations.md lists them.
     pub const ALL: [Status; 8] = [
         Self::Succeeded,
         Self::Failed,
@@ -232,7 +232,7 @@ impl Status {
         }
     }
 
-    /// One line on what it means, as the README lists it.
+    /// One line on what it means, as docs/operations.md lists it.
     pub fn description(self) -> &'static str {
         match self {
             Self::Succeeded => "the task succeeded and its result was delivered",

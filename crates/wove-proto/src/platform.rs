@@ -2,7 +2,7 @@
 //! ended, or never started, before its worker could report. `wove-submit`
 //! reports them (as `task_error` with `source: "platform"`) while it
 //! watches a job, so a weave learns at once why its task will never
-//! report. Wove users match on these names; the README lists them.
+//! report. Wove users match on these names; crates/wove-submit/README.md lists them.
 
 /// The `kind` of a failure outside the worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,7 +30,7 @@ pub enum PlatformKind {
 }
 
 impl PlatformKind {
-    /// Every kind, in the order the README lists them.
+    /// Every kind, in the order crates/wove-submit/README.md lists them.
     pub const ALL: [PlatformKind; 9] = [
         Self::ImagePullFailed,
         Self::ContainerConfigError,

@@ -17,7 +17,7 @@ pub struct BatchOptions {
     /// The job queue (name or ARN). Required.
     pub job_queue: String,
     /// The job definition (`name`, `name:revision` or ARN); it should run
-    /// `wove-worker` (README, "AWS Batch"). Required.
+    /// `wove-worker` (crates/wove-submit/README.md, "AWS Batch"). Required.
     pub job_definition: String,
     /// Start of the job's name, before the ids and the hash. Default `wove`.
     pub name_prefix: String,
