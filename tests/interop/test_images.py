@@ -26,6 +26,7 @@ import pytest
 from wove import NetworkExecutorSecurity
 from wove.backend import build_backend_payload, payload_to_b64
 
+from binaries import described, is_static, machine_of
 from cluster import Cluster
 from receiver import EventReceiver
 
@@ -134,9 +135,6 @@ def test_a_wasm_example_prints_its_events(podman: Podman, worker_image: str) -> 
 
 # -- arm64, and both under one manifest list ----------------------------------------------------
 
-AARCH64, X86_64 = 0xB7, 0x3E  # ELF e_machine
-
-
 @pytest.fixture(scope="session")
 def arm64_image(podman: Podman) -> str:
     return _image(podman, "WOVE_IMAGE_WORKER_ARM64")
@@ -174,14 +172,14 @@ def test_the_manifest_list_holds_both_architectures(podman: Podman, worker_image
 
 def test_each_image_carries_the_static_binary_of_its_architecture(
         podman: Podman, worker_image: str, arm64_image: str, tmp_path: Path) -> None:
-    for image, arch, machine in ((worker_image, "amd64", X86_64), (arm64_image, "arm64", AARCH64)):
+    for image, arch, machine in ((worker_image, "amd64", "x86_64"), (arm64_image, "arm64", "aarch64")):
         config = json.loads(podman("image", "inspect", image).stdout)[0]
         assert config["Architecture"] == arch, (image, config["Architecture"])
         binary = _binary_of(podman, image, arch, tmp_path)
-        assert binary[:4] == b"\x7fELF" and int.from_bytes(binary[18:20], "little") == machine, (image, binary[:20])
+        assert machine_of(binary[:20]) == machine, (image, binary[:20])
         (tmp_path / "probe").write_bytes(binary)
-        described = subprocess.run(["file", str(tmp_path / "probe")], capture_output=True, text=True, timeout=30).stdout
-        assert "statically linked" in described or "static-pie linked" in described, described
+        description = described(tmp_path / "probe")
+        assert is_static(description), description
 
 
 def test_an_x86_64_binary_is_refused_as_the_arm64_image_s_before_anything_is_built(

@@ -17,13 +17,13 @@ import platform
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Dict, List
 
 import pytest
 
 from batch_cloud import DEFINITION, QUEUE, BatchCloud
+from binaries import bash_completion, described, is_static, render_man
 from cluster import Namespace
 
 pytestmark = pytest.mark.wove_worker_only
@@ -98,8 +98,8 @@ def test_the_installed_program_is_the_bundled_static_binary(venv: Path, program:
     assert done.stdout.strip() == f"{program} {cargo_version(program)}"
     installed = venv / "bin" / program
     assert shutil.which(program, path=fresh_env(venv)["PATH"]) == str(installed)
-    described = subprocess.run(["file", "-L", str(installed)], capture_output=True, text=True, timeout=30).stdout
-    assert ("statically linked" in described or "static-pie linked" in described) and "ELF 64-bit" in described, described
+    description = described(installed)
+    assert is_static(description) and "ELF 64-bit" in description, description
 
 
 def test_the_module_runs_its_own_program_before_one_on_path(venv: Path, tmp_path: Path) -> None:
@@ -131,8 +131,7 @@ def test_the_man_pages_render(venv: Path, program: str) -> None:
     if program == "wove-submit":
         assert venv / "share/man/man1/wove-submit-kubernetes-submit.1" in pages, pages
     for page in pages:
-        done = subprocess.run(["man", "-l", str(page)], capture_output=True, text=True, timeout=60,
-                              env={"PATH": SYSTEM_PATH, "MANPAGER": "cat", "PAGER": "cat", "MANWIDTH": "100"})
+        done = render_man(page)
         assert done.returncode == 0, (page, done.stderr)
         assert program in done.stdout and "SYNOPSIS" in done.stdout, (page, done.stdout[:500])
 
@@ -142,23 +141,12 @@ def test_the_completions_load_in_bash_zsh_and_fish_places(venv: Path, program: s
     bash = venv / "share/bash-completion/completions" / program
     assert (venv / "share/zsh/site-functions" / f"_{program}").is_file()
     assert (venv / "share/fish/vendor_completions.d" / f"{program}.fish").is_file()
-    done = subprocess.run(["bash", "--norc", "-c", f"source {bash} && complete -p {program}"],
-                          capture_output=True, text=True, timeout=30, env={"PATH": SYSTEM_PATH})
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("complete ") and done.stdout.rstrip().endswith(f" {program}"), done.stdout
+    done, registered, offered = bash_completion(bash, program)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert registered.startswith("complete ") and registered.endswith(f" {program}"), done.stdout
     # And the script completes: the subcommands of the program, as bash would offer them.
-    words = "wove-submit " if program == "wove-submit" else "wove-worker "
-    probe = textwrap.dedent(f"""
-        source {bash}
-        COMP_WORDS=({words} ''); COMP_CWORD=1; COMP_LINE='{words}'; COMP_POINT=${{#COMP_LINE}}
-        func=$(complete -p {program} | sed -n 's/.*-F \\([^ ]*\\).*/\\1/p')
-        "$func" {program} '' {program}
-        printf '%s\\n' "${{COMPREPLY[@]}}"
-    """)
-    offered = subprocess.run(["bash", "--norc", "-c", probe], capture_output=True, text=True, timeout=30,
-                             env={"PATH": SYSTEM_PATH}).stdout.split()
     expected = {"kubernetes", "batch", "completions", "manpages"} if program == "wove-submit" else {"runners", "completions"}
-    assert expected <= set(offered), offered
+    assert expected <= offered, offered
 
 
 WEAVE = """

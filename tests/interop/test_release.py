@@ -19,10 +19,11 @@ from typing import Dict, Set
 
 import pytest
 
+from binaries import described, is_static, machine_of
+
 pytestmark = pytest.mark.wove_worker_only
 
 REPO = Path(__file__).resolve().parents[2]
-MACHINES = {0x3E: "x86_64", 0xB7: "aarch64"}
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +34,6 @@ def release() -> Path:
             pytest.fail("WOVE_TEST_RELEASE must name the directory scripts/release wrote (scripts/test sets it)")
         pytest.skip("release tests skipped: WOVE_TEST_RELEASE is not set")
     return Path(value)
-
-
-def machine_of(elf: bytes) -> str:
-    assert elf[:4] == b"\x7fELF", elf[:16]
-    return MACHINES.get(int.from_bytes(elf[18:20], "little"), "unknown")
 
 
 def test_the_checksums_cover_every_file_and_verify(release: Path) -> None:
@@ -56,8 +52,8 @@ def test_every_binary_is_static_and_of_the_architecture_its_name_says(release: P
     assert {p.name.split("-")[1] for p in binaries} == {"worker", "submit"}
     for binary in binaries:
         assert machine_of(binary.read_bytes()[:20]) == re.search(r"-(x86_64|aarch64)-linux", binary.name).group(1)
-        described = subprocess.run(["file", str(binary)], capture_output=True, text=True, timeout=30).stdout
-        assert ("statically linked" in described or "static-pie linked" in described) and ", stripped" in described, described
+        description = described(binary)
+        assert is_static(description) and ", stripped" in description, description
 
 
 def test_each_wheel_is_tagged_for_the_binary_it_carries(release: Path) -> None:

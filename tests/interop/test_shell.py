@@ -13,9 +13,10 @@ from typing import Dict, List
 
 import pytest
 
+from binaries import SYSTEM_PATH, bash_completion, render_man
+
 pytestmark = pytest.mark.wove_worker_only
 
-SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 SUBCOMMANDS = {"wove-worker": {"runners", "completions", "manpages"},
                "wove-submit": {"kubernetes", "batch", "completions", "manpages"}}
 
@@ -36,18 +37,9 @@ def test_the_bash_completion_loads_and_offers_the_subcommands(program: Dict[str,
     script = tmp_path / program["name"]
     script.write_text(done.stdout)
     name = program["name"]
-    probe = f"""
-        source {script} || exit 9
-        complete -p {name} || exit 8
-        COMP_WORDS=({name} ''); COMP_CWORD=1; COMP_LINE='{name} '; COMP_POINT=${{#COMP_LINE}}
-        func=$(complete -p {name} | sed -n 's/.*-F \\([^ ]*\\).*/\\1/p')
-        "$func" {name} '' {name}
-        printf 'offered %s\\n' "${{COMPREPLY[@]}}"
-    """
-    loaded = run(["bash", "--norc", "-c", probe])
+    loaded, registered, offered = bash_completion(script, name)
     assert loaded.returncode == 0, loaded.stdout + loaded.stderr
-    assert loaded.stdout.startswith("complete ") and f" {name}\n" in loaded.stdout, loaded.stdout
-    offered = {line.split()[1] for line in loaded.stdout.splitlines() if line.startswith("offered ") and len(line.split()) > 1}
+    assert registered.startswith("complete ") and registered.endswith(f" {name}"), loaded.stdout
     assert SUBCOMMANDS[name] <= offered, offered
 
 
@@ -72,8 +64,7 @@ def test_every_man_page_renders(program: Dict[str, str], tmp_path: Path) -> None
     assert f"{program['name']}.1" in pages, pages
     assert len(pages) > len(SUBCOMMANDS[program["name"]]), pages
     for page in pages:
-        shown = subprocess.run(["man", "-l", str(out / page)], capture_output=True, text=True, timeout=60,
-                               env={"PATH": SYSTEM_PATH, "MANPAGER": "cat", "MANWIDTH": "100"})
+        shown = render_man(out / page)
         assert shown.returncode == 0, (page, shown.stderr)
         assert "NAME" in shown.stdout and "SYNOPSIS" in shown.stdout, (page, shown.stdout[:400])
 
