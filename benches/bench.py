@@ -41,6 +41,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import processes  # benches/processes.py: waits that do not round a run's time
+
 import cloudpickle
 from wove.backend import build_backend_payload, payload_to_b64
 
@@ -100,42 +102,46 @@ def large(size: int):
 
 def sampled(argv, env):
     """Wall time (ms), peak RSS of the tree (MiB, GNU time's %M), and the peak RSS of the
-    process GNU time starts (MiB, its VmHWM sampled every few ms until it exits)."""
+    process GNU time starts (MiB, its VmHWM sampled every few ms, beside the wait, until it exits)."""
     with tempfile.NamedTemporaryFile(prefix="wove-bench-rss-") as rss_file:
         start = time.perf_counter()
         proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", rss_file.name, *argv], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        own = 0
-        deadline = time.monotonic() + 300
-        status = f"/proc/{proc.pid}/task/{proc.pid}/children"
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                with open(status) as f:
-                    child = f.read().split()[0]
-                with open(f"/proc/{child}/status") as f:
-                    for line in f:
-                        if line.startswith("VmHWM:"):
-                            own = max(own, int(line.split()[1]))
-            except (OSError, IndexError):
-                pass
-            time.sleep(0.002)
-        if proc.poll() is None:
-            proc.kill()
-            raise SystemExit(f"{argv[0]} did not finish within 300 s")
-        wall = (time.perf_counter() - start) * 1000
-        if proc.returncode != 0:
-            raise SystemExit(f"{' '.join(argv[:3])} exited {proc.returncode}")
+        own = [0]
+        done = threading.Event()
+
+        def sample():
+            children = f"/proc/{proc.pid}/task/{proc.pid}/children"
+            while not done.is_set():
+                try:
+                    with open(children) as f:
+                        child = f.read().split()[0]
+                    with open(f"/proc/{child}/status") as f:
+                        for line in f:
+                            if line.startswith("VmHWM:"):
+                                own[0] = max(own[0], int(line.split()[1]))
+                except (OSError, IndexError):
+                    pass
+                done.wait(0.002)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            processes.wait(proc, argv, 300)
+            wall = (time.perf_counter() - start) * 1000
+        finally:
+            done.set()
+            sampler.join()
         tree = int(open(rss_file.name).read().split()[-1])
-    return wall, tree / 1024, own / 1024
+    return wall, tree / 1024, own[0] / 1024
 
 
 def timed(argv, env):
     """Wall time (ms) only: no sampling thread beside the process."""
     start = time.perf_counter()
-    proc = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    processes.wait(proc, argv, 300)
     wall = (time.perf_counter() - start) * 1000
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(argv[:3])} exited {proc.returncode}")
     return wall, 0.0, 0.0
 
 
@@ -157,6 +163,27 @@ def interleaved(runs, contenders, measure, check):
 
 def median(samples, index=0):
     return statistics.median(s[index] for s in samples)
+
+
+def ms(samples, index=0):
+    """`31.6 ms [30.9–33.0]`: the median and the range, so that a spread shows in the table."""
+    values = sorted(s[index] for s in samples)
+    return f"{statistics.median(values):.1f} ms [{values[0]:.1f}–{values[-1]:.1f}]"
+
+
+def unstable(*sample_lists, index=0):
+    """Whether a case proves nothing: its samples spread over more than a quarter of their
+    median, or fall in two clusters (a gap of more than a fifth of the median between two
+    neighbours), as a run whose median could land on either side would."""
+    for samples in sample_lists:
+        values = sorted(s[index] for s in samples)
+        if len(values) < 3:
+            continue
+        middle = statistics.median(values)
+        widest_gap = max(b - a for a, b in zip(values, values[1:]))
+        if values[-1] - values[0] > 0.25 * middle or widest_gap > 0.2 * middle:
+            return True
+    return False
 
 
 class Files(BaseHTTPRequestHandler):
@@ -261,8 +288,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="wove-bench-")
     rows = []  # (case, ours, theirs, ratio, target, verdict)
 
-    def row(case, ours, other, ratio, target="", met=None):
-        verdict = "" if met is None or QUICK else ("met" if met else "NOT MET")
+    def row(case, ours, other, ratio, target="", met=None, shaky=False):
+        verdict = "" if met is None or QUICK else ("UNSTABLE: rerun" if shaky else "met" if met else "NOT MET")
         rows.append((case, ours, other, f"{ratio:.2f}×", target, verdict))
 
     def payload(func, args=None, task=None):
@@ -291,7 +318,7 @@ def main():
     ours_cmd, wove_cmd = [worker], [py, "-m", "wove.backend_worker"]
     try:
         print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}; {runs} runs per case, "
-              f"interleaved; {'QUICK: a smoke check, the numbers mean nothing' if QUICK else 'medians'}\n")
+              f"interleaved; {'QUICK: a smoke check, the numbers mean nothing' if QUICK else 'median [min–max]'}\n")
 
         # --- subprocess-true -------------------------------------------------------------
         if wanted("subprocess-true"):
@@ -305,8 +332,9 @@ def main():
                 "static floor": ([busybox, "sh", "-c", floor_script], {"PATH": "/usr/bin:/bin"}),
             }, timed, expect("task_result"))
             ours, floor = median(samples["wove-worker"]), median(samples["static floor"])
-            row("trivial subprocess task (`true`), whole process", f"{ours:.1f} ms",
-                f"static floor (busybox `wget` ×2 + `true`): {floor:.1f} ms", ours / floor, "≤ 1.25×", ours / floor <= 1.25)
+            row("trivial subprocess task (`true`), whole process", ms(samples["wove-worker"]),
+                f"static floor (busybox `wget` ×2 + `true`): {ms(samples['static floor'])}", ours / floor, "≤ 1.25×",
+                ours / floor <= 1.25, unstable(samples["wove-worker"], samples["static floor"]))
 
         # --- python-trivial ----------------------------------------------------------------
         if wanted("python-trivial"):
@@ -321,10 +349,11 @@ def main():
                                  {"PATH": os.environ["PATH"]}),
             }, timed, expect("task_result"))
             ours, wove, floor = [median(samples[n]) for n in ("wove-worker", "wove", "python floor")]
-            row("trivial Wove Python task", f"{ours:.1f} ms", f"`python -m wove.backend_worker`: {wove:.1f} ms",
-                ours / wove, "≈ 0.45×")
-            row("the same task", f"{ours:.1f} ms", f"Python floor (import cloudpickle, unpickle, call): {floor:.1f} ms",
-                ours / floor, "≤ 1.25×", ours / floor <= 1.25)
+            row("trivial Wove Python task", ms(samples["wove-worker"]),
+                f"`python -m wove.backend_worker`: {ms(samples['wove'])}", ours / wove, "≈ 0.45×")
+            row("the same task", ms(samples["wove-worker"]),
+                f"Python floor (import cloudpickle, unpickle, call): {ms(samples['python floor'])}", ours / floor,
+                "≤ 1.25×", ours / floor <= 1.25, unstable(samples["wove-worker"], samples["python floor"]))
 
         # --- python-large ------------------------------------------------------------------
         if wanted("python-large"):
