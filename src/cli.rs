@@ -1,13 +1,15 @@
 //! Command-line flags, each with an environment variable, turned into a [`Config`].
 //!
-//! Parsing does no I/O beyond reading the secret file; everything is
-//! validated here so the worker starts only with a configuration that makes sense.
+//! Parsing does no I/O beyond reading the secret file and what
+//! [`RunnerSettings::detect`] reads; everything is validated here so the worker starts only
+//! with a configuration that makes sense. Every default is the config's own (its `Default`
+//! impls and constants), shown by clap from there.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use wove_deliver::args::{seconds, ArgsError, DeliveryArgs};
+use wove_deliver::args::{seconds, shown_seconds, ArgsError, DeliveryArgs};
 use wove_proto::env as vars;
 
 use crate::config::{Config, DeliveryConfig, PayloadSource, RunnerSettings, TaskLimits};
@@ -72,7 +74,7 @@ pub struct Cli {
 
     /// Seconds a payload file may take to read (a FIFO, a stalled network
     /// filesystem), or a payload URL to fetch, retries included.
-    #[arg(long, env = "WOVE_WORKER_READ_TIMEOUT", default_value = "60", value_name = "SECS", value_parser = seconds)]
+    #[arg(long, env = "WOVE_WORKER_READ_TIMEOUT", default_value = shown_seconds(crate::config::DEFAULT_READ_TIMEOUT), value_name = "SECS", value_parser = seconds)]
     pub read_timeout: Duration,
 
     /// Most arguments of a task's program.
@@ -111,11 +113,11 @@ pub struct Cli {
     pub delivery: DeliveryArgs,
 
     /// Python interpreter for Wove callables.
-    #[arg(long, env = "WOVE_WORKER_PYTHON", default_value = "python3", value_name = "PATH")]
+    #[arg(long, env = "WOVE_WORKER_PYTHON", default_value = RunnerSettings::default().python, value_name = "PATH")]
     pub python: String,
 
     /// Seconds task_started may take (it never delays the task).
-    #[arg(long, env = "WOVE_WORKER_STARTED_BUDGET", default_value = "30", value_name = "SECS", value_parser = seconds)]
+    #[arg(long, env = "WOVE_WORKER_STARTED_BUDGET", default_value = shown_seconds(DeliveryConfig::default().started_budget), value_name = "SECS", value_parser = seconds)]
     pub started_budget: Duration,
 
     /// Heartbeat period in seconds [default: a third of the payload's
@@ -125,11 +127,11 @@ pub struct Cli {
 
     /// Seconds between TERM and KILL when a task is stopped (at most half the
     /// shutdown budget when SIGTERM stopped it).
-    #[arg(long, env = "WOVE_WORKER_KILL_GRACE", default_value = "10", value_name = "SECS", value_parser = seconds)]
+    #[arg(long, env = "WOVE_WORKER_KILL_GRACE", default_value = shown_seconds(RunnerSettings::default().kill_grace), value_name = "SECS", value_parser = seconds)]
     pub kill_grace: Duration,
 
     /// Seconds from SIGTERM/SIGINT to exit: grace, kill and the final event all fit in it.
-    #[arg(long, env = vars::SHUTDOWN_BUDGET, default_value = "25", value_name = "SECS", value_parser = seconds)]
+    #[arg(long, env = vars::SHUTDOWN_BUDGET, default_value = shown_seconds(crate::config::DEFAULT_SHUTDOWN_BUDGET), value_name = "SECS", value_parser = seconds)]
     pub shutdown_budget: Duration,
 
     /// Where to write the outcome summary (only if the file exists, as Kubernetes makes it).
@@ -143,7 +145,7 @@ pub struct Cli {
     pub memory_cgroup: Option<PathBuf>,
 
     /// Bytes kept from the start and from the end of each output stream for error reports.
-    #[arg(long, env = "WOVE_WORKER_OUTPUT_KEEP", default_value_t = 8192, value_name = "BYTES")]
+    #[arg(long, env = "WOVE_WORKER_OUTPUT_KEEP", default_value_t = RunnerSettings::default().output_keep, value_name = "BYTES")]
     pub output_keep: usize,
 
     /// Directories searched for runner executables (wove-runner-NAME), separated
@@ -234,9 +236,12 @@ pub enum ConfigError {
     /// The payload URL, its digest or its size cannot be used.
     #[error(transparent)]
     PayloadRef(#[from] RefError),
-    /// Two settings contradict each other.
-    #[error("{0}")]
-    Invalid(String),
+    /// `--memory-cgroup` names neither a cgroup directory nor one of its counter files.
+    #[error("--memory-cgroup {}: not a cgroup directory, memory.events or memory.oom_control", .0.display())]
+    MemoryCgroup(PathBuf),
+    /// `--task-user` is set, but the worker cannot switch users.
+    #[error("--task-user needs the worker to run as root (it switches each task to that user)")]
+    TaskUserNeedsRoot,
 }
 
 impl Cli {
@@ -287,7 +292,7 @@ impl Cli {
             _ => PayloadSource::Missing,
         };
 
-        let defaults = RunnerSettings::default();
+        let defaults = RunnerSettings::detect();
         Ok(Config {
             payload,
             max_payload_bytes: self.max_payload_bytes,
@@ -310,25 +315,16 @@ impl Cli {
                 scrub_env: defaults.scrub_env,
                 adopt_orphans: true,
                 memory_cgroup: match &self.memory_cgroup {
-                    Some(path) => Some(crate::supervise::oom::MemoryCgroup::from_path(path).ok_or_else(|| {
-                        ConfigError::Invalid(format!(
-                            "--memory-cgroup {}: not a cgroup directory, memory.events or memory.oom_control",
-                            path.display()
-                        ))
-                    })?),
+                    Some(path) => Some(
+                        crate::cgroup::MemoryCgroup::from_path(path)
+                            .ok_or_else(|| ConfigError::MemoryCgroup(path.clone()))?,
+                    ),
                     None => defaults.memory_cgroup,
                 },
-                runner_path: self
-                    .runner_path
-                    .as_deref()
-                    .map_or(defaults.runner_path, crate::runner::lookup::split_path),
+                runner_path: self.runner_path.as_deref().map_or(defaults.runner_path, crate::config::split_path),
                 runner_timeout: self.runner_timeout,
                 task_user: match self.task_user {
-                    Some(_) if !nix::unistd::geteuid().is_root() => {
-                        return Err(ConfigError::Invalid(
-                            "--task-user needs the worker to run as root (it switches each task to that user)".into(),
-                        ))
-                    }
+                    Some(_) if !nix::unistd::geteuid().is_root() => return Err(ConfigError::TaskUserNeedsRoot),
                     user => user,
                 },
                 precompiled_dirs: self.precompiled_dirs,
@@ -360,8 +356,25 @@ mod tests {
 
     #[test]
     fn defaults_match_the_shared_contract() {
-        let cli = Cli::try_parse_from(["wove-worker"]).unwrap();
-        assert_eq!(cli.shutdown_budget, crate::config::DEFAULT_SHUTDOWN_BUDGET);
+        assert_eq!(hermetic(&[]).shutdown_budget, crate::config::DEFAULT_SHUTDOWN_BUDGET);
+    }
+
+    /// The flags alone: no environment variable of the machine running the test is read.
+    fn hermetic(args: &[&str]) -> Cli {
+        use clap::FromArgMatches as _;
+        let command = Cli::command().mut_args(|arg| arg.env(None));
+        let matches = command.try_get_matches_from(std::iter::once("wove-worker").chain(args.iter().copied())).unwrap();
+        Cli::from_arg_matches(&matches).unwrap()
+    }
+
+    #[test]
+    fn parsing_no_flags_is_the_default_config_on_this_machine() {
+        let parsed = hermetic(&[]).into_config(None, None).unwrap();
+        let expected = Config { runner: RunnerSettings::detect(), ..Config::new(PayloadSource::Missing) };
+        assert_eq!(format!("{parsed:#?}"), format!("{expected:#?}"));
+        // And the test can tell: one flag away from the defaults is another config.
+        let changed = hermetic(&["--kill-grace", "3"]).into_config(None, None).unwrap();
+        assert_ne!(format!("{changed:#?}"), format!("{expected:#?}"));
     }
 
     #[test]

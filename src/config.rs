@@ -1,11 +1,17 @@
 //! Validated configuration: what the worker needs, with defaults written once.
 //!
-//! [`crate::cli`] builds a [`Config`] from flags and environment; code that
-//! embeds the worker as a library builds one directly.
+//! Pure data: building a config reads nothing. What the machine decides (the memory cgroup,
+//! the runner path, the scratch directory) is read in one named place,
+//! [`RunnerSettings::detect`]. [`crate::cli`] builds a [`Config`] from flags and environment on
+//! top of it, and clap's defaults come from the `Default` impls here; code that embeds the
+//! worker as a library builds one directly.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::cgroup::{MemoryCgroup, Version as CgroupVersion};
+pub use crate::payload_fetch::PayloadRef;
+pub use crate::task_index::TaskIndex;
 pub use wove_proto::request::Signing;
 
 /// Where the payload comes from, in the order the CLI prefers them.
@@ -18,7 +24,7 @@ pub enum PayloadSource {
     /// Base64 text from `WOVE_BACKEND_PAYLOAD`.
     Env(String),
     /// An object to fetch and check (`--payload-url`, `WOVE_BACKEND_PAYLOAD_URL`).
-    Url(crate::payload_fetch::PayloadRef),
+    Url(PayloadRef),
     /// Nothing was given.
     Missing,
 }
@@ -35,7 +41,7 @@ pub struct Config {
     pub read_timeout: Duration,
     /// Which task of a many-task payload to run. Default `None`: the index
     /// the platform sets (`JOB_COMPLETION_INDEX`, `AWS_BATCH_JOB_ARRAY_INDEX`).
-    pub index: Option<crate::task_index::TaskIndex>,
+    pub index: Option<TaskIndex>,
     /// How events are delivered.
     pub delivery: DeliveryConfig,
     /// How events are signed.
@@ -114,13 +120,16 @@ pub struct DeliveryConfig {
 }
 
 impl Default for DeliveryConfig {
+    /// The shared delivery defaults (`wove_deliver`: the same as `wove-submit`'s when it
+    /// reports), and the worker's own started budget.
     fn default() -> Self {
+        let policy = wove_deliver::Policy::default();
         Self {
-            attempt_timeout: Duration::from_secs(10),
-            budget: Duration::from_secs(300),
+            attempt_timeout: policy.attempt_timeout,
+            budget: wove_deliver::DEFAULT_BUDGET,
             started_budget: Duration::from_secs(30),
-            backoff_base: Duration::from_millis(500),
-            backoff_cap: Duration::from_secs(30),
+            backoff_base: policy.backoff.base,
+            backoff_cap: policy.backoff.cap,
             heartbeat_interval: None,
         }
     }
@@ -145,7 +154,8 @@ pub struct RunnerSettings {
     pub kill_grace: Duration,
     /// Bytes of the start and of the end of each output stream kept for error reports. Default 8 KiB.
     pub output_keep: usize,
-    /// Where per-task scratch files go. Default the system temp dir.
+    /// Where per-task scratch files go. Default `/tmp`; [`RunnerSettings::detect`]: `$TMPDIR`
+    /// when set.
     pub work_dir: PathBuf,
     /// Environment variables a task never inherits (payload, secrets).
     pub scrub_env: Vec<String>,
@@ -155,11 +165,11 @@ pub struct RunnerSettings {
     pub adopt_orphans: bool,
     /// The memory cgroup tasks run in (the worker's own, the container's),
     /// read to tell an OOM kill from another SIGKILL and to report the limit.
-    /// Default: found from `/proc/self/cgroup` and the mounts, v1 or v2;
-    /// `None` turns detection off.
-    pub memory_cgroup: Option<crate::supervise::oom::MemoryCgroup>,
+    /// Default `None`: no OOM detection; [`RunnerSettings::detect`] finds it
+    /// from `/proc/self/cgroup` and the mounts, v1 or v2.
+    pub memory_cgroup: Option<MemoryCgroup>,
     /// Directories searched, in order, for runner executables
-    /// (`wove-runner-<name>`). Default: the worker's `PATH`.
+    /// (`wove-runner-<name>`). Default none; [`RunnerSettings::detect`]: the worker's `PATH`.
     pub runner_path: Vec<PathBuf>,
     /// Timeout of a runner executable whose task sets no `timeout_seconds`. Default none.
     pub runner_timeout: Option<Duration>,
@@ -285,20 +295,67 @@ impl RunnerSettings {
 }
 
 impl Default for RunnerSettings {
+    /// Every default, and nothing read from the machine.
     fn default() -> Self {
         Self {
             python: "python3".into(),
             kill_grace: Duration::from_secs(10),
             output_keep: 8 * 1024,
-            work_dir: std::env::temp_dir(),
+            work_dir: PathBuf::from("/tmp"),
             scrub_env: wove_proto::env::SECRETS.iter().map(|s| s.to_string()).collect(),
             adopt_orphans: true,
-            memory_cgroup: crate::supervise::oom::MemoryCgroup::of_this_process(),
-            runner_path: crate::runner::lookup::split_path(&std::env::var("PATH").unwrap_or_default()),
+            memory_cgroup: None,
+            runner_path: Vec::new(),
             runner_timeout: None,
             task_user: None,
             precompiled_dirs: Vec::new(),
             limits: TaskLimits::default(),
         }
+    }
+}
+
+impl RunnerSettings {
+    /// The defaults, with what this machine and environment decide: the memory cgroup this
+    /// process is in (`/proc/self/cgroup`, `/proc/self/mountinfo`), `PATH` as the runner path,
+    /// `$TMPDIR` as the scratch directory. The one place the configuration reads anything.
+    pub fn detect() -> Self {
+        Self {
+            work_dir: std::env::temp_dir(),
+            memory_cgroup: crate::cgroup::MemoryCgroup::of_this_process(),
+            runner_path: split_path(&std::env::var("PATH").unwrap_or_default()),
+            ..Self::default()
+        }
+    }
+}
+
+/// A list of directories as `PATH` writes them (`:`-separated); empty entries are dropped
+/// rather than read as the current directory.
+pub fn split_path(list: &str) -> Vec<PathBuf> {
+    std::env::split_paths(list).filter(|p| !p.as_os_str().is_empty()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_list_drops_its_empty_entries() {
+        assert_eq!(split_path("/a::/b:"), vec![PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert!(split_path("").is_empty());
+    }
+
+    #[test]
+    fn detection_only_fills_what_the_machine_decides() {
+        let detected = RunnerSettings::detect();
+        let defaults = RunnerSettings::default();
+        let machine_free = RunnerSettings {
+            work_dir: defaults.work_dir.clone(),
+            memory_cgroup: None,
+            runner_path: Vec::new(),
+            ..detected.clone()
+        };
+        assert_eq!(machine_free, defaults);
+        assert_eq!(detected.runner_path, split_path(&std::env::var("PATH").unwrap_or_default()));
+        assert_eq!(detected.work_dir, std::env::temp_dir());
     }
 }

@@ -2,45 +2,68 @@
 //! container and reports it back to the weave.
 //!
 //! How the parts fit:
-//! 1. [`cli`] turns flags and environment into a [`config::Config`].
-//! 2. [`payload_source`] reads the payload (env, argument, file, or a URL
-//!    through [`payload_fetch`], checked against its SHA-256) and
-//!    `wove_proto` decodes it strictly; [`task_index`] picks this process's
+//! 1. `cli` turns flags and environment into a [`config::Config`].
+//! 2. `payload_source` reads the payload (env, argument, file, or a URL
+//!    through `payload_fetch`, checked against its SHA-256) and
+//!    `wove_proto` decodes it strictly; `task_index` picks this process's
 //!    task from a many-task payload.
 //! 3. A [`runner::Runner`] from the [`runner::Registry`] prepares and runs the
 //!    task; process-based runners go through [`supervise`], which owns
 //!    process groups, reaping, signal forwarding and output capture.
-//! 4. [`report`] builds, signs and delivers the events, with retries.
+//! 4. `report` builds, signs and delivers the events, with retries.
 //! 5. [`exit`] maps the outcome to a documented exit code.
 //!
 //! To add a runner without forking the worker, implement [`runner::Runner`]
 //! and call [`run_cli`] with a registry that includes it (see
 //! `examples/custom_runner.rs`).
 
-pub mod cli;
-pub mod commands;
+#![deny(missing_docs)]
+
+// What an embedder uses: the configuration, the runner trait with its context and
+// registry, the supervisor a process-starting runner goes through, the signals it is
+// given, the worker, and the exit codes.
 pub mod config;
-pub mod deadline;
 pub mod exit;
-pub mod logging;
-pub mod payload_fetch;
-pub mod payload_source;
-pub mod redact;
-pub mod report;
 pub mod runner;
 pub mod signals;
-pub mod startup;
-pub mod stdout;
 pub mod supervise;
-pub mod task_index;
-pub mod termination_message;
 pub mod worker;
+
+// The worker's own.
+pub(crate) mod cgroup;
+pub(crate) mod cli;
+pub(crate) mod commands;
+pub(crate) mod deadline;
+pub(crate) mod logging;
+pub(crate) mod payload_fetch;
+pub(crate) mod payload_source;
+pub(crate) mod redact;
+pub(crate) mod report;
+pub(crate) mod startup;
+pub(crate) mod stdout;
+pub(crate) mod task_index;
+pub(crate) mod termination_message;
+
+/// What the project's own integration tests and fuzz targets drive directly. Not part of the
+/// API: no promise holds for it from one version to the next.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::deadline::Deadline;
+    pub use crate::report::{print_line, reply, retry, HttpSink, Requests, USER_AGENT};
+    pub use crate::termination_message::{Summary, MAX_BYTES};
+}
 
 pub use wove_proto as proto;
 
 use std::process::ExitCode;
 
 use clap::Parser as _;
+
+/// The command line's definition (every flag, its variable, the subcommands): what the man
+/// pages, the completions and the documentation's tables are made from.
+pub fn command() -> clap::Command {
+    <cli::Cli as clap::CommandFactory>::command()
+}
 
 /// The whole command line program, with the given runners: parse flags and
 /// environment, run the payload, return the exit code.

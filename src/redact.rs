@@ -8,6 +8,13 @@
 //! field, a task's stderr), [`scrub`] replaces every secret the worker knows
 //! of: the log writer, the termination message and the error messages of
 //! events all pass through it.
+//!
+//! The registry is the process's, not a worker's, because the log writer is: tracing's
+//! subscriber is global and scrubs every line whoever wrote it, so it must know every secret
+//! any run in the process holds. A program that embeds the worker and runs several payloads
+//! therefore only ever over-redacts (one run's secret is scrubbed from another's output too).
+//! Secrets stay registered (a line logged late must still be scrubbed); the registry holds one
+//! entry per distinct secret, so it grows with the secrets, not with the runs.
 
 use std::borrow::Cow;
 use std::sync::RwLock;

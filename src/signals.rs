@@ -12,9 +12,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
-/// Signals passed on to the task's process group. Never SIGCHLD or job-control ones.
-pub const FORWARDED: [Signal; 6] =
-    [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2];
+// Defined with the start-up state, which blocks exactly these from the first instruction.
+pub use crate::startup::FORWARDED;
 
 /// Plays signals into a [`Signals`], as the process's handlers do.
 #[derive(Debug, Clone)]

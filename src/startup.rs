@@ -21,7 +21,10 @@
 
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
 
-use crate::signals::FORWARDED;
+/// Signals the worker handles and passes on to the task's process group
+/// ([`crate::signals`]). Never SIGCHLD or job-control ones.
+pub const FORWARDED: [Signal; 6] =
+    [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2];
 
 /// Signals whose state the runtime or the kernel owns: never reset.
 const LEFT_ALONE: [Signal; 7] = [

@@ -77,10 +77,9 @@ fn every_termination_status_is_documented_and_no_other() {
 
 #[test]
 fn every_flag_and_its_variable_is_documented() {
-    use clap::CommandFactory as _;
     // The configuration table, and the signing table beside the schemes it chooses between.
     let readme = page("docs/operations.md") + &page("docs/events.md");
-    let command = wove_worker::cli::Cli::command();
+    let command = wove_worker::command();
     let mut missing = Vec::new();
     for arg in command.get_arguments().filter(|a| !a.is_hide_set()) {
         if let Some(long) = arg.get_long() {

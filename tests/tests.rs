@@ -12,6 +12,7 @@ mod fan_out;
 mod faults;
 mod hostile_parent;
 mod hostile_receiver;
+mod layers;
 mod oom;
 mod runners;
 mod secrets;

@@ -9,8 +9,7 @@ use wove_proto::request::Signing;
 use wove_proto::sign::{Scheme, Secret};
 use wove_proto::{Event, EventKind, EventMeta};
 use wove_worker::config::DeliveryConfig;
-use wove_worker::deadline::Deadline;
-use wove_worker::report::{print_line, HttpSink, Requests};
+use wove_worker::internals::{print_line, Deadline, HttpSink, Requests, USER_AGENT};
 
 use crate::support::receiver::{Receiver, Reply};
 use crate::support::{b64, code, payload, run, sh, worker};
@@ -47,12 +46,11 @@ fn printed_events_are_byte_for_byte_the_requests_posted() {
         let url = rx.url("TOKEN");
         let signing = Signing { scheme, key_id: "k1".into(), secrets: vec![Secret::from_bytes(b"s3cret".to_vec())] };
         // A fixed clock and nonce: two attempts made "at the same moment" are then identical.
-        let requests = Requests::new(&url, signing, wove_worker::report::USER_AGENT)
+        let requests = Requests::new(&url, signing, USER_AGENT)
             .with_clock_and_nonce(Arc::new(|| 1_800_000_000), Arc::new(|| "fixed-nonce".to_string()));
         let line = print_line("http://127.0.0.1/wove/events/[redacted]", &requests.request(&event()));
 
-        let sink =
-            HttpSink::new(&url, &DeliveryConfig::default().policy(), None, wove_worker::report::USER_AGENT).unwrap();
+        let sink = HttpSink::new(&url, &DeliveryConfig::default().policy(), None, USER_AGENT).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let body = Bytes::from(event().to_body());
         let delivered = rt.block_on(sink.deliver(

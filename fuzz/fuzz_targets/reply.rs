@@ -7,8 +7,8 @@
 use std::time::{Duration, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
-use wove_worker::report::reply::{Head, Skim, MAX_BODY_BYTES};
-use wove_worker::report::retry::{next_delay, Backoff};
+use wove_worker::internals::reply::{Head, Skim, MAX_BODY_BYTES};
+use wove_worker::internals::retry::{next_delay, Backoff};
 
 #[derive(Debug, arbitrary::Arbitrary)]
 struct Reply {

@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
-use wove_worker::report::retry::{next_delay, parse_retry_after, Backoff};
+use wove_worker::internals::retry::{next_delay, parse_retry_after, Backoff};
 
 fuzz_target!(|input: (String, u32, u64, u16)| {
     let (text, now, remaining_ms, retry) = input;

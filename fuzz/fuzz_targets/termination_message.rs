@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wove_worker::termination_message::{Summary, MAX_BYTES};
+use wove_worker::internals::{Summary, MAX_BYTES};
 
 #[derive(Debug, arbitrary::Arbitrary)]
 struct Fields {

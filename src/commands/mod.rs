@@ -14,7 +14,7 @@ pub fn run(command: Command, registry: &Registry) -> Exit {
     match command {
         Command::Runners { runner_path } => {
             let path = runner_path.unwrap_or_else(|| std::env::var("PATH").unwrap_or_default());
-            runners::runners(registry, &crate::runner::lookup::split_path(&path))
+            runners::runners(registry, &crate::config::split_path(&path))
         }
         #[cfg(feature = "wasm")]
         Command::Precompile { input, output } => precompile::precompile(&input, &output),

@@ -115,17 +115,13 @@ impl FetchError {
         }
     }
 
-    /// The termination message's status.
-    pub fn status(&self) -> Status {
-        match self.exit() {
+    /// The exit code with the termination message's status.
+    pub fn verdict(&self) -> crate::exit::Verdict {
+        let status = match self.exit() {
             Exit::BadPayload => Status::BadPayload,
             _ => Status::PayloadUnavailable,
-        }
-    }
-
-    /// Whether another attempt may succeed.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Transient { .. })
+        };
+        crate::exit::Verdict::new(self.exit(), status)
     }
 }
 
@@ -165,7 +161,8 @@ mod tests {
             FetchError::Unreachable { url: url(), attempts: 3, after: Duration::from_secs(60), last: "503".into() };
         assert_eq!(unreachable.exit().code(), 75);
         assert!(unreachable.exit().retryable());
-        assert_eq!(unreachable.status(), Status::PayloadUnavailable);
+        assert_eq!(unreachable.verdict().status, Status::PayloadUnavailable);
+        assert_eq!(FetchError::TooLarge { limit: 1, length: None }.verdict(), crate::exit::Verdict::BAD_PAYLOAD);
     }
 
     #[test]

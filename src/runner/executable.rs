@@ -25,8 +25,8 @@ use serde_json::Value;
 use tokio::io::AsyncReadExt as _;
 use wove_proto::{ErrorInfo, ErrorKind, Payload, PayloadError};
 
+use super::process::{ended_with, kind_of, output_info, process_error, set_task_identity, stopped_outcome};
 use super::protocol::{self, Message, ReportReader, Reported, Violation};
-use super::subprocess::{ended_with, kind_of, output_info, process_error, stopped_outcome};
 use super::{BoxFuture, Context, Finished, Outcome, Prepared, Runner, TaskValue};
 use crate::config::RunnerSettings;
 use crate::supervise::{self, ChildExit, DRAIN_AFTER_EXIT};
@@ -132,14 +132,13 @@ impl PreparedExecutable {
         command
             .envs(self.fields.iter().map(|(k, v)| (k, v)))
             .env("WOVE_RUNNER_PROTOCOL", protocol::VERSION.to_string())
-            .env("WOVE_REPORT_FD", protocol::REPORT_FD.to_string())
-            .env("WOVE_RUN_ID", &self.run_id)
-            .env("WOVE_TASK_ID", &self.task_id);
+            .env("WOVE_REPORT_FD", protocol::REPORT_FD.to_string());
+        set_task_identity(&mut command, &self.run_id, &self.task_id);
         put_at_fd_3(&mut command, &write_end);
 
         let reader = ReportReader::for_results_of(ctx.settings.limits.result_bytes);
         let reader = tokio::spawn(read_reports(read_end, reader, ctx.events.clone()));
-        let mut job = supervise::Job::new(command, &ctx);
+        let mut job = supervise::Job::new(command, &ctx.process_limits());
         job.stdin = Some(self.input);
         job.timeout = self.timeout;
         // Our copy of the write end must close once the child has its own, or

@@ -48,11 +48,6 @@ pub fn is_valid_name(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
-/// The directories of a PATH-like list (`a:b:c`), empty entries skipped.
-pub fn split_path(list: &str) -> Vec<PathBuf> {
-    std::env::split_paths(list).filter(|p| !p.as_os_str().is_empty()).collect()
-}
-
 /// The executable for runner `name` in the first directory of `path` that has one.
 pub fn find(name: &str, path: &[PathBuf]) -> Result<PathBuf, LookupError> {
     if !is_valid_name(name) {
@@ -146,11 +141,5 @@ mod tests {
         let summary: Vec<_> = listed.iter().map(|f| (f.name.as_str(), f.shadowed)).collect();
         assert_eq!(summary, [("a", false), ("a", true), ("b", false)]);
         assert_eq!(listed[0].path, a1);
-    }
-
-    #[test]
-    fn path_lists_split_like_path() {
-        assert_eq!(split_path("/a::/b:"), vec![PathBuf::from("/a"), PathBuf::from("/b")]);
-        assert!(split_path("").is_empty());
     }
 }

@@ -62,6 +62,7 @@
 
 pub mod executable;
 pub mod lookup;
+mod process;
 pub mod protocol;
 pub mod python;
 pub mod subprocess;
@@ -79,15 +80,26 @@ use crate::config::RunnerSettings;
 use crate::signals::Signals;
 use crate::supervise::Reaper;
 
-/// Why no runner was found for a payload.
+/// Why a payload's task will not run, found before anything starts: the weave hears it as a
+/// `task_error` of [`PrepareError::kind`], and the exit code is 65.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum Unresolved {
-    /// The payload names a runner in a way that is never looked up.
+pub enum PrepareError {
+    /// The task is malformed, or names its runner in a way that is never looked up.
     #[error(transparent)]
-    Payload(PayloadError),
+    Payload(#[from] PayloadError),
     /// No built-in runner and no runner executable has that name.
     #[error("{0}")]
-    Unknown(String),
+    UnknownRunner(String),
+}
+
+impl PrepareError {
+    /// The error kind the `task_error` carries.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Payload(_) => ErrorKind::InvalidPayload,
+            Self::UnknownRunner(_) => ErrorKind::UnknownRunner,
+        }
+    }
 }
 
 /// A boxed future, as runners return them (keeps the trait object-safe).
@@ -206,6 +218,21 @@ pub struct Context {
     pub events: TaskEvents,
 }
 
+impl Context {
+    /// What the supervisor needs to run one of this task's processes.
+    pub fn process_limits(&self) -> crate::supervise::Limits {
+        let settings = &self.settings;
+        crate::supervise::Limits {
+            grace: settings.kill_grace,
+            cancel_grace: self.cancel_grace,
+            keep: settings.output_keep,
+            sweep_orphans: settings.adopt_orphans,
+            memory_cgroup: settings.memory_cgroup.clone(),
+            user: settings.task_user,
+        }
+    }
+}
+
 /// A task that passed [`Runner::prepare`] and is ready to run.
 pub trait Prepared: Send {
     /// Run the task to an outcome. Never panics on bad task behaviour: every
@@ -261,21 +288,27 @@ impl Registry {
         &self,
         payload: &Payload,
         runner_path: &[std::path::PathBuf],
-    ) -> Result<Arc<dyn Runner>, Unresolved> {
+    ) -> Result<Arc<dyn Runner>, PrepareError> {
         let name = payload.runner_name();
         if let Some(runner) = self.runners.get(name) {
             return Ok(runner.clone());
         }
         match lookup::find(name, runner_path) {
             Ok(path) => Ok(Arc::new(executable::ExecutableRunner::new(name, path))),
-            Err(e @ lookup::LookupError::BadName(_)) => {
-                Err(Unresolved::Payload(PayloadError::field("task.runner", e.to_string())))
-            }
-            Err(e @ lookup::LookupError::NotFound { .. }) => Err(Unresolved::Unknown(format!(
+            Err(e @ lookup::LookupError::BadName(_)) => Err(PayloadError::field("task.runner", e.to_string()).into()),
+            Err(e @ lookup::LookupError::NotFound { .. }) => Err(PrepareError::UnknownRunner(format!(
                 "{e} (built-in runners: {})",
                 self.runners.keys().cloned().collect::<Vec<_>>().join(", ")
             ))),
         }
+    }
+
+    /// The payload's task, checked by its runner and ready to run. A many-task entry with
+    /// nothing to run fails here, as its own task.
+    pub fn prepare(&self, payload: &Payload, settings: &RunnerSettings) -> Result<Box<dyn Prepared>, PrepareError> {
+        payload.check_task()?;
+        let runner = self.resolve(payload, &settings.runner_path)?;
+        Ok(runner.prepare(payload, settings)?)
     }
 
     /// Names of the registered runners.

@@ -20,7 +20,7 @@ use wove_proto::pickle::{self, Pickle};
 use wove_proto::task::PythonTask;
 use wove_proto::{ErrorInfo, ErrorKind, Payload, PayloadError};
 
-use super::subprocess::{ended_with, kind_of, output_info, process_error, scratch_dir, stopped_outcome};
+use super::process::{ended_with, kind_of, output_info, process_error, scratch_dir, stopped_outcome};
 use super::{BoxFuture, Context, Finished, Outcome, Prepared, Runner, TaskValue};
 use crate::config::RunnerSettings;
 use crate::supervise;
@@ -105,7 +105,7 @@ impl PreparedPython {
         let mut command = Command::new(&self.interpreter);
         command.arg("-c").arg(HELPER).arg(dir);
         ctx.settings.remove_secrets(&mut command);
-        let mut job = supervise::Job::new(command, &ctx);
+        let mut job = supervise::Job::new(command, &ctx.process_limits());
         job.timeout = self.timeout_seconds.map(Duration::from_secs_f64);
         let report = match supervise::run(&ctx.reaper, &ctx.signals, job).await {
             Ok(report) => report,

@@ -28,6 +28,8 @@ use escalation::Escalation;
 pub use output::Captured;
 pub use reaper::{ReapMode, Reaper};
 
+use crate::cgroup::MemoryCgroup;
+use crate::config::TaskUser;
 use crate::signals::Signals;
 
 /// How long to keep reading output after the child exits; anything still
@@ -35,6 +37,11 @@ use crate::signals::Signals;
 pub const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 /// How long to wait for a killed process group (and stray orphans) to be gone.
 pub const EMPTY_GROUP_WAIT: Duration = Duration::from_secs(5);
+
+/// SIGKILL's number, as a child's status carries it.
+const SIGKILL: i32 = Signal::SIGKILL as i32;
+/// The exit code a shell gives when its child died of SIGKILL (128 + the signal).
+const SHELL_SAW_SIGKILL: i32 = 128 + SIGKILL;
 
 /// What to run and how.
 #[derive(Debug)]
@@ -54,17 +61,34 @@ pub struct Job {
     /// Kill every leftover child of this process when the task ends (as init).
     pub sweep_orphans: bool,
     /// The memory cgroup the task runs in, to recognise an OOM kill.
-    pub memory_cgroup: Option<oom::MemoryCgroup>,
+    pub memory_cgroup: Option<MemoryCgroup>,
     /// Our copies of descriptors the child inherits (a pipe's write end):
     /// closed as soon as the child is spawned, so that pipe ends when the child does.
     pub close_after_spawn: Vec<std::os::fd::OwnedFd>,
 }
 
+/// What bounds a job, whatever it runs: how it is stopped, what is kept of its output, as
+/// whom it runs. The runners make it from their settings (`runner::Context::process_limits`).
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    /// Time between TERM and KILL after a timeout.
+    pub grace: Duration,
+    /// Time between TERM and KILL after a cancelling signal.
+    pub cancel_grace: Duration,
+    /// Bytes of each stream to keep at each end.
+    pub keep: usize,
+    /// Kill every leftover child of this process when the task ends (as init).
+    pub sweep_orphans: bool,
+    /// The memory cgroup the task runs in, to recognise an OOM kill.
+    pub memory_cgroup: Option<MemoryCgroup>,
+    /// Run the job as this user and group (the worker must be root).
+    pub user: Option<TaskUser>,
+}
+
 impl Job {
-    /// A job for `command` with the limits a runner's context gives.
-    pub fn new(mut command: Command, ctx: &crate::runner::Context) -> Self {
-        let settings = &ctx.settings;
-        if let Some(user) = settings.task_user {
+    /// A job for `command` within `limits`.
+    pub fn new(mut command: Command, limits: &Limits) -> Self {
+        if let Some(user) = limits.user {
             // As root, std also drops every supplementary group.
             command.uid(user.uid).gid(user.gid);
         }
@@ -72,11 +96,11 @@ impl Job {
             command,
             stdin: None,
             timeout: None,
-            grace: settings.kill_grace,
-            cancel_grace: ctx.cancel_grace,
-            keep: settings.output_keep,
-            sweep_orphans: settings.adopt_orphans,
-            memory_cgroup: settings.memory_cgroup.clone(),
+            grace: limits.grace,
+            cancel_grace: limits.cancel_grace,
+            keep: limits.keep,
+            sweep_orphans: limits.sweep_orphans,
+            memory_cgroup: limits.memory_cgroup.clone(),
             close_after_spawn: Vec::new(),
         }
     }
@@ -186,8 +210,8 @@ pub async fn run(reaper: &Reaper, signals: &Signals, mut job: Job) -> std::io::R
         }
     }
     let take = |seen: Arc<Mutex<Captured>>| std::mem::take(&mut *output::lock(&seen));
-    // SIGKILL, or the 137 of a shell whose child got it: only then is an OOM kill the cause.
-    let killed = matches!(exit, ChildExit::Signaled(9) | ChildExit::Exited(137));
+    // SIGKILL, or the 128 + 9 of a shell whose child got it: only then is an OOM kill the cause.
+    let killed = matches!(exit, ChildExit::Signaled(SIGKILL) | ChildExit::Exited(SHELL_SAW_SIGKILL));
     let oom = if killed { oom.fired() } else { None };
     Ok(Report { exit, stopped, stdout: take(stdout_seen), stderr: take(stderr_seen), oom })
 }

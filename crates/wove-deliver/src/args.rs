@@ -36,19 +36,19 @@ pub struct DeliveryArgs {
     pub require_signing: bool,
 
     /// Seconds one delivery attempt may take.
-    #[arg(long, env = "WOVE_WORKER_ATTEMPT_TIMEOUT", default_value = "10", value_name = "SECS", value_parser = seconds)]
+    #[arg(long, env = "WOVE_WORKER_ATTEMPT_TIMEOUT", default_value = shown_seconds(Policy::default().attempt_timeout), value_name = "SECS", value_parser = seconds)]
     pub attempt_timeout: Duration,
 
     /// Seconds the final event may take, all retries included.
-    #[arg(long, env = "WOVE_WORKER_DELIVERY_BUDGET", default_value = "300", value_name = "SECS", value_parser = seconds)]
+    #[arg(long, env = "WOVE_WORKER_DELIVERY_BUDGET", default_value = shown_seconds(crate::DEFAULT_BUDGET), value_name = "SECS", value_parser = seconds)]
     pub delivery_budget: Duration,
 
     /// First retry delay ceiling in seconds (doubles per retry; each wait is between half and all of it).
-    #[arg(long, env = "WOVE_WORKER_BACKOFF_BASE", default_value = "0.5", value_name = "SECS", value_parser = seconds)]
+    #[arg(long, env = "WOVE_WORKER_BACKOFF_BASE", default_value = shown_seconds(Policy::default().backoff.base), value_name = "SECS", value_parser = seconds)]
     pub backoff_base: Duration,
 
     /// Largest retry delay ceiling in seconds.
-    #[arg(long, env = "WOVE_WORKER_BACKOFF_CAP", default_value = "30", value_name = "SECS", value_parser = seconds)]
+    #[arg(long, env = "WOVE_WORKER_BACKOFF_CAP", default_value = shown_seconds(Policy::default().backoff.cap), value_name = "SECS", value_parser = seconds)]
     pub backoff_cap: Duration,
 
     /// PEM file of extra CAs to trust for an https callback URL.
@@ -122,6 +122,12 @@ pub fn seconds(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(value))
 }
 
+/// A duration as [`seconds`] reads it back (`0.5`, `300`): the text of a flag's default, so
+/// that clap's help shows the default the code holds rather than a copy of it.
+pub fn shown_seconds(duration: Duration) -> String {
+    duration.as_secs_f64().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -139,9 +145,17 @@ mod tests {
     }
 
     #[test]
+    fn a_shown_default_reads_back_as_itself() {
+        for duration in [Duration::from_millis(500), Duration::from_secs(300), Duration::from_millis(2500)] {
+            assert_eq!(seconds(&shown_seconds(duration)), Ok(duration));
+        }
+        assert_eq!(shown_seconds(Duration::from_secs(30)), "30");
+    }
+
+    #[test]
     fn no_flags_are_the_policy_defaults() {
         assert_eq!(parse(&[]).policy().unwrap(), Policy::default());
-        assert_eq!(parse(&[]).delivery_budget, Duration::from_secs(300));
+        assert_eq!(parse(&[]).delivery_budget, crate::DEFAULT_BUDGET);
     }
 
     #[test]

@@ -28,4 +28,4 @@ pub mod sink;
 
 pub use budget::Budget;
 pub use requests::Requests;
-pub use sink::{Delivered, DeliveryError, HttpSink, Policy, SinkError};
+pub use sink::{Delivered, DeliveryError, HttpSink, Policy, SinkError, DEFAULT_BUDGET};

@@ -19,6 +19,9 @@ pub struct Policy {
     pub backoff: Backoff,
 }
 
+/// Default total time the final event may take, retries included (`--delivery-budget`).
+pub const DEFAULT_BUDGET: Duration = Duration::from_secs(300);
+
 impl Default for Policy {
     /// The worker's defaults: 10 s per attempt, waits from 0.5 s doubling up to 30 s.
     fn default() -> Self {
@@ -102,8 +105,8 @@ pub enum SinkError {
     #[error("callback_url is not a valid URL")]
     Url,
     /// The HTTP client failed to initialise (TLS roots, …).
-    #[error("cannot build the HTTP client: {0}")]
-    Client(String),
+    #[error("cannot build the HTTP client")]
+    Client(#[source] reqwest::Error),
     /// The CA bundle could not be read or holds no certificate.
     #[error(transparent)]
     CaBundle(#[from] crate::client::CaBundleError),
@@ -123,7 +126,7 @@ impl HttpSink {
             .connect_timeout(policy.attempt_timeout.min(Duration::from_secs(5)))
             .pool_max_idle_per_host(1)
             .build()
-            .map_err(|e| SinkError::Client(e.without_url().to_string()))?;
+            .map_err(|e| SinkError::Client(e.without_url()))?;
         Ok(Self {
             client,
             redacted: redact_url(callback_url),

@@ -21,6 +21,10 @@ pub const INDEX: &str = "WOVE_WORKER_INDEX";
 pub const SIGNING_SECRET: &str = "WOVE_WORKER_SIGNING_SECRET";
 /// A file with one signing secret per line, current first.
 pub const SIGNING_SECRET_FILE: &str = "WOVE_WORKER_SIGNING_SECRET_FILE";
+/// The run a task belongs to, in the environment of every task process.
+pub const RUN_ID: &str = "WOVE_RUN_ID";
+/// The task's own id, in the environment of every task process.
+pub const TASK_ID: &str = "WOVE_TASK_ID";
 /// Variables whose values are secret (the payload holds the callback token,
 /// a presigned payload URL is a bearer credential):
 /// never passed on to a task, and wiped from the worker's own memory once read.

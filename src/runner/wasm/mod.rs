@@ -97,108 +97,107 @@ impl Prepared for PreparedWasm {
 }
 
 impl PreparedWasm {
+    /// The module fetched, the guest run on a thread of its own, its end read as an outcome.
+    /// The task's timeout covers all of it, the download included.
     async fn execute(self, ctx: Context) -> Outcome {
         let started = Instant::now();
-        let limits = &self.task.limits;
-        let timeout = Duration::from_secs_f64(limits.timeout_seconds.unwrap_or(WasmLimits::TIMEOUT_SECONDS));
-        let fetched = match self.module {
-            Module::File { path, max_bytes } => {
-                // Checked before the engine reads it: a wrong path (a huge file) costs nothing.
-                match std::fs::metadata(&path) {
-                    Ok(meta) if meta.len() > max_bytes => {
-                        let message = format!(
-                            "the module {} is {} bytes, more than the {max_bytes} allowed (--max-wasm-module-bytes)",
-                            path.display(),
-                            meta.len()
-                        );
-                        return Outcome::failed(ErrorInfo::of(ErrorKind::ModuleTooLarge, message));
-                    }
-                    _ => Fetched::File(path),
-                }
-            }
-            Module::Inline(bytes) => Fetched::Bytes(bytes),
-            Module::Url { url, sha256, max_bytes } => {
-                // The download is part of the task: its timeout and a cancel cut it short.
-                let ca_bundle = ctx.ca_bundle.as_deref();
-                let download = source::download(&url, &sha256, max_bytes, ca_bundle, DOWNLOAD_TIMEOUT);
-                tokio::select! {
-                    fetched = download => match fetched {
-                        Ok(bytes) => Fetched::Bytes(bytes),
-                        Err(e) => return Outcome::failed(ErrorInfo::of(e.kind(), e.to_string())),
-                    },
-                    sig = ctx.signals.wait_cancelled() => return Outcome::Cancelled(Some(sig)),
-                    _ = tokio::time::sleep_until(tokio::time::Instant::from_std(started + timeout)) => {
-                        let message = format!(
-                            "downloading the module took longer than the task's timeout of {}s",
-                            timeout.as_secs_f64()
-                        );
-                        return Outcome::failed(ErrorInfo::of(ErrorKind::Timeout, message));
-                    }
-                }
-            }
+        let timeout = Duration::from_secs_f64(self.task.limits.timeout_seconds.unwrap_or(WasmLimits::TIMEOUT_SECONDS));
+        let deadline = started + timeout;
+        let fetched = match fetch(self.module, &ctx, deadline, timeout).await {
+            Ok(fetched) => fetched,
+            Err(outcome) => return outcome,
         };
         let engine = match engine::engine() {
             Ok(engine) => engine,
             Err(e) => return Outcome::failed(ErrorInfo::of(ErrorKind::EngineUnavailable, e.to_string())),
         };
-        let spec = Spec {
-            precompiled_dirs: ctx.settings.precompiled_dirs.clone(),
-            argv: std::iter::once("task".to_string()).chain(self.task.args.iter().cloned()).collect(),
-            env: self.task.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            stdin: self.task.input.as_ref().map(|v| serde_json::to_vec(v).unwrap_or_default()).unwrap_or_default(),
-            dirs: self
-                .task
-                .dirs
-                .iter()
-                .map(|d| (d.host.clone(), d.guest.clone().unwrap_or_else(|| d.host.clone()), d.writable))
-                .collect(),
-            memory_bytes: usize::try_from(limits.memory_bytes.unwrap_or(WasmLimits::MEMORY_BYTES))
-                .unwrap_or(usize::MAX),
-            output_bytes: usize::try_from(limits.output_bytes.unwrap_or(WasmLimits::OUTPUT_BYTES))
-                .unwrap_or(usize::MAX),
-            deadline: started + timeout,
-        };
-        let interrupt = Arc::new(Interrupt::default());
-        let (tx, mut rx) = tokio::sync::oneshot::channel();
-        let thread_interrupt = interrupt.clone();
-        let spawned = std::thread::Builder::new().name("wasm-guest".into()).spawn(move || {
-            let _ = tx.send(load_and_run(engine, fetched, spec, thread_interrupt));
-        });
-        if let Err(e) = spawned {
-            return Outcome::failed(ErrorInfo::of(
-                ErrorKind::SpawnFailed,
-                format!("cannot start the guest thread: {e}"),
-            ));
+        let spec = spec_of(&self.task, &ctx, deadline);
+        match run_guest(engine, fetched, spec, &ctx, deadline + ABANDON_AFTER).await {
+            Ok(waited) => waited.outcome(timeout),
+            Err(outcome) => outcome,
         }
+    }
+}
 
-        let mut ticks = tokio::time::interval(TICK);
-        let abandon_at = tokio::time::Instant::from_std(started + timeout + ABANDON_AFTER);
-        let mut cancelled_by = None;
-        // `Some(end)` when the guest thread reported (`Err` if it died without
-        // reporting); `None` when we stopped waiting for it.
-        let result = loop {
-            tokio::select! {
-                r = &mut rx => break Some(r),
-                _ = ticks.tick() => engine.increment_epoch(),
-                sig = ctx.signals.wait_cancelled(), if cancelled_by.is_none() => {
-                    cancelled_by = Some(sig);
-                    interrupt.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
-                    engine.increment_epoch();
-                }
-                // Cancelled or timed out, but stuck in a host call: stop waiting.
-                _ = tokio::time::sleep_until(abandon_at) => break None,
+/// The module's bytes or file. A file is checked before the engine reads it (a wrong path to
+/// a huge file costs nothing); a download is part of the task, so its timeout and a cancel
+/// cut it short.
+async fn fetch(module: Module, ctx: &Context, deadline: Instant, timeout: Duration) -> Result<Fetched, Outcome> {
+    match module {
+        Module::File { path, max_bytes } => match std::fs::metadata(&path) {
+            Ok(meta) if meta.len() > max_bytes => {
+                let message = format!(
+                    "the module {} is {} bytes, more than the {max_bytes} allowed (--max-wasm-module-bytes)",
+                    path.display(),
+                    meta.len()
+                );
+                Err(Outcome::failed(ErrorInfo::of(ErrorKind::ModuleTooLarge, message)))
             }
-        };
-        match (result, cancelled_by) {
-            (_, Some(sig)) => Outcome::Cancelled(Some(sig)),
-            (None, None) => Outcome::failed(
+            _ => Ok(Fetched::File(path)),
+        },
+        Module::Inline(bytes) => Ok(Fetched::Bytes(bytes)),
+        Module::Url { url, sha256, max_bytes } => {
+            let download = source::download(&url, &sha256, max_bytes, ctx.ca_bundle.as_deref(), DOWNLOAD_TIMEOUT);
+            tokio::select! {
+                fetched = download => fetched
+                    .map(Fetched::Bytes)
+                    .map_err(|e| Outcome::failed(ErrorInfo::of(e.kind(), wove_proto::error_chain(&e)))),
+                sig = ctx.signals.wait_cancelled() => Err(Outcome::Cancelled(Some(sig))),
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+                    let message = format!(
+                        "downloading the module took longer than the task's timeout of {}s",
+                        timeout.as_secs_f64()
+                    );
+                    Err(Outcome::failed(ErrorInfo::of(ErrorKind::Timeout, message)))
+                }
+            }
+        }
+    }
+}
+
+/// What the guest gets: its arguments, environment, input, directories and bounds.
+fn spec_of(task: &WasmTask, ctx: &Context, deadline: Instant) -> Spec {
+    let limits = &task.limits;
+    Spec {
+        precompiled_dirs: ctx.settings.precompiled_dirs.clone(),
+        argv: std::iter::once("task".to_string()).chain(task.args.iter().cloned()).collect(),
+        env: task.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        stdin: task.input.as_ref().map(|v| serde_json::to_vec(v).unwrap_or_default()).unwrap_or_default(),
+        dirs: task
+            .dirs
+            .iter()
+            .map(|d| (d.host.clone(), d.guest.clone().unwrap_or_else(|| d.host.clone()), d.writable))
+            .collect(),
+        memory_bytes: usize::try_from(limits.memory_bytes.unwrap_or(WasmLimits::MEMORY_BYTES)).unwrap_or(usize::MAX),
+        output_bytes: usize::try_from(limits.output_bytes.unwrap_or(WasmLimits::OUTPUT_BYTES)).unwrap_or(usize::MAX),
+        deadline,
+    }
+}
+
+/// How waiting for the guest thread ended.
+enum Waited {
+    /// A cancelling signal came (whatever the guest did after it).
+    Cancelled(nix::sys::signal::Signal),
+    /// Cancelled or timed out, but stuck in a host call: we stopped waiting at `abandon_at`.
+    Abandoned,
+    /// The thread died without reporting (a panic).
+    Died,
+    /// The thread reported: the module did not load, or the guest ran.
+    Reported(Result<GuestReport, LoadError>),
+}
+
+impl Waited {
+    fn outcome(self, timeout: Duration) -> Outcome {
+        match self {
+            Self::Cancelled(sig) => Outcome::Cancelled(Some(sig)),
+            Self::Abandoned => Outcome::failed(
                 ErrorInfo::of(ErrorKind::Timeout, format!("task exceeded its timeout of {}s", timeout.as_secs_f64()))
                     .with_detail("abandoned", true),
             ),
-            (Some(Err(_)), None) => {
+            Self::Died => {
                 Outcome::failed(ErrorInfo::of(ErrorKind::WorkerPanic, "the WebAssembly guest thread panicked"))
             }
-            (Some(Ok(Err(e))), None) => {
+            Self::Reported(Err(e)) => {
                 let kind = match e {
                     LoadError::Incompatible(_) => ErrorKind::IncompatiblePrecompiled,
                     LoadError::NoCompiler => ErrorKind::NoCompiler,
@@ -207,9 +206,52 @@ impl PreparedWasm {
                 };
                 Outcome::failed(ErrorInfo::of(kind, e.to_string()))
             }
-            (Some(Ok(Ok(report))), None) => outcome(report, timeout),
+            Self::Reported(Ok(report)) => outcome(report, timeout),
         }
     }
+}
+
+/// Compile or load and run the guest on a thread of its own (both are CPU-bound, and the
+/// runtime has one thread), ticking the engine's epoch so that its deadline and a cancel
+/// take effect, until it reports or `abandon_at` passes.
+async fn run_guest(
+    engine: &'static wasmtime::Engine,
+    fetched: Fetched,
+    spec: Spec,
+    ctx: &Context,
+    abandon_at: Instant,
+) -> Result<Waited, Outcome> {
+    let interrupt = Arc::new(Interrupt::default());
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    let thread_interrupt = interrupt.clone();
+    let spawned = std::thread::Builder::new().name("wasm-guest".into()).spawn(move || {
+        let _ = tx.send(load_and_run(engine, fetched, spec, thread_interrupt));
+    });
+    if let Err(e) = spawned {
+        let message = format!("cannot start the guest thread: {e}");
+        return Err(Outcome::failed(ErrorInfo::of(ErrorKind::SpawnFailed, message)));
+    }
+    let mut ticks = tokio::time::interval(TICK);
+    let abandon_at = tokio::time::Instant::from_std(abandon_at);
+    let mut cancelled_by = None;
+    let reported = loop {
+        tokio::select! {
+            r = &mut rx => break Some(r),
+            _ = ticks.tick() => engine.increment_epoch(),
+            sig = ctx.signals.wait_cancelled(), if cancelled_by.is_none() => {
+                cancelled_by = Some(sig);
+                interrupt.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+                engine.increment_epoch();
+            }
+            _ = tokio::time::sleep_until(abandon_at) => break None,
+        }
+    };
+    Ok(match (cancelled_by, reported) {
+        (Some(sig), _) => Waited::Cancelled(sig),
+        (None, None) => Waited::Abandoned,
+        (None, Some(Err(_))) => Waited::Died,
+        (None, Some(Ok(result))) => Waited::Reported(result),
+    })
 }
 
 /// A [`GuestSpec`] without its program, which is loaded on the guest thread.

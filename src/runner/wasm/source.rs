@@ -18,9 +18,15 @@ pub enum Fetched {
 /// Why a module could not be had. Each is the task's error `kind`.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    /// The download failed.
-    #[error("cannot download the module: {0}")]
-    Download(String),
+    /// The client could not be made (the CA bundle).
+    #[error(transparent)]
+    Client(#[from] wove_deliver::client::CaBundleError),
+    /// The download failed: the connection, TLS, a refused redirect, a timeout.
+    #[error("cannot download the module")]
+    Download(#[source] reqwest::Error),
+    /// The server answered with another status than success.
+    #[error("cannot download the module: HTTP {0}")]
+    Status(u16),
     /// The download is larger than allowed.
     #[error("the module is larger than {0} bytes")]
     TooLarge(u64),
@@ -39,7 +45,7 @@ impl SourceError {
     pub fn kind(&self) -> wove_proto::ErrorKind {
         use wove_proto::ErrorKind;
         match self {
-            Self::Download(_) => ErrorKind::ModuleUnavailable,
+            Self::Client(_) | Self::Download(_) | Self::Status(_) => ErrorKind::ModuleUnavailable,
             Self::TooLarge(_) => ErrorKind::ModuleTooLarge,
             Self::DigestMismatch { .. } => ErrorKind::DigestMismatch,
         }
@@ -75,19 +81,19 @@ pub async fn download(
             attempt.follow()
         }
     });
-    let client = wove_deliver::client::builder(ca_bundle, crate::report::USER_AGENT)
-        .map_err(|e| SourceError::Download(e.to_string()))?
+    let client = wove_deliver::client::builder(ca_bundle, crate::report::USER_AGENT)?
         .redirect(https_only)
         .https_only(true)
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(IDLE_TIMEOUT)
         .timeout(timeout)
         .build()
-        .map_err(|e| SourceError::Download(wove_proto::error_chain(&e.without_url())))?;
-    let fail = |e: reqwest::Error| SourceError::Download(wove_proto::error_chain(&e.without_url()));
+        .map_err(|e| SourceError::Download(e.without_url()))?;
+    // Without the URL: a presigned one is a credential, and the task knows which it gave.
+    let fail = |e: reqwest::Error| SourceError::Download(e.without_url());
     let mut response = client.get(url).send().await.map_err(fail)?;
     if !response.status().is_success() {
-        return Err(SourceError::Download(format!("HTTP {}", response.status().as_u16())));
+        return Err(SourceError::Status(response.status().as_u16()));
     }
     if response.content_length().is_some_and(|n| n > max_bytes) {
         return Err(SourceError::TooLarge(max_bytes));
