@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::kubernetes::Phase;
+use crate::Phase;
 
 /// One index: one task of a many-task payload.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -21,6 +21,7 @@
 //! - [`container`]: rules on the container as it will run, for both backends.
 //! - [`kubernetes`]: Jobs, rendered offline; the client with feature `kubernetes`.
 //! - [`batch`]: AWS Batch SubmitJob requests, rendered offline; the client with feature `aws-batch`.
+//! - [`Phase`]: where a job stands, the same set for both backends.
 //! - [`indexes`]: how each task of a many-task job stands.
 //! - [`store`]: payloads by reference in S3, for jobs they do not fit;
 //!   uploading and deleting with feature `payload-store`.
@@ -37,9 +38,14 @@ pub mod indexes;
 pub mod kubernetes;
 pub mod naming;
 pub mod payload;
+mod phase;
 pub mod report;
 pub mod store;
 
 pub use payload::{Compression, EncodedPayload};
+
+/// Default limit on one API call, to the Kubernetes API server or to AWS Batch and S3.
+pub const DEFAULT_API_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+pub use phase::Phase;
 
 pub use wove_proto::error_chain;

@@ -241,6 +241,17 @@ fn thousands_of_tasks_fit_one_secret_compressed() {
 }
 
 #[test]
+fn a_signing_secret_is_written_name_or_name_colon_key() {
+    let parsed: SigningSecret = "wove-signing".parse().unwrap();
+    assert_eq!(parsed, SigningSecret::new("wove-signing"));
+    let parsed: SigningSecret = "wove-signing:current".parse().unwrap();
+    assert_eq!((parsed.name.as_str(), parsed.key.as_str(), parsed.as_file), ("wove-signing", "current", false));
+    for bad in ["", ":key", "name:"] {
+        assert!(bad.parse::<SigningSecret>().unwrap_err().contains("NAME or NAME:KEY"), "{bad:?}");
+    }
+}
+
+#[test]
 fn the_signing_secret_comes_from_a_kubernetes_secret() {
     let m = kubernetes::render(&payload(0), &options().signing_secret(SigningSecret::new("wove-signing"))).unwrap();
     let var = env(&m.job, "WOVE_WORKER_SIGNING_SECRET").unwrap();
@@ -298,6 +309,7 @@ fn indexed_jobs_retry_each_index_alone() {
 fn a_hook_may_change_the_job_but_not_break_it() {
     let m = kubernetes::render_with(&payload(0), &options(), |job| {
         job.metadata.annotations.as_mut().unwrap().insert("team.example/owner".into(), "data".into());
+        Ok::<(), String>(())
     })
     .unwrap();
     assert_eq!(m.job.metadata.annotations.as_ref().unwrap()["team.example/owner"], "data");
@@ -316,6 +328,7 @@ fn a_hook_may_change_the_job_but_not_break_it() {
             ..Default::default()
         });
         spec.pod_failure_policy.as_mut().unwrap().rules[1].on_exit_codes.as_mut().unwrap().values = vec![0, 76, 3];
+        Ok::<(), String>(())
     })
     .unwrap_err();
     let RenderError::Invalid(violations) = &err else { panic!("{err}") };
@@ -332,6 +345,13 @@ fn a_hook_may_change_the_job_but_not_break_it() {
         assert!(text.contains(expected), "{expected} missing from: {text}");
     }
     assert!(violations.len() >= 7, "{violations:?}");
+}
+
+#[test]
+fn a_hook_that_fails_ends_the_render_with_its_error_as_the_cause() {
+    let err = kubernetes::render_with(&payload(0), &options(), |_| Err("the team's quota is spent")).unwrap_err();
+    assert!(matches!(err, RenderError::Hook(_)), "{err}");
+    assert_eq!(wove_submit::error_chain(&err), "the Job's hook failed: the team's quota is spent");
 }
 
 #[test]
@@ -369,7 +389,6 @@ fn options_that_cannot_work_name_themselves() {
         ),
         (JobOptions { labels: [("wove.dev/run".into(), "x".into())].into(), ..options() }, "labels"),
         (JobOptions { labels: [("team".into(), "a:b".into())].into(), ..options() }, "labels"),
-        (JobOptions { image_pull_policy: Some("Sometimes".into()), ..options() }, "image_pull_policy"),
         (JobOptions { backoff_limit: -1, ..options() }, "backoff_limit"),
         (JobOptions { inline_payload_max_bytes: 200_000, ..options() }, "inline_payload_max_bytes"),
     ];
@@ -377,6 +396,20 @@ fn options_that_cannot_work_name_themselves() {
         let err = kubernetes::render(&payload(0), &o).unwrap_err();
         assert!(matches!(&err, RenderError::Option { option: o, .. } if *o == option), "{option}: {err}");
     }
+}
+
+#[test]
+fn an_image_pull_policy_kubernetes_does_not_know_is_refused_as_it_is_read() {
+    let read = |policy: &str| {
+        serde_json::from_value::<JobOptions>(serde_json::json!({"image": "img:1", "image_pull_policy": policy}))
+    };
+    let err = read("Sometimes").unwrap_err();
+    assert!(err.to_string().contains("Sometimes"), "{err}");
+    let o = read("IfNotPresent").unwrap();
+    let m = kubernetes::render(&payload(0), &o).unwrap();
+    assert_eq!(container(&m.job).image_pull_policy.as_deref(), Some("IfNotPresent"));
+    assert_eq!("Never".parse::<kubernetes::ImagePullPolicy>(), Ok(kubernetes::ImagePullPolicy::Never));
+    assert!("never".parse::<kubernetes::ImagePullPolicy>().unwrap_err().contains("Always, IfNotPresent or Never"));
 }
 
 #[test]

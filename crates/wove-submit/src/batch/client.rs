@@ -16,11 +16,10 @@ use aws_sdk_batch::types as sdk;
 
 use super::render::SubmitJobRequest;
 use super::status::{
-    report, report_with_children, ArraySummary, Attempt, BatchReport, Container, JobDescription, KeyValue,
+    report, report_with_children, ArraySummary, Attempt, BatchReport, BatchStatus, Container, JobDescription, KeyValue,
 };
 
-/// Default limit on one API call.
-pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(30);
+pub use crate::DEFAULT_API_TIMEOUT;
 /// Default pause between two looks at a job that is being waited on.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a job just submitted may take to show in DescribeJobs.
@@ -123,7 +122,7 @@ pub enum CancelOutcome {
     /// It had not started: CancelJob removed it from the queue.
     Cancelled,
     /// It had already ended, with this status.
-    AlreadyFinished(String),
+    AlreadyFinished(BatchStatus),
 }
 
 /// An AWS Batch client for jobs that carry Wove payloads.
@@ -350,9 +349,9 @@ impl BatchClient {
     /// to a running job), CancelJob while it is still queued.
     pub async fn cancel(&self, job_id: &str, reason: &str) -> Result<CancelOutcome, BatchError> {
         let job = report(&self.look(job_id).await?);
-        match job.status.as_str() {
-            "SUCCEEDED" | "FAILED" => Ok(CancelOutcome::AlreadyFinished(job.status)),
-            "STARTING" | "RUNNING" => {
+        match job.status {
+            BatchStatus::Succeeded | BatchStatus::Failed => Ok(CancelOutcome::AlreadyFinished(job.status)),
+            BatchStatus::Starting | BatchStatus::Running => {
                 self.call("TerminateJob", self.sdk.terminate_job().job_id(job_id).reason(reason).send()).await?;
                 Ok(CancelOutcome::Terminated)
             }
@@ -397,6 +396,20 @@ impl BatchClient {
     }
 }
 
+/// The SDK's status as ours: one closed set, matched as values, never as text.
+fn status_of(status: &sdk::JobStatus) -> BatchStatus {
+    match status {
+        sdk::JobStatus::Submitted => BatchStatus::Submitted,
+        sdk::JobStatus::Pending => BatchStatus::Pending,
+        sdk::JobStatus::Runnable => BatchStatus::Runnable,
+        sdk::JobStatus::Starting => BatchStatus::Starting,
+        sdk::JobStatus::Running => BatchStatus::Running,
+        sdk::JobStatus::Succeeded => BatchStatus::Succeeded,
+        sdk::JobStatus::Failed => BatchStatus::Failed,
+        _ => BatchStatus::Unknown,
+    }
+}
+
 /// A job's description and its creation time (for "newest").
 fn description(j: &sdk::JobDetail) -> (JobDescription, i64) {
     let container = |exit_code: Option<i32>, reason: Option<&str>, log: Option<&str>| Container {
@@ -408,7 +421,7 @@ fn description(j: &sdk::JobDetail) -> (JobDescription, i64) {
     let job = JobDescription {
         job_id: j.job_id().unwrap_or_default().into(),
         job_name: j.job_name().unwrap_or_default().into(),
-        status: j.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        status: j.status().map(status_of).unwrap_or_default(),
         status_reason: j.status_reason().map(str::to_string),
         attempts: j
             .attempts()

@@ -119,3 +119,33 @@ pub struct Dependency {
     #[serde(default)]
     pub kind: Option<String>,
 }
+
+impl std::str::FromStr for Dependency {
+    type Err = String;
+
+    /// `JOB_ID` or `JOB_ID:TYPE`, as the command line writes one.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (job_id, kind) = match text.split_once(':') {
+            Some((id, kind)) => (id, Some(kind)),
+            None => (text, None),
+        };
+        if job_id.is_empty() || kind == Some("") {
+            return Err(format!("`{text}` is not JOB_ID or JOB_ID:TYPE"));
+        }
+        Ok(Self { job_id: job_id.into(), kind: kind.map(str::to_string) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dependency_is_written_job_id_or_job_id_colon_type() {
+        assert_eq!("j-1".parse(), Ok(Dependency { job_id: "j-1".into(), kind: None }));
+        assert_eq!("j-1:N_TO_N".parse(), Ok(Dependency { job_id: "j-1".into(), kind: Some("N_TO_N".into()) }));
+        for bad in ["", ":N_TO_N", "j-1:"] {
+            assert!(bad.parse::<Dependency>().unwrap_err().contains("JOB_ID or JOB_ID:TYPE"), "{bad:?}");
+        }
+    }
+}

@@ -12,7 +12,7 @@ use wove_proto::env as vars;
 use wove_proto::Payload;
 
 use super::client::{BatchClient, BatchError};
-use super::status::{report, report_with_children, BatchReport, JobDescription};
+use super::status::{report, report_with_children, BatchReport, BatchStatus, JobDescription};
 use super::unreported::{decide, Decision};
 use crate::report::stop::raised;
 use crate::report::{JobAttempt, Sender, StopSignal};
@@ -77,7 +77,8 @@ impl BatchClient {
                         let attempt = JobAttempt {
                             platform: "aws-batch",
                             job: task.job_id.clone(),
-                            attempt: (task.attempts.len() + usize::from(task.status == "RUNNABLE")).to_string(),
+                            attempt: (task.attempts.len() + usize::from(task.status == BatchStatus::Runnable))
+                                .to_string(),
                             attempt_number: u32::try_from(task.attempts.len()).unwrap_or(u32::MAX).max(1),
                         };
                         if let Some(payload) = &payload {
@@ -87,7 +88,7 @@ impl BatchClient {
                 }
             }
             let last = if children_ids.is_empty() { report(&job) } else { report_with_children(&job, &children) };
-            if end_job && last.status == "RUNNABLE" {
+            if end_job && last.status == BatchStatus::Runnable {
                 self.cancel(job_id, "wove-submit: reported Unschedulable (still RUNNABLE past --pending-timeout)")
                     .await?;
                 return Ok(Reported { report: last, reported, ended_job: true, stopped: false });

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::render::{TAG_RUN_ID, TAG_TASK_ID};
 use crate::indexes::{IndexCounts, IndexReport};
-use crate::kubernetes::Phase;
+use crate::Phase;
 
 /// What DescribeJobs says about a job (the parts read here), as the API spells it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -16,8 +16,8 @@ pub struct JobDescription {
     pub job_id: String,
     /// Its name.
     pub job_name: String,
-    /// `SUBMITTED`, `PENDING`, `RUNNABLE`, `STARTING`, `RUNNING`, `SUCCEEDED` or `FAILED`.
-    pub status: String,
+    /// Where Batch says it stands.
+    pub status: BatchStatus,
     /// Why it is in that status, when Batch says.
     pub status_reason: Option<String>,
     /// Each attempt, oldest first.
@@ -92,7 +92,7 @@ pub struct BatchReport {
     /// Where it stands.
     pub phase: Phase,
     /// Batch's own status.
-    pub status: String,
+    pub status: BatchStatus,
     /// Batch's status reason.
     pub reason: Option<String>,
     /// The worker's exit code in the last attempt.
@@ -141,13 +141,59 @@ impl JobDescription {
     }
 }
 
-/// The phase a Batch status stands for.
-pub fn phase_of(status: &str) -> Phase {
-    match status {
-        "SUCCEEDED" => Phase::Succeeded,
-        "FAILED" => Phase::Failed,
-        "RUNNING" => Phase::Running,
-        _ => Phase::Pending,
+/// An AWS Batch job's status, as the API spells it (`SUBMITTED` ... `FAILED`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BatchStatus {
+    /// Accepted, not yet evaluated by the scheduler.
+    #[default]
+    Submitted,
+    /// Waiting on its dependencies.
+    Pending,
+    /// Queued: waiting for room in a compute environment.
+    Runnable,
+    /// Placed; its container is being started.
+    Starting,
+    /// Its container runs.
+    Running,
+    /// It ended with exit code 0.
+    Succeeded,
+    /// It ended otherwise (a non-zero exit, a timeout, cancelled, its host lost).
+    Failed,
+    /// A status this version does not know: read as not yet running.
+    #[serde(other)]
+    Unknown,
+}
+
+impl BatchStatus {
+    /// The API's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Submitted => "SUBMITTED",
+            Self::Pending => "PENDING",
+            Self::Runnable => "RUNNABLE",
+            Self::Starting => "STARTING",
+            Self::Running => "RUNNING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+            Self::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// Where a job in this status stands, in the terms both backends share.
+    pub fn phase(self) -> Phase {
+        match self {
+            Self::Succeeded => Phase::Succeeded,
+            Self::Failed => Phase::Failed,
+            Self::Running => Phase::Running,
+            Self::Submitted | Self::Pending | Self::Runnable | Self::Starting | Self::Unknown => Phase::Pending,
+        }
+    }
+}
+
+impl std::fmt::Display for BatchStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -190,7 +236,7 @@ pub fn index_report(index: usize, child: &JobDescription) -> IndexReport {
 
 /// Read a job's state from its description.
 pub fn report(job: &JobDescription) -> BatchReport {
-    let phase = phase_of(&job.status);
+    let phase = job.status.phase();
     let attempts: Vec<AttemptReport> = job
         .attempts
         .iter()
@@ -213,7 +259,7 @@ pub fn report(job: &JobDescription) -> BatchReport {
         task_id: job.tags.get(TAG_TASK_ID).cloned(),
         payload_object: job.tags.get(super::render::TAG_PAYLOAD_OBJECT).cloned(),
         phase,
-        status: job.status.clone(),
+        status: job.status,
         reason: job.status_reason.clone().filter(|r| !r.is_empty()),
         exit_code,
         exit_meaning: exit_code.map(wove_proto::exit::describe),
@@ -281,9 +327,16 @@ mod tests {
             ("STARTING", Phase::Pending),
             ("RUNNING", Phase::Running),
             ("SUCCEEDED", Phase::Succeeded),
+            ("FAILED", Phase::Failed),
+            // One the API may add later: still read, as not running yet.
+            ("PAUSED", Phase::Pending),
         ] {
-            let job = JobDescription { status: status.into(), ..Default::default() };
+            let job: JobDescription = serde_json::from_value(serde_json::json!({"status": status})).unwrap();
             assert_eq!(report(&job).phase, phase, "{status}");
+            if job.status != BatchStatus::Unknown {
+                assert_eq!(job.status.as_str(), status, "spelled as the API spells it");
+                assert_eq!(serde_json::to_value(job.status).unwrap(), status);
+            }
         }
     }
 }

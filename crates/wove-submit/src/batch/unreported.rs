@@ -28,7 +28,7 @@ use std::time::Duration;
 use serde_json::Value;
 use wove_proto::PlatformKind;
 
-use super::status::JobDescription;
+use super::status::{BatchStatus, JobDescription};
 use crate::report::Unreported;
 
 /// Exit codes after which the worker has sent (or tried in vain to send, to
@@ -60,9 +60,9 @@ pub fn decide(job: &JobDescription, index: Option<usize>, now_ms: i64, pending_t
         }
         Decision::Report(Unreported { index, kind, reason: reason.to_string(), message, details })
     };
-    match job.status.as_str() {
-        "SUCCEEDED" => Decision::Settled,
-        "RUNNABLE" => {
+    match job.status {
+        BatchStatus::Succeeded => Decision::Settled,
+        BatchStatus::Runnable => {
             let waited_ms = job.created_at.map_or(0, |created| now_ms.saturating_sub(created));
             let waited = Duration::from_millis(u64::try_from(waited_ms).unwrap_or(0));
             if waited < pending_timeout {
@@ -76,7 +76,7 @@ pub fn decide(job: &JobDescription, index: Option<usize>, now_ms: i64, pending_t
             );
             report(PlatformKind::Unschedulable, "RUNNABLE", message, None)
         }
-        "FAILED" => decide_failed(job, report),
+        BatchStatus::Failed => decide_failed(job, report),
         _ => Decision::Open,
     }
 }

@@ -5,9 +5,28 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use wove_deliver::args::shown_seconds;
 use wove_submit::{Compression, EncodedPayload};
 
+use super::output::Output;
 use super::{Failure, SubmitExit};
+
+/// `--output`, as every command that reports on a job takes it.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Output format.
+    #[arg(long = "output", short = 'o', env = "WOVE_SUBMIT_OUTPUT", value_enum, default_value_t = Output::Text)]
+    pub format: Output,
+}
+
+/// `--api-timeout`, as both platforms' clients take it; the default is the library's.
+#[derive(Debug, Args)]
+pub struct ApiTimeoutArgs {
+    /// Seconds each API call may take.
+    #[arg(long = "api-timeout", env = "WOVE_SUBMIT_API_TIMEOUT", value_name = "SECS", value_parser = seconds,
+          default_value = shown_seconds(wove_submit::DEFAULT_API_TIMEOUT))]
+    pub seconds: Duration,
+}
 
 /// Largest payload file read: the worker's own default bound (--max-payload-bytes), which a payload
 /// store can carry; larger is refused at once.

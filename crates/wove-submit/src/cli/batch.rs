@@ -8,8 +8,8 @@ use wove_submit::batch::reporting::{Reported, Reporting};
 use wove_submit::batch::{self, BatchClient, BatchError, BatchOptions, BatchReport, Dependency};
 
 use super::args::{
-    block_on, key_value, read_payload, refused, reported_exit, seconds, set, stop_on_stdin_eof, PayloadArgs,
-    PayloadSourceArgs, ReportArgs, WaitingArgs,
+    block_on, key_value, read_payload, refused, reported_exit, seconds, set, stop_on_stdin_eof, ApiTimeoutArgs,
+    OutputArgs, PayloadArgs, PayloadSourceArgs, ReportArgs, WaitingArgs,
 };
 use super::output::{self, Output, Stream};
 use super::store::{self, StoreArgs};
@@ -71,9 +71,8 @@ pub struct SubmitArgs {
     waiting: WaitingArgs,
     #[command(flatten)]
     reporting: ReportArgs,
-    /// Output format.
-    #[arg(long, short = 'o', env = "WOVE_SUBMIT_OUTPUT", value_enum, default_value_t = Output::Text)]
-    output: Output,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -82,9 +81,8 @@ pub struct IdArgs {
     job_id: String,
     #[command(flatten)]
     connect: ConnectArgs,
-    /// Output format.
-    #[arg(long, short = 'o', env = "WOVE_SUBMIT_OUTPUT", value_enum, default_value_t = Output::Text)]
-    output: Output,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -134,9 +132,8 @@ struct ConnectArgs {
     /// The region [default: AWS_REGION, the profile's, or the instance's].
     #[arg(long, env = "WOVE_SUBMIT_AWS_REGION")]
     region: Option<String>,
-    /// Seconds each API call may take.
-    #[arg(long, env = "WOVE_SUBMIT_API_TIMEOUT", default_value = "30", value_name = "SECS", value_parser = seconds)]
-    api_timeout: Duration,
+    #[command(flatten)]
+    api_timeout: ApiTimeoutArgs,
 }
 
 /// Job options. Each overrides the same option from --options.
@@ -181,7 +178,7 @@ struct JobArgs {
     parameter: Vec<(String, String)>,
     /// A job this one waits for: JOB_ID, or JOB_ID:N_TO_N / JOB_ID:SEQUENTIAL (repeat).
     #[arg(long, env = "WOVE_SUBMIT_DEPENDS_ON", value_name = "JOB_ID[:TYPE]", value_delimiter = ',')]
-    depends_on: Vec<String>,
+    depends_on: Vec<Dependency>,
     /// Scheduling priority on a fair-share queue, 0 to 9999.
     #[arg(long, env = "WOVE_SUBMIT_PRIORITY", value_name = "N")]
     priority: Option<i32>,
@@ -240,10 +237,7 @@ impl JobArgs {
         o.tags.extend(self.tag.iter().cloned());
         o.propagate_tags |= self.propagate_tags;
         o.parameters.extend(self.parameter.iter().cloned());
-        o.depends_on.extend(self.depends_on.iter().map(|d| match d.split_once(':') {
-            Some((id, kind)) => Dependency { job_id: id.into(), kind: Some(kind.into()) },
-            None => Dependency { job_id: d.clone(), kind: None },
-        }));
+        o.depends_on.extend(self.depends_on.iter().cloned());
         if self.priority.is_some() {
             o.scheduling_priority = self.priority;
         }
@@ -294,7 +288,7 @@ async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
             let sender = if args.wait { args.reporting.sender()? } else { None };
             let store = match &plan.upload {
                 Some(object) => {
-                    let store = store::client(args.connect.api_timeout).await;
+                    let store = store::client(args.connect.api_timeout.seconds).await;
                     if let Some(url) = store::upload(&store, object).await? {
                         plan.request.set_payload_url(&url, ecs_limit).map_err(refused)?;
                     }
@@ -304,7 +298,7 @@ async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
             };
             let client = connect(&args.connect).await.poll_interval(args.waiting.poll);
             let submitted = client.submit(&plan.request).await.map_err(client_failure)?;
-            output::print_batch_submitted(&submitted, args.output, args.wait);
+            output::print_batch_submitted(&submitted, args.output.format, args.wait);
             if !args.wait {
                 return Ok(SubmitExit::Success);
             }
@@ -315,7 +309,7 @@ async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
                     if let (Some(store), Ok(report)) = (&store, &outcome) {
                         release_when_over(store, report, object.as_deref()).await;
                     }
-                    finish_wait(outcome, args.output)
+                    finish_wait(outcome, args.output.format)
                 }
                 Some(sender) => {
                     let reporting = reporting(&args.reporting, sender);
@@ -324,19 +318,19 @@ async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
                         .await;
                     if let (Some(store), Ok(reported)) = (&store, &outcome) {
                         if reported.stopped {
-                            linger_and_release(&client, &reported.report, args.connect.api_timeout).await;
+                            linger_and_release(&client, &reported.report, args.connect.api_timeout.seconds).await;
                         } else {
                             release_when_over(store, &reported.report, object.as_deref()).await;
                         }
                     }
-                    finish_reported(outcome, args.output)
+                    finish_reported(outcome, args.output.format)
                 }
             }
         }
         Remote::Status(args) => {
             let client = connect(&args.connect).await;
             let report = client.status(&args.job_id).await.map_err(client_failure)?;
-            output::print_batch_report(&report, args.output, Stream::Stdout);
+            output::print_batch_report(&report, args.output.format, Stream::Stdout);
             Ok(SubmitExit::Success)
         }
         Remote::Wait(args) => {
@@ -345,9 +339,9 @@ async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
             let Some(sender) = sender else {
                 let outcome = client.wait(&args.id.job_id, args.waiting.timeout).await;
                 if let Ok(report) = &outcome {
-                    release_object_of(report, args.id.connect.api_timeout).await;
+                    release_object_of(report, args.id.connect.api_timeout.seconds).await;
                 }
-                return finish_wait(outcome, args.id.output);
+                return finish_wait(outcome, args.id.output.format);
             };
             let payload = if args.payload.is_given() {
                 Some(read_payload(&args.payload)?.payload().clone())
@@ -355,7 +349,7 @@ async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
                 // A payload by reference is not in the job to be read back: it is in the store.
                 match client.status(&args.id.job_id).await.ok().and_then(|r| r.payload_object) {
                     Some(url) => {
-                        let store = store::client(args.id.connect.api_timeout).await;
+                        let store = store::client(args.id.connect.api_timeout.seconds).await;
                         Some(store::download_payload(&store, &url, None).await?)
                     }
                     None => None,
@@ -366,22 +360,22 @@ async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
                 client.wait_reporting(&args.id.job_id, args.waiting.timeout, payload.as_ref(), &reporting).await;
             if let Ok(reported) = &outcome {
                 if reported.stopped {
-                    linger_and_release(&client, &reported.report, args.id.connect.api_timeout).await;
+                    linger_and_release(&client, &reported.report, args.id.connect.api_timeout.seconds).await;
                 } else {
-                    release_object_of(&reported.report, args.id.connect.api_timeout).await;
+                    release_object_of(&reported.report, args.id.connect.api_timeout.seconds).await;
                 }
             }
-            finish_reported(outcome, args.id.output)
+            finish_reported(outcome, args.id.output.format)
         }
         Remote::Cancel(args) => {
             let client = connect(&args.id.connect).await;
             // Read before the job is stopped: which object it reads, if any.
             let object = client.status(&args.id.job_id).await.ok().and_then(|r| r.payload_object);
             let outcome = client.cancel(&args.id.job_id, &args.reason).await.map_err(client_failure)?;
-            output::print_batch_cancelled(&args.id.job_id, &outcome, args.id.output);
+            output::print_batch_cancelled(&args.id.job_id, &outcome, args.id.output.format);
             if object.is_some() {
                 // Cancelled means no attempt will start again: nothing will read it.
-                store::release(&store::client(args.id.connect.api_timeout).await, object.as_deref()).await;
+                store::release(&store::client(args.id.connect.api_timeout.seconds).await, object.as_deref()).await;
             }
             Ok(SubmitExit::Success)
         }
@@ -425,7 +419,7 @@ async fn linger_and_release(client: &BatchClient, last: &BatchReport, api_timeou
 /// that no job of its name claims and is older than --older-than, is deleted.
 async fn cleanup(args: &CleanupArgs) -> Result<SubmitExit, Failure> {
     let at = wove_submit::store::StoreUrl::parse(&args.payload_store).map_err(refused)?;
-    let store = store::client(args.connect.api_timeout).await;
+    let store = store::client(args.connect.api_timeout.seconds).await;
     let client = connect(&args.connect).await;
     let listed = store.list(&at.bucket, &at.prefix).await.map_err(|e| Failure::new(SubmitExit::Api, e))?;
     let now = std::time::SystemTime::now();
@@ -439,7 +433,7 @@ async fn cleanup(args: &CleanupArgs) -> Result<SubmitExit, Failure> {
         let verdict = if jobs.is_empty() {
             let age = object.last_modified.and_then(|t| now.duration_since(t).ok()).unwrap_or_default();
             (age >= args.older_than).then(|| format!("no job {job_name} in {}", args.job_queue))
-        } else if jobs.iter().all(|j| wove_submit::batch::status::phase_of(&j.status).is_final()) {
+        } else if jobs.iter().all(|j| j.status.phase().is_final()) {
             Some(format!("job {job_name} is over"))
         } else {
             None
@@ -459,7 +453,7 @@ fn finish_wait(outcome: Result<BatchReport, BatchError>, format: Output) -> Resu
     match outcome {
         Ok(report) => {
             output::print_batch_report(&report, format, Stream::Stdout);
-            Ok(SubmitExit::finished(report.phase == wove_submit::kubernetes::Phase::Succeeded, report.exit_code))
+            Ok(SubmitExit::finished(report.phase == wove_submit::Phase::Succeeded, report.exit_code))
         }
         Err(e) => {
             if let Some(last) = e.last_report() {
@@ -480,7 +474,7 @@ fn finish_reported(outcome: Result<Reported, BatchError>, format: Output) -> Res
         Ok(reported) if reported.stopped => Ok(SubmitExit::Success),
         Ok(reported) => {
             output::print_batch_reported(&reported, format);
-            let succeeded = reported.report.phase == wove_submit::kubernetes::Phase::Succeeded;
+            let succeeded = reported.report.phase == wove_submit::Phase::Succeeded;
             let finished = SubmitExit::finished(succeeded, reported.report.exit_code);
             reported_exit(reported.undelivered(), reported.ended_job, finished)
         }
@@ -489,7 +483,9 @@ fn finish_reported(outcome: Result<Reported, BatchError>, format: Output) -> Res
 }
 
 async fn connect(args: &ConnectArgs) -> BatchClient {
-    BatchClient::connect(args.endpoint_url.as_deref(), args.region.as_deref()).await.api_timeout(args.api_timeout)
+    BatchClient::connect(args.endpoint_url.as_deref(), args.region.as_deref())
+        .await
+        .api_timeout(args.api_timeout.seconds)
 }
 
 fn client_failure(error: BatchError) -> Failure {

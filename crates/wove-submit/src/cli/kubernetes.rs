@@ -12,13 +12,13 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use wove_submit::kubernetes::{
-    self, Client, ClientError, Indexed, JobOptions, JobReport, PayloadPlacement, RenderError, Reported, Reporting,
-    SigningSecret,
+    self, Client, ClientError, Indexed, JobOptions, JobReport, LogNotice, PayloadPlacement, RenderError, Reported,
+    Reporting, SigningSecret,
 };
 
 use super::args::{
     block_on, json_list, json_one, key_value, read_payload, refused, reported_exit, seconds, set, stop_on_stdin_eof,
-    PayloadArgs, PayloadSourceArgs, ReportArgs, WaitingArgs,
+    ApiTimeoutArgs, OutputArgs, PayloadArgs, PayloadSourceArgs, ReportArgs, WaitingArgs,
 };
 use super::output::{self, Output, RenderFormat, Stream};
 use super::store::{self, StoreArgs};
@@ -89,9 +89,8 @@ pub struct SubmitArgs {
     waiting: WaitingArgs,
     #[command(flatten)]
     reporting: ReportArgs,
-    /// Output format.
-    #[arg(long, short = 'o', env = "WOVE_SUBMIT_OUTPUT", value_enum, default_value_t = Output::Text)]
-    output: Output,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -103,9 +102,8 @@ pub struct NamedArgs {
     namespace: String,
     #[command(flatten)]
     connect: ConnectArgs,
-    /// Output format.
-    #[arg(long, short = 'o', env = "WOVE_SUBMIT_OUTPUT", value_enum, default_value_t = Output::Text)]
-    output: Output,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -160,9 +158,8 @@ struct ConnectArgs {
     /// Kubeconfig context [default: its current context].
     #[arg(long, env = "WOVE_SUBMIT_CONTEXT")]
     context: Option<String>,
-    /// Seconds each API call may take.
-    #[arg(long, env = "WOVE_SUBMIT_API_TIMEOUT", default_value = "30", value_name = "SECS", value_parser = seconds)]
-    api_timeout: Duration,
+    #[command(flatten)]
+    api_timeout: ApiTimeoutArgs,
 }
 
 /// Job options. Each overrides the same option from --options.
@@ -183,8 +180,8 @@ struct JobArgs {
     #[arg(long, env = "WOVE_SUBMIT_NAME_PREFIX")]
     name_prefix: Option<String>,
     /// Always, IfNotPresent or Never [default: the cluster's].
-    #[arg(long, env = "WOVE_SUBMIT_IMAGE_PULL_POLICY")]
-    image_pull_policy: Option<String>,
+    #[arg(long, env = "WOVE_SUBMIT_IMAGE_PULL_POLICY", value_name = "POLICY")]
+    image_pull_policy: Option<kubernetes::ImagePullPolicy>,
     /// A registry credentials Secret (repeat, or comma-separated).
     #[arg(long, env = "WOVE_SUBMIT_IMAGE_PULL_SECRETS", value_name = "NAME", value_delimiter = ',')]
     image_pull_secret: Vec<String>,
@@ -274,7 +271,7 @@ struct JobArgs {
     termination_grace: Option<i64>,
     /// The signing secret: a Kubernetes Secret NAME, or NAME:KEY [key default: secret].
     #[arg(long, env = "WOVE_SUBMIT_SIGNING_SECRET", value_name = "NAME[:KEY]")]
-    signing_secret: Option<String>,
+    signing_secret: Option<SigningSecret>,
     /// Mount the signing secret as a file instead of an environment variable.
     #[arg(long, env = "WOVE_SUBMIT_SIGNING_SECRET_AS_FILE", requires = "signing_secret")]
     signing_secret_as_file: bool,
@@ -330,7 +327,7 @@ async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
         Remote::Status(args) => {
             let client = connect(&args.connect).await?;
             let report = client.status(&args.namespace, &args.name).await.map_err(client_failure)?;
-            output::print_report(&report, args.output, Stream::Stdout);
+            output::print_report(&report, args.output.format, Stream::Stdout);
             Ok(SubmitExit::Success)
         }
         Remote::Wait(args) => {
@@ -342,21 +339,21 @@ async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
                 // A payload by reference is not in the Job to be read back: it is in the store.
                 (Some(_), false) => match client.status(namespace, name).await.ok().and_then(|r| r.payload_object) {
                     Some(url) => {
-                        let store = store::client(args.named.connect.api_timeout).await;
+                        let store = store::client(args.named.connect.api_timeout.seconds).await;
                         Some(store::download_payload(&store, &url, None).await?)
                     }
                     None => None,
                 },
                 _ => None,
             };
-            let api_timeout = args.named.connect.api_timeout;
+            let api_timeout = args.named.connect.api_timeout.seconds;
             match sender {
                 None => {
                     let outcome = client.wait(namespace, name, timeout).await;
                     if let Ok(report) = &outcome {
                         release_object_of(report, api_timeout).await;
                     }
-                    finish_wait(outcome, args.named.output, Stream::Stdout)
+                    finish_wait(outcome, args.named.output.format, Stream::Stdout)
                 }
                 Some(sender) => {
                     let reporting = reporting(&args.reporting, sender);
@@ -364,14 +361,14 @@ async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
                     if let Ok(reported) = &outcome {
                         after_reported(&client, reported, api_timeout).await;
                     }
-                    finish_reported(outcome, args.named.output, Stream::Stdout)
+                    finish_reported(outcome, args.named.output.format, Stream::Stdout)
                 }
             }
         }
         Remote::Logs(args) => {
             let client = connect(&args.connect).await?;
             let mut stdout = tokio::io::stdout();
-            let follow = client.logs(&args.namespace, &args.name, &mut stdout);
+            let follow = client.logs(&args.namespace, &args.name, &mut stdout, print_notice);
             match args.timeout {
                 None => follow.await.map_err(client_failure)?,
                 Some(limit) => match tokio::time::timeout(limit, follow).await {
@@ -391,10 +388,10 @@ async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
             // Read before the Job goes: which object it reads, if any.
             let object = client.status(&args.namespace, &args.name).await.ok().and_then(|r| r.payload_object);
             let result = client.cancel(&args.namespace, &args.name).await.map_err(client_failure)?;
-            output::print_cancelled(&args.namespace, &args.name, result, args.output);
+            output::print_cancelled(&args.namespace, &args.name, result, args.output.format);
             if object.is_some() {
                 // The Job is deleted: no pod will start again to read it.
-                store::release(&store::client(args.connect.api_timeout).await, object.as_deref()).await;
+                store::release(&store::client(args.connect.api_timeout.seconds).await, object.as_deref()).await;
             }
             Ok(SubmitExit::Success)
         }
@@ -431,7 +428,7 @@ async fn after_reported(client: &Client, reported: &Reported, api_timeout: Durat
 /// gone and older than --older-than, is deleted.
 async fn cleanup(args: &CleanupArgs) -> Result<SubmitExit, Failure> {
     let at = wove_submit::store::StoreUrl::parse(&args.payload_store).map_err(refused)?;
-    let store = store::client(args.connect.api_timeout).await;
+    let store = store::client(args.connect.api_timeout.seconds).await;
     let client = connect(&args.connect).await?;
     let listed = store.list(&at.bucket, &at.prefix).await.map_err(|e| Failure::new(SubmitExit::Api, e))?;
     let now = std::time::SystemTime::now();
@@ -465,7 +462,7 @@ async fn submit(args: SubmitArgs) -> Result<SubmitExit, Failure> {
     let (mut manifest, payload) = build(&args.payload, &args.job)?;
     let sender = if args.wait { args.reporting.sender()? } else { None };
     if let Some(object) = manifest.payload_object.clone() {
-        let store = store::client(args.connect.api_timeout).await;
+        let store = store::client(args.connect.api_timeout.seconds).await;
         if let Some(url) = store::upload(&store, &object).await? {
             manifest.set_payload_url(&url);
         }
@@ -473,7 +470,7 @@ async fn submit(args: SubmitArgs) -> Result<SubmitExit, Failure> {
     let client = connect(&args.connect).await?.poll_interval(args.waiting.poll);
     let submitted = client.submit(&manifest).await.map_err(client_failure)?;
     let to = if args.logs { Stream::Stderr } else { Stream::Stdout };
-    output::print_submitted(&manifest, &submitted, args.output, args.wait, to);
+    output::print_submitted(&manifest, &submitted, args.output.format, args.wait, to);
     if !args.wait {
         return Ok(SubmitExit::Success);
     }
@@ -482,14 +479,14 @@ async fn submit(args: SubmitArgs) -> Result<SubmitExit, Failure> {
         let reporting = reporting(&args.reporting, sender);
         let outcome = client.wait_reporting(namespace, name, args.waiting.timeout, Some(&payload), &reporting).await;
         if let Ok(reported) = &outcome {
-            after_reported(&client, reported, args.connect.api_timeout).await;
+            after_reported(&client, reported, args.connect.api_timeout.seconds).await;
         }
-        return finish_reported(outcome, args.output, to);
+        return finish_reported(outcome, args.output.format, to);
     }
     let waiting = client.wait(namespace, name, args.waiting.timeout);
     let outcome = if args.logs {
         let mut stdout = tokio::io::stdout();
-        let follow = client.logs(namespace, name, &mut stdout);
+        let follow = client.logs(namespace, name, &mut stdout, print_notice);
         tokio::pin!(follow);
         tokio::pin!(waiting);
         // The log ends when the Job ends; the wait decides, the log gets a
@@ -512,9 +509,9 @@ async fn submit(args: SubmitArgs) -> Result<SubmitExit, Failure> {
         waiting.await
     };
     if let Ok(report) = &outcome {
-        release_object_of(report, args.connect.api_timeout).await;
+        release_object_of(report, args.connect.api_timeout.seconds).await;
     }
-    finish_wait(outcome, args.output, to)
+    finish_wait(outcome, args.output.format, to)
 }
 
 fn finish_wait(outcome: Result<JobReport, ClientError>, format: Output, to: Stream) -> Result<SubmitExit, Failure> {
@@ -555,7 +552,7 @@ fn finish_reported(outcome: Result<Reported, ClientError>, format: Output, to: S
 
 async fn connect(args: &ConnectArgs) -> Result<Client, Failure> {
     let client = Client::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await.map_err(client_failure)?;
-    Ok(client.api_timeout(args.api_timeout))
+    Ok(client.api_timeout(args.api_timeout.seconds))
 }
 
 fn client_failure(error: ClientError) -> Failure {
@@ -573,18 +570,15 @@ fn build(payload: &PayloadArgs, job: &JobArgs) -> Result<(kubernetes::Manifest, 
     let mut options = job.options()?;
     set(&mut options.compression, payload.compression);
     let patch = job.patch.as_deref().map(read_patch).transpose()?;
-    let mut patch_error = None;
-    let rendered = kubernetes::render_with(&encoded, &options, |built| {
-        if let Some(patch) = &patch {
-            if let Err(e) = apply_patch(built, patch) {
-                patch_error = Some(e);
-            }
-        }
+    let rendered = kubernetes::render_with(&encoded, &options, |built| match &patch {
+        Some(patch) => apply_patch(built, patch),
+        None => Ok(()),
     });
-    if let Some(e) = patch_error {
-        return Err(refused(e));
-    }
-    let manifest = rendered.map_err(|e: RenderError| refused(e))?;
+    let manifest = rendered.map_err(|e: RenderError| match e {
+        // The patch's own words: it is the caller's flag, not the Job, that is wrong.
+        RenderError::Hook(cause) => refused(cause.to_string()),
+        other => refused(other),
+    })?;
     Ok((manifest, encoded.payload().clone()))
 }
 
@@ -620,7 +614,7 @@ impl JobArgs {
         set(&mut o.namespace, self.namespace.clone());
         set(&mut o.name_prefix, self.name_prefix.clone());
         if self.image_pull_policy.is_some() {
-            o.image_pull_policy = self.image_pull_policy.clone();
+            o.image_pull_policy = self.image_pull_policy;
         }
         o.image_pull_secrets.extend(self.image_pull_secret.iter().cloned());
         if !self.command.is_empty() {
@@ -679,10 +673,8 @@ impl JobArgs {
         if self.termination_grace.is_some() {
             o.termination_grace_period_seconds = self.termination_grace;
         }
-        if let Some(spec) = &self.signing_secret {
-            let (name, key) = spec.split_once(':').unwrap_or((spec, "secret"));
-            o.signing_secret =
-                Some(SigningSecret { name: name.into(), key: key.into(), as_file: self.signing_secret_as_file });
+        if let Some(secret) = &self.signing_secret {
+            o.signing_secret = Some(SigningSecret { as_file: self.signing_secret_as_file, ..secret.clone() });
         }
         set(&mut o.payload_placement, self.payload_placement);
         set(&mut o.inline_payload_max_bytes, self.inline_payload_max);
@@ -736,5 +728,12 @@ pub fn render_typed(manifest: &kubernetes::Manifest) -> Vec<serde_json::Value> {
     match json["items"].as_array() {
         Some(items) => items.clone(),
         None => vec![json],
+    }
+}
+/// What the log follower says beside the log: on stderr, so that stdout is the log alone.
+fn print_notice(notice: LogNotice<'_>) {
+    match notice {
+        LogNotice::Pod(pod) => eprintln!("==> pod {pod} <=="),
+        LogNotice::Lost { error, .. } => eprintln!("wove-submit: {}", wove_submit::error_chain(&error)),
     }
 }

@@ -259,7 +259,7 @@ pub fn print_batch_cancelled(job_id: &str, outcome: &CancelOutcome, format: Outp
     }
 }
 
-fn phase_word(phase: wove_submit::kubernetes::Phase) -> String {
+fn phase_word(phase: wove_submit::Phase) -> String {
     serde_json::to_value(phase).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
@@ -320,8 +320,7 @@ fn indexes_text(counts: &IndexCounts, indexes: &[IndexReport]) -> String {
         "  tasks: {} succeeded, {} failed, {} running, {} pending\n",
         counts.succeeded, counts.failed, counts.running, counts.pending
     );
-    let failed: Vec<&IndexReport> =
-        indexes.iter().filter(|i| i.phase == wove_submit::kubernetes::Phase::Failed).collect();
+    let failed: Vec<&IndexReport> = indexes.iter().filter(|i| i.phase == wove_submit::Phase::Failed).collect();
     for index in failed.iter().take(FAILED_LISTED) {
         out.push_str(&format!("  task {}", index.index));
         if let Some(task_id) = &index.task_id {

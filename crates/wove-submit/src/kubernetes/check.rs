@@ -13,8 +13,8 @@ use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use wove_proto::env as vars;
 
+use super::manifest::{annotation, Manifest, ANNOTATION_PAYLOAD_SHA256, CONTAINER, PAYLOAD_KEY};
 use super::options::{GRACE_MARGIN_SECS, MAX_ENV_STRING, MAX_SECRET_DATA};
-use super::render::{annotation, Manifest, ANNOTATION_PAYLOAD_SHA256, CONTAINER, PAYLOAD_KEY};
 use crate::container::Carried;
 use crate::naming;
 

@@ -19,11 +19,11 @@ use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, Po
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::io::AsyncWriteExt as _;
 
-use super::render::{annotation, Manifest, ANNOTATION_PAYLOAD_SHA256, CONTAINER, LABEL_JOB_NAME};
-use super::status::{report, JobReport, Phase};
+use super::manifest::{annotation, Manifest, ANNOTATION_PAYLOAD_SHA256, CONTAINER, LABEL_JOB_NAME};
+use super::status::{report, JobReport, PodPhase};
+use crate::Phase;
 
-/// Default limit on one API call.
-pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(30);
+pub use crate::DEFAULT_API_TIMEOUT;
 /// Default pause between two looks at a Job whose logs are followed, and
 /// before looking again after a watch failed.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
@@ -375,8 +375,16 @@ impl Client {
 
     /// Copy the logs of the Job's worker containers to `out`, one pod after
     /// another, following each while it runs, until the Job has ended and
-    /// every pod that ran was read.
-    pub async fn logs<W>(&self, namespace: &str, name: &str, out: &mut W) -> Result<(), ClientError>
+    /// every pod that ran was read. What is not log text (which pod's log
+    /// begins, a pod whose log was lost) goes to `notice`: the library prints
+    /// nothing itself.
+    pub async fn logs<W>(
+        &self,
+        namespace: &str,
+        name: &str,
+        out: &mut W,
+        mut notice: impl FnMut(LogNotice<'_>),
+    ) -> Result<(), ClientError>
     where
         W: tokio::io::AsyncWrite + Unpin,
     {
@@ -391,18 +399,18 @@ impl Client {
             let ready: Vec<String> = ready.map(|p| p.name.clone()).collect();
             for pod in ready {
                 if seen.pods.len() > 1 {
-                    eprintln!("==> pod {pod} <==");
+                    notice(LogNotice::Pod(&pod));
                 }
                 match self.copy_log(&pod_api, &pod, out).await {
                     Err(ClientError::Output(e)) => return Err(ClientError::Output(e)),
                     // One pod's log lost (evicted before it started, its node
                     // gone) must not stop the others from being read.
-                    Err(e) => eprintln!("wove-submit: {}", crate::error_chain(&e)),
+                    Err(error) => notice(LogNotice::Lost { pod: &pod, error }),
                     Ok(()) => {}
                 }
                 followed.push(pod);
             }
-            let unread = seen.pods.iter().any(|p| !followed.contains(&p.name) && p.phase != "Pending");
+            let unread = seen.pods.iter().any(|p| !followed.contains(&p.name) && p.phase != PodPhase::Pending);
             if seen.phase.is_final() && !unread {
                 return Ok(());
             }
@@ -519,7 +527,7 @@ fn has_started(pods: &[Pod], name: &str) -> bool {
         status.and_then(|s| s.container_statuses.as_ref()).and_then(|c| c.iter().find(|c| c.name == CONTAINER));
     let state = container.and_then(|c| c.state.as_ref());
     state.is_some_and(|s| s.running.is_some() || s.terminated.is_some())
-        || matches!(status.and_then(|s| s.phase.as_deref()), Some("Running" | "Succeeded" | "Failed"))
+        || PodPhase::of(status.and_then(|s| s.phase.as_deref())).has_started()
 }
 
 impl JobReport {
@@ -527,4 +535,18 @@ impl JobReport {
     pub fn succeeded(&self) -> bool {
         self.phase == Phase::Succeeded
     }
+}
+/// What [`Client::logs`] says beside the log text.
+#[derive(Debug)]
+pub enum LogNotice<'a> {
+    /// This pod's log begins (said when the Job has run more than one pod).
+    Pod(&'a str),
+    /// This pod's log could not be read (evicted before it started, its node gone); the
+    /// other pods' logs still are.
+    Lost {
+        /// The pod.
+        pod: &'a str,
+        /// Why.
+        error: ClientError,
+    },
 }

@@ -9,7 +9,7 @@ use k8s_openapi::api::batch::v1::{
 };
 use wove_proto::Exit;
 
-use super::render::CONTAINER;
+use super::manifest::CONTAINER;
 
 /// The rules, first match wins:
 /// 1. `Ignore` a pod that failed because it was disrupted (evicted, preempted,

@@ -37,6 +37,39 @@ pub const MAX_SECRET_DATA: usize = 1024 * 1024;
 /// The user and group the worker images run as.
 pub const DEFAULT_UID: i64 = 65532;
 
+/// When a node pulls the worker image, as Kubernetes spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ImagePullPolicy {
+    /// Every time the container starts.
+    Always,
+    /// Only when the node does not have it.
+    IfNotPresent,
+    /// Never: the node must have it.
+    Never,
+}
+
+impl ImagePullPolicy {
+    /// Kubernetes' spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "Always",
+            Self::IfNotPresent => "IfNotPresent",
+            Self::Never => "Never",
+        }
+    }
+}
+
+impl std::str::FromStr for ImagePullPolicy {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        [Self::Always, Self::IfNotPresent, Self::Never]
+            .into_iter()
+            .find(|p| p.as_str() == text)
+            .ok_or_else(|| format!("{text:?} is not Always, IfNotPresent or Never"))
+    }
+}
+
 /// Everything a caller may choose about the Job. Only [`Self::image`] has no default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -47,8 +80,8 @@ pub struct JobOptions {
     pub name_prefix: String,
     /// The worker image. Required.
     pub image: String,
-    /// `Always`, `IfNotPresent` or `Never`. Default: the cluster's.
-    pub image_pull_policy: Option<String>,
+    /// When the node pulls the image. Default: the cluster's.
+    pub image_pull_policy: Option<ImagePullPolicy>,
     /// Names of Secrets holding registry credentials. Default none.
     pub image_pull_secrets: Vec<String>,
     /// The container's command. Default `["wove-worker"]`.
@@ -244,12 +277,27 @@ pub struct SigningSecret {
     pub as_file: bool,
 }
 
+impl std::str::FromStr for SigningSecret {
+    type Err = String;
+
+    /// `NAME` or `NAME:KEY`, as the command line writes one; mounted as an environment variable.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (name, key) = text.split_once(':').unwrap_or((text, ""));
+        let key = if text.contains(':') { key.to_string() } else { Self::default_key() };
+        if name.is_empty() || key.is_empty() {
+            return Err(format!("`{text}` is not NAME or NAME:KEY"));
+        }
+        Ok(Self { name: name.into(), key, as_file: false })
+    }
+}
+
 impl SigningSecret {
     /// The secret under the default key, as an environment variable.
     pub fn new(name: impl Into<String>) -> Self {
         Self { name: name.into(), key: Self::default_key(), as_file: false }
     }
 
+    /// The key a Secret named without one is read under.
     fn default_key() -> String {
         "secret".into()
     }

@@ -9,68 +9,21 @@ use k8s_openapi::api::core::v1::{
     PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, Secret, SecretKeySelector, SecretVolumeSource,
     SecurityContext, Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
 use wove_proto::env as vars;
 
 use super::check::{self, Violation};
 use super::failure_policy::pod_failure_policy;
+use super::manifest::{
+    Manifest, ANNOTATION_PAYLOAD_OBJECT, ANNOTATION_PAYLOAD_SHA256, ANNOTATION_RUN_ID, ANNOTATION_TASKS,
+    ANNOTATION_TASK_ID, APP_NAME, CONTAINER, LABEL_APP_NAME, LABEL_MANAGED_BY, LABEL_RUN, LABEL_TASK, MANAGER,
+    OWN_VOLUMES, PAYLOAD_KEY, PAYLOAD_MOUNT, PAYLOAD_URL_KEY, SIGNING_MOUNT,
+};
 use super::options::{Compression, Indexed, JobOptions, PayloadPlacement, MAX_ENV_STRING, MAX_SECRET_DATA};
 use crate::naming;
 use crate::payload::EncodedPayload;
 use crate::store::StoredObject;
-
-/// The worker's container in the pod.
-pub const CONTAINER: &str = "wove";
-/// Standard label: what runs.
-pub const LABEL_APP_NAME: &str = "app.kubernetes.io/name";
-/// Standard label: who made the object.
-pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-/// Label with the run id, made valid ([`naming::label_value`]).
-pub const LABEL_RUN: &str = "wove.dev/run";
-/// Label with the task id, made valid.
-pub const LABEL_TASK: &str = "wove.dev/task";
-/// Annotation with the raw run id.
-pub const ANNOTATION_RUN_ID: &str = "wove.dev/run-id";
-/// Annotation with the raw task id.
-pub const ANNOTATION_TASK_ID: &str = "wove.dev/task-id";
-/// Annotation with the payload's SHA-256: a resubmit compares it.
-pub const ANNOTATION_PAYLOAD_SHA256: &str = "wove.dev/payload-sha256";
-/// Annotation with the number of tasks of a many-task payload.
-pub const ANNOTATION_TASKS: &str = "wove.dev/tasks";
-/// Annotation naming the payload's object (`s3://bucket/key`) when it travels
-/// by reference: `wait`, `cancel` and `cleanup` delete it once the Job is over.
-pub const ANNOTATION_PAYLOAD_OBJECT: &str = "wove.dev/payload-object";
-/// The key of a presigned payload URL in the payload Secret: a bearer
-/// credential, so never in the Job's own spec.
-pub const PAYLOAD_URL_KEY: &str = "url";
-/// The label the Job controller puts on the Job's pods.
-pub const LABEL_JOB_NAME: &str = "batch.kubernetes.io/job-name";
-/// Where a Secret-borne payload is mounted.
-pub const PAYLOAD_MOUNT: &str = "/var/run/secrets/wove/payload";
-/// The payload's key in its Secret, and its file name under [`PAYLOAD_MOUNT`].
-pub const PAYLOAD_KEY: &str = "payload";
-/// Where a file-borne signing secret is mounted.
-pub const SIGNING_MOUNT: &str = "/var/run/secrets/wove/signing";
-/// Volumes the submitter adds; a caller's volumes may not use these names.
-pub const OWN_VOLUMES: [&str; 3] = ["wove-payload", "wove-signing", "wove-tmp"];
-
-const APP_NAME: &str = "wove-worker";
-const MANAGER: &str = "wove-submit";
-
-/// A Job ready to submit, and the Secret that carries its payload when it
-/// does not ride in the environment.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Manifest {
-    /// The batch/v1 Job.
-    pub job: Job,
-    /// The payload's Secret. It is owned by the Job once submitted, so
-    /// deleting the Job deletes it.
-    pub payload_secret: Option<Secret>,
-    /// The payload's object when it travels by reference
-    /// ([`JobOptions::payload_store`]): upload it before submitting.
-    pub payload_object: Option<StoredObject>,
-}
 
 /// Why no Job was built.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +52,9 @@ pub enum RenderError {
     /// server or the worker would trip over.
     #[error("the Job breaks {} rule(s): {}", .0.len(), check::join(.0))]
     Invalid(Vec<Violation>),
+    /// The caller's hook refused to change the Job (its own error, kept as the cause).
+    #[error("the Job's hook failed")]
+    Hook(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl RenderError {
@@ -109,23 +65,86 @@ impl RenderError {
 
 /// Build the Job for `payload`.
 pub fn render(payload: &EncodedPayload, options: &JobOptions) -> Result<Manifest, RenderError> {
-    render_with(payload, options, |_| {})
+    render_with(payload, options, |_| Ok::<(), std::convert::Infallible>(()))
 }
 
 /// Build the Job, let `hook` change it (as Wove's `job_factory` lets a user
 /// do), then check the result: a hook cannot produce a Job that the API
-/// server refuses or whose container cannot start.
-pub fn render_with(
+/// server refuses or whose container cannot start. A hook that fails ends
+/// the render with [`RenderError::Hook`], its error the cause.
+pub fn render_with<E>(
     payload: &EncodedPayload,
     options: &JobOptions,
-    hook: impl FnOnce(&mut Job),
-) -> Result<Manifest, RenderError> {
+    hook: impl FnOnce(&mut Job) -> Result<(), E>,
+) -> Result<Manifest, RenderError>
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     validate_options(options)?;
-    let p = payload.payload();
     let indexed = indexed_for(payload, options)?;
+    let mut meta = metadata(payload, options)?;
+    let mut parts = Parts {
+        env: vec![EnvVar {
+            name: vars::SHUTDOWN_BUDGET.into(),
+            value: Some(options.shutdown_budget_seconds.to_string()),
+            ..Default::default()
+        }],
+        volumes: options.volumes.clone(),
+        mounts: options.volume_mounts.clone(),
+    };
+    let (payload_secret, payload_object) = carry_payload(payload, options, &meta, &mut parts)?;
+    if let Some(object) = &payload_object {
+        meta.annotations.insert(ANNOTATION_PAYLOAD_OBJECT.into(), object.url());
+    }
+    add_signing(options, &mut parts);
+    if options.security.read_only_root_filesystem {
+        add_scratch(&mut parts);
+    }
+    parts.env.extend(options.env.iter().cloned());
+    let pod = pod_spec(options, container(options, parts.env, parts.mounts), parts.volumes);
+    let spec = job_spec(options, &meta, pod, indexed.as_ref());
+    let mut job = Job {
+        metadata: ObjectMeta {
+            name: Some(meta.name),
+            namespace: Some(options.namespace.clone()),
+            labels: Some(meta.labels),
+            annotations: Some(meta.annotations),
+            ..Default::default()
+        },
+        spec: Some(spec),
+        status: None,
+    };
+    hook(&mut job).map_err(|e| RenderError::Hook(e.into()))?;
+    let manifest = Manifest { job, payload_secret, payload_object };
+    let violations = check::check(&manifest);
+    if violations.is_empty() {
+        Ok(manifest)
+    } else {
+        Err(RenderError::Invalid(violations))
+    }
+}
+
+/// The Job's name, labels and annotations; its Secret and its pods carry the same.
+struct Metadata {
+    name: String,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+}
+
+/// What the stages add to the container and the pod as they go: the container's environment
+/// and mounts, the pod's volumes. The caller's come first; the submitter's own are added.
+struct Parts {
+    env: Vec<EnvVar>,
+    volumes: Vec<Volume>,
+    mounts: Vec<VolumeMount>,
+}
+
+/// The name from the ids; the ids, made valid, as labels; the raw ids, the payload's digest and
+/// the number of tasks as annotations.
+fn metadata(payload: &EncodedPayload, options: &JobOptions) -> Result<Metadata, RenderError> {
+    let p = payload.payload();
     let name = naming::object_name(&options.name_prefix, &p.run_id, &p.task_id)
         .map_err(|e| RenderError::option("name_prefix", e.to_string()))?;
-
     let labels = own_labels(&p.run_id, &p.task_id, &options.labels);
     let mut annotations = options.annotations.clone();
     annotations.insert(ANNOTATION_RUN_ID.into(), p.run_id.clone());
@@ -134,67 +153,57 @@ pub fn render_with(
     if p.is_many() {
         annotations.insert(ANNOTATION_TASKS.into(), p.task_count().to_string());
     }
+    Ok(Metadata { name, labels, annotations })
+}
 
-    let mut env = vec![EnvVar {
-        name: vars::SHUTDOWN_BUDGET.into(),
-        value: Some(options.shutdown_budget_seconds.to_string()),
-        ..Default::default()
-    }];
-    let mut volumes = options.volumes.clone();
-    let mut mounts = options.volume_mounts.clone();
-
-    let secret_meta = |secret_name: String| ObjectMeta {
-        name: Some(secret_name),
-        namespace: Some(options.namespace.clone()),
-        labels: Some(labels.clone()),
-        annotations: Some(annotations.clone()),
+/// The payload on its way to the worker: in the environment, in a Secret mounted as a file,
+/// or by reference (its URL, digest and size in the environment; a presigned URL, a
+/// credential, in a Secret). Returns that Secret and the object to upload, if any.
+fn carry_payload(
+    payload: &EncodedPayload,
+    options: &JobOptions,
+    meta: &Metadata,
+    parts: &mut Parts,
+) -> Result<(Option<Secret>, Option<StoredObject>), RenderError> {
+    let secret_name = format!("{}-payload", meta.name);
+    let secret = |key: &str, bytes: Vec<u8>| Secret {
+        metadata: ObjectMeta {
+            name: Some(secret_name.clone()),
+            namespace: Some(options.namespace.clone()),
+            labels: Some(meta.labels.clone()),
+            annotations: Some(meta.annotations.clone()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(key.to_string(), ByteString(bytes))])),
+        immutable: Some(true),
+        type_: Some("Opaque".into()),
         ..Default::default()
     };
-    let mut payload_object = None;
-    let payload_secret = match placement(payload, options, &name)? {
+    let plain = |name: &str, value: String| EnvVar { name: name.into(), value: Some(value), ..Default::default() };
+    Ok(match placement(payload, options, &meta.name)? {
         Placement::Env(base64) => {
-            env.push(EnvVar { name: vars::PAYLOAD.into(), value: Some(base64), ..Default::default() });
-            None
+            parts.env.push(plain(vars::PAYLOAD, base64));
+            (None, None)
         }
         Placement::Store(object) => {
             let [(url_var, url), (sha_var, sha), (size_var, size)] = object.env();
-            let secret = match object.presign_seconds {
+            let url_secret = match object.presign_seconds {
                 None => {
-                    env.push(EnvVar { name: url_var.into(), value: Some(url), ..Default::default() });
+                    parts.env.push(plain(url_var, url));
                     None
                 }
                 Some(_) => {
                     // The presigned URL, filled in at submit, is a credential: it rides in the Secret.
-                    let secret_name = format!("{name}-payload");
-                    env.push(EnvVar {
-                        name: url_var.into(),
-                        value_from: Some(EnvVarSource {
-                            secret_key_ref: Some(SecretKeySelector {
-                                name: secret_name.clone(),
-                                key: PAYLOAD_URL_KEY.into(),
-                                optional: Some(false),
-                            }),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    });
-                    Some(Secret {
-                        metadata: secret_meta(secret_name),
-                        data: Some(BTreeMap::from([(PAYLOAD_URL_KEY.to_string(), ByteString(url.into_bytes()))])),
-                        immutable: Some(true),
-                        type_: Some("Opaque".into()),
-                        ..Default::default()
-                    })
+                    parts.env.push(from_secret(url_var, &secret_name, PAYLOAD_URL_KEY));
+                    Some(secret(PAYLOAD_URL_KEY, url.into_bytes()))
                 }
             };
-            env.push(EnvVar { name: sha_var.into(), value: Some(sha), ..Default::default() });
-            env.push(EnvVar { name: size_var.into(), value: Some(size), ..Default::default() });
-            payload_object = Some(object);
-            secret
+            parts.env.push(plain(sha_var, sha));
+            parts.env.push(plain(size_var, size));
+            (url_secret, Some(object))
         }
         Placement::Secret(bytes) => {
-            let secret_name = format!("{name}-payload");
-            volumes.push(Volume {
+            parts.volumes.push(Volume {
                 name: OWN_VOLUMES[0].into(),
                 secret: Some(SecretVolumeSource {
                     secret_name: Some(secret_name.clone()),
@@ -203,75 +212,69 @@ pub fn render_with(
                 }),
                 ..Default::default()
             });
-            mounts.push(read_only_mount(OWN_VOLUMES[0], PAYLOAD_MOUNT));
-            env.push(EnvVar {
-                name: vars::PAYLOAD_FILE.into(),
-                value: Some(format!("{PAYLOAD_MOUNT}/{PAYLOAD_KEY}")),
-                ..Default::default()
-            });
-            Some(Secret {
-                metadata: secret_meta(secret_name),
-                data: Some(BTreeMap::from([(PAYLOAD_KEY.to_string(), ByteString(bytes))])),
-                immutable: Some(true),
-                type_: Some("Opaque".into()),
-                ..Default::default()
-            })
+            parts.mounts.push(read_only_mount(OWN_VOLUMES[0], PAYLOAD_MOUNT));
+            parts.env.push(plain(vars::PAYLOAD_FILE, format!("{PAYLOAD_MOUNT}/{PAYLOAD_KEY}")));
+            (Some(secret(PAYLOAD_KEY, bytes)), None)
         }
-    };
+    })
+}
 
-    if let Some(object) = &payload_object {
-        annotations.insert(ANNOTATION_PAYLOAD_OBJECT.into(), object.url());
+/// An environment variable read from a Secret's key, which must exist.
+fn from_secret(var: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: var.into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector { name: secret.into(), key: key.into(), optional: Some(false) }),
+            ..Default::default()
+        }),
+        ..Default::default()
     }
+}
 
-    if let Some(signing) = &options.signing_secret {
-        if signing.as_file {
-            volumes.push(Volume {
-                name: OWN_VOLUMES[1].into(),
-                secret: Some(SecretVolumeSource {
-                    secret_name: Some(signing.name.clone()),
-                    default_mode: Some(secret_file_mode(options)),
-                    items: Some(vec![KeyToPath { key: signing.key.clone(), path: signing.key.clone(), mode: None }]),
-                    ..Default::default()
-                }),
+/// The signing secret, from the caller's Kubernetes Secret: an environment variable, or a file
+/// (which a rotation updates in place).
+fn add_signing(options: &JobOptions, parts: &mut Parts) {
+    let Some(signing) = &options.signing_secret else { return };
+    if signing.as_file {
+        parts.volumes.push(Volume {
+            name: OWN_VOLUMES[1].into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(signing.name.clone()),
+                default_mode: Some(secret_file_mode(options)),
+                items: Some(vec![KeyToPath { key: signing.key.clone(), path: signing.key.clone(), mode: None }]),
                 ..Default::default()
-            });
-            mounts.push(read_only_mount(OWN_VOLUMES[1], SIGNING_MOUNT));
-            env.push(EnvVar {
-                name: vars::SIGNING_SECRET_FILE.into(),
-                value: Some(format!("{SIGNING_MOUNT}/{}", signing.key)),
-                ..Default::default()
-            });
-        } else {
-            env.push(EnvVar {
-                name: vars::SIGNING_SECRET.into(),
-                value_from: Some(EnvVarSource {
-                    secret_key_ref: Some(SecretKeySelector {
-                        name: signing.name.clone(),
-                        key: signing.key.clone(),
-                        optional: Some(false),
-                    }),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            });
-        }
-    }
-
-    if options.security.read_only_root_filesystem {
-        // The worker and the Python runner write their scratch files there.
-        volumes.push(Volume {
-            name: OWN_VOLUMES[2].into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
+            }),
             ..Default::default()
         });
-        mounts.push(VolumeMount { name: OWN_VOLUMES[2].into(), mount_path: "/tmp".into(), ..Default::default() });
+        parts.mounts.push(read_only_mount(OWN_VOLUMES[1], SIGNING_MOUNT));
+        parts.env.push(EnvVar {
+            name: vars::SIGNING_SECRET_FILE.into(),
+            value: Some(format!("{SIGNING_MOUNT}/{}", signing.key)),
+            ..Default::default()
+        });
+    } else {
+        parts.env.push(from_secret(vars::SIGNING_SECRET, &signing.name, &signing.key));
     }
-    env.extend(options.env.iter().cloned());
+}
 
-    let container = Container {
+/// A writable `/tmp` under a read-only root: the worker and the Python runner write their
+/// scratch files there.
+fn add_scratch(parts: &mut Parts) {
+    parts.volumes.push(Volume {
+        name: OWN_VOLUMES[2].into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    });
+    parts.mounts.push(VolumeMount { name: OWN_VOLUMES[2].into(), mount_path: "/tmp".into(), ..Default::default() });
+}
+
+/// The worker's container: the image and command, what the stages gathered, and a security
+/// context that drops every capability.
+fn container(options: &JobOptions, env: Vec<EnvVar>, mounts: Vec<VolumeMount>) -> Container {
+    Container {
         name: CONTAINER.into(),
         image: Some(options.image.clone()),
-        image_pull_policy: options.image_pull_policy.clone(),
+        image_pull_policy: options.image_pull_policy.map(|p| p.as_str().to_string()),
         command: Some(options.command.clone()),
         args: non_empty(options.args.clone()),
         env: Some(env),
@@ -286,9 +289,13 @@ pub fn render_with(
             ..Default::default()
         }),
         ..Default::default()
-    };
+    }
+}
 
-    let pod = PodSpec {
+/// The pod: never restarted in place (the Job decides retries), the grace the worker's
+/// shutdown budget needs, no API token unless the caller chose an account.
+fn pod_spec(options: &JobOptions, container: Container, volumes: Vec<Volume>) -> PodSpec {
+    PodSpec {
         containers: vec![container],
         restart_policy: Some("Never".into()),
         termination_grace_period_seconds: Some(options.grace_period_seconds()),
@@ -312,14 +319,18 @@ pub fn render_with(
             ..Default::default()
         }),
         ..Default::default()
-    };
+    }
+}
 
-    let per_index = indexed.as_ref().is_some_and(|i| i.backoff_limit_per_index.is_some());
+/// The Job's spec: the pod template, the retry rules read from the exit codes, and for a
+/// many-task payload an Indexed Job of one index per task.
+fn job_spec(options: &JobOptions, meta: &Metadata, pod: PodSpec, indexed: Option<&Indexed>) -> JobSpec {
+    let per_index = indexed.is_some_and(|i| i.backoff_limit_per_index.is_some());
     let mut spec = JobSpec {
         template: PodTemplateSpec {
             metadata: Some(ObjectMeta {
-                labels: Some(labels.clone()),
-                annotations: Some(annotations.clone()),
+                labels: Some(meta.labels.clone()),
+                annotations: Some(meta.annotations.clone()),
                 ..Default::default()
             }),
             spec: Some(pod),
@@ -335,108 +346,14 @@ pub fn render_with(
         suspend: options.suspend.then_some(true),
         ..Default::default()
     };
-    if let Some(indexed) = &indexed {
+    if let Some(indexed) = indexed {
         spec.completion_mode = Some("Indexed".into());
         spec.completions = Some(indexed.completions);
         spec.parallelism = indexed.parallelism.or(Some(indexed.completions));
         spec.backoff_limit_per_index = indexed.backoff_limit_per_index;
         spec.max_failed_indexes = indexed.max_failed_indexes;
     }
-
-    let mut job = Job {
-        metadata: ObjectMeta {
-            name: Some(name),
-            namespace: Some(options.namespace.clone()),
-            labels: Some(labels),
-            annotations: Some(annotations),
-            ..Default::default()
-        },
-        spec: Some(spec),
-        status: None,
-    };
-    hook(&mut job);
-    let manifest = Manifest { job, payload_secret, payload_object };
-    let violations = check::check(&manifest);
-    if violations.is_empty() {
-        Ok(manifest)
-    } else {
-        Err(RenderError::Invalid(violations))
-    }
-}
-
-impl Manifest {
-    /// The Job's name.
-    pub fn name(&self) -> &str {
-        self.job.metadata.name.as_deref().unwrap_or_default()
-    }
-
-    /// The Job's namespace.
-    pub fn namespace(&self) -> &str {
-        self.job.metadata.namespace.as_deref().unwrap_or("default")
-    }
-
-    /// The payload digest the Job carries in its annotations.
-    pub fn payload_sha256(&self) -> Option<&str> {
-        annotation(&self.job.metadata, ANNOTATION_PAYLOAD_SHA256)
-    }
-
-    /// Put the presigned URL of the payload's object in the payload Secret,
-    /// where the worker's `WOVE_BACKEND_PAYLOAD_URL` comes from.
-    pub fn set_payload_url(&mut self, url: &str) {
-        if let Some(data) = self.payload_secret.as_mut().and_then(|s| s.data.as_mut()) {
-            if data.contains_key(PAYLOAD_URL_KEY) {
-                data.insert(PAYLOAD_URL_KEY.into(), ByteString(url.as_bytes().to_vec()));
-            }
-        }
-    }
-
-    /// The payload Secret, owned by `job` (the created Job, which has a uid):
-    /// the garbage collector deletes it with the Job.
-    pub fn owned_secret(&self, job: &Job) -> Option<Secret> {
-        let mut secret = self.payload_secret.clone()?;
-        secret.metadata.owner_references = Some(vec![OwnerReference {
-            api_version: "batch/v1".into(),
-            kind: "Job".into(),
-            name: job.metadata.name.clone().unwrap_or_default(),
-            uid: job.metadata.uid.clone().unwrap_or_default(),
-            controller: Some(true),
-            // true would need update rights on the Job's finalizers.
-            block_owner_deletion: None,
-        }]);
-        Some(secret)
-    }
-
-    /// The objects as one JSON document, for `kubectl apply -f -`: the Job
-    /// alone, or a `v1` List with the Secret first.
-    pub fn to_json(&self) -> serde_json::Value {
-        let job = typed(&self.job, "batch/v1", "Job");
-        match &self.payload_secret {
-            None => job,
-            Some(secret) => serde_json::json!({
-                "apiVersion": "v1",
-                "kind": "List",
-                "items": [typed(secret, "v1", "Secret"), job],
-            }),
-        }
-    }
-}
-
-/// Serialize a k8s-openapi object with its `apiVersion` and `kind` first.
-pub(crate) fn typed<T: serde::Serialize>(object: &T, api_version: &str, kind: &str) -> serde_json::Value {
-    let mut map = serde_json::Map::new();
-    map.insert("apiVersion".into(), api_version.into());
-    map.insert("kind".into(), kind.into());
-    // k8s-openapi's resources serialize to objects; nothing here can fail.
-    if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(object) {
-        for (key, value) in fields {
-            map.entry(key).or_insert(value);
-        }
-    }
-    serde_json::Value::Object(map)
-}
-
-pub(crate) fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
-    meta.annotations.as_ref()?.get(key).map(String::as_str)
+    spec
 }
 
 enum Placement {
@@ -612,11 +529,6 @@ fn validate_options(o: &JobOptions) -> Result<(), RenderError> {
     }
     if o.command.is_empty() || o.command[0].is_empty() {
         return Err(err("command", "must name a program"));
-    }
-    if let Some(policy) = &o.image_pull_policy {
-        if !["Always", "IfNotPresent", "Never"].contains(&policy.as_str()) {
-            return Err(err("image_pull_policy", format!("{policy:?} is not Always, IfNotPresent or Never")));
-        }
     }
     if let Some(store) = &o.payload_store {
         store.location().map_err(|e| err("payload_store", e.to_string()))?;

@@ -23,7 +23,7 @@ use wove_proto::env as vars;
 use wove_proto::Payload;
 
 use super::client::{Client, ClientError, WATCH_WINDOW};
-use super::render::{CONTAINER, LABEL_JOB_NAME};
+use super::manifest::{CONTAINER, LABEL_JOB_NAME};
 use super::status::{report, JobReport};
 use super::unreported::{decide, next_expiry, Decision};
 use crate::report::stop::raised;

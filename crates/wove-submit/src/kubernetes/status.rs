@@ -9,27 +9,60 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
 use serde::Serialize;
 
-use super::render::{annotation, ANNOTATION_RUN_ID, ANNOTATION_TASK_ID, CONTAINER};
+use super::manifest::{
+    annotation, ANNOTATION_PAYLOAD_OBJECT, ANNOTATION_RUN_ID, ANNOTATION_TASK_ID, CONTAINER, LABEL_JOB_NAME,
+};
 use crate::indexes::{parse_ranges, IndexCounts, IndexReport};
 
-/// Where a Job stands.
+use crate::Phase;
+
+/// A pod's phase, as Kubernetes spells it (`status.phase`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// Not running yet: no pod, a pod waiting (see the reason), or suspended.
+pub enum PodPhase {
+    /// Accepted; its containers are not all started (scheduling, pulling the image).
     Pending,
-    /// A pod's worker is running.
+    /// Bound to a node, a container running.
     Running,
-    /// The Job completed.
+    /// Every container ended with 0, for good.
     Succeeded,
-    /// The Job failed.
+    /// Every container ended, one of them otherwise.
     Failed,
+    /// The node cannot be asked (or a phase this version does not know).
+    Unknown,
 }
 
-impl Phase {
-    /// Whether the Job has ended, either way.
-    pub fn is_final(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed)
+impl PodPhase {
+    /// The phase a pod's status gives; a pod without one has just been made, and is pending.
+    pub fn of(text: Option<&str>) -> Self {
+        match text {
+            None | Some("Pending") => Self::Pending,
+            Some("Running") => Self::Running,
+            Some("Succeeded") => Self::Succeeded,
+            Some("Failed") => Self::Failed,
+            Some(_) => Self::Unknown,
+        }
+    }
+
+    /// Whether its containers have started (running or ended).
+    pub fn has_started(self) -> bool {
+        matches!(self, Self::Running | Self::Succeeded | Self::Failed)
+    }
+
+    /// Kubernetes' spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Running => "Running",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+            Self::Unknown => "Unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for PodPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -94,8 +127,8 @@ pub struct JobReport {
 pub struct PodReport {
     /// The pod's name.
     pub name: String,
-    /// Kubernetes' pod phase: `Pending`, `Running`, `Succeeded`, `Failed`, `Unknown`.
-    pub phase: String,
+    /// Kubernetes' pod phase.
+    pub phase: PodPhase,
     /// `JOB_COMPLETION_INDEX` of the pod, for Indexed Jobs.
     pub index: Option<String>,
     /// Why it waits or ended, when Kubernetes says.
@@ -137,7 +170,7 @@ pub fn report(job: &Job, pods: &[Pod]) -> JobReport {
         index_counts: None,
         indexes: Vec::new(),
         pods: Vec::new(),
-        payload_object: annotation(&job.metadata, super::render::ANNOTATION_PAYLOAD_OBJECT).map(str::to_string),
+        payload_object: annotation(&job.metadata, ANNOTATION_PAYLOAD_OBJECT).map(str::to_string),
     };
 
     // FailureTarget and SuccessCriteriaMet come first on newer servers; the
@@ -150,7 +183,7 @@ pub fn report(job: &Job, pods: &[Pod]) -> JobReport {
         out.phase = phase;
         out.reason = c.reason.filter(|r| !r.is_empty());
         out.message = c.message.filter(|m| !m.is_empty());
-        let wanted = if phase == Phase::Failed { "Failed" } else { "Succeeded" };
+        let wanted = if phase == Phase::Failed { PodPhase::Failed } else { PodPhase::Succeeded };
         if let Some(pod) = pod_reports.iter().rev().find(|p| p.phase == wanted && p.exit_code.is_some()) {
             out.exit_code = pod.exit_code;
             out.exit_meaning = pod.exit_meaning.clone();
@@ -163,9 +196,9 @@ pub fn report(job: &Job, pods: &[Pod]) -> JobReport {
     }) {
         out.reason = stuck.reason.clone();
         out.message = stuck.message.clone();
-    } else if pod_reports.iter().any(|p| p.phase == "Running") {
+    } else if pod_reports.iter().any(|p| p.phase == PodPhase::Running) {
         out.phase = Phase::Running;
-    } else if let Some(waiting) = pod_reports.iter().rev().find(|p| p.phase == "Pending") {
+    } else if let Some(waiting) = pod_reports.iter().rev().find(|p| p.phase == PodPhase::Pending) {
         out.reason = waiting.reason.clone().or_else(|| Some("PodPending".into()));
         out.message = waiting.message.clone();
     } else {
@@ -197,7 +230,7 @@ fn index_reports(completions: usize, job: &JobReport, pods: &[PodReport]) -> Vec
             continue;
         };
         report.attempts += 1;
-        if pod.phase == "Running" {
+        if pod.phase == PodPhase::Running {
             report.phase = Phase::Running;
         } else if pod.exit_code.is_some() {
             report.phase = Phase::Pending;
@@ -226,7 +259,7 @@ fn index_reports(completions: usize, job: &JobReport, pods: &[PodReport]) -> Vec
 
 fn belongs_to(pod: &Pod, job: &Job) -> bool {
     let name = job.metadata.name.as_deref();
-    let by_label = pod.metadata.labels.as_ref().and_then(|l| l.get(super::render::LABEL_JOB_NAME)).map(String::as_str);
+    let by_label = pod.metadata.labels.as_ref().and_then(|l| l.get(LABEL_JOB_NAME)).map(String::as_str);
     let by_owner =
         pod.metadata.owner_references.iter().flatten().any(|o| o.kind == "Job" && Some(o.name.as_str()) == name);
     by_label == name || by_owner
@@ -269,7 +302,7 @@ fn pod_report(pod: &Pod) -> PodReport {
         .cloned();
     PodReport {
         name: pod.metadata.name.clone().unwrap_or_default(),
-        phase: status.phase.clone().unwrap_or_else(|| "Pending".into()),
+        phase: PodPhase::of(status.phase.as_deref()),
         index,
         reason,
         message,

@@ -21,7 +21,7 @@ use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 use wove_proto::PlatformKind;
 
-use super::render::{CONTAINER, LABEL_JOB_NAME};
+use super::manifest::{CONTAINER, LABEL_JOB_NAME};
 use crate::indexes::parse_ranges;
 use crate::report::Unreported;
 
