@@ -2,7 +2,7 @@
 //!
 //! Pure data: building a config reads nothing. What the machine decides (the memory cgroup,
 //! the runner path, the scratch directory) is read in one named place,
-//! [`RunnerSettings::detect`]. [`crate::cli`] builds a [`Config`] from flags and environment on
+//! [`RunnerSettings::detect`]. The command line builds a [`Config`] from flags and environment on
 //! top of it, and clap's defaults come from the `Default` impls here; code that embeds the
 //! worker as a library builds one directly.
 
@@ -63,7 +63,10 @@ pub struct Config {
 }
 
 impl Config {
-    /// Every default, reading the payload from `payload`.
+    /// Every default, reading the payload from `payload`. Nothing is read from the machine:
+    /// with [`RunnerSettings::default`] there is no OOM detection, no runner executable is
+    /// looked up and scratch files go to `/tmp`. Set `runner` to [`RunnerSettings::detect`]
+    /// for what the command line has.
     pub fn new(payload: PayloadSource) -> Self {
         Self {
             payload,

@@ -58,21 +58,40 @@ fn imports(source: &str) -> BTreeSet<String> {
                 continue; // `wove_crate::` or the like, not ours
             }
             let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-            // `use crate::{a, b}` names each.
+            // `use crate::{a::{b, c}, d}` names `a` and `d`: the first segment of each
+            // top-level item of the group.
             if name.is_empty() && rest.starts_with('{') {
-                let group = &rest[1..rest.find('}').unwrap_or(rest.len())];
-                for part in group.split(',') {
-                    let part = part.trim().split("::").next().unwrap_or("").trim();
-                    if !part.is_empty() {
-                        found.insert(part.to_string());
-                    }
-                }
+                found.extend(group_heads(&rest[1..]));
             } else if !name.is_empty() {
                 found.insert(name);
             }
         }
     }
     found
+}
+
+/// The first path segment of each top-level item of a `{...}` group, `rest` starting after `{`.
+fn group_heads(rest: &str) -> Vec<String> {
+    let (mut heads, mut depth, mut item) = (Vec::new(), 0usize, String::new());
+    let mut push = |item: &mut String| {
+        let head = item.trim().split("::").next().unwrap_or("").trim().to_string();
+        if !head.is_empty() && head.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            heads.push(head);
+        }
+        item.clear();
+    };
+    for c in rest.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => break,
+            '}' => depth -= 1,
+            ',' if depth == 0 => push(&mut item),
+            _ if depth == 0 => item.push(c),
+            _ => {}
+        }
+    }
+    push(&mut item);
+    heads
 }
 
 fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
@@ -128,8 +147,8 @@ fn every_module_imports_only_those_before_it() {
 
 #[test]
 fn the_scanner_sees_what_it_must() {
-    let source = "use crate::{config::Config, runner};\n// crate::worker in a comment\n/// [`crate::cli`]\n\
-                  let x = crate::supervise::run(); // crate::commands\nlet y = wove_crate::other;\n";
+    let source = "use crate::{config::{Config, RunnerSettings}, runner};\n// crate::worker in a comment\n\
+                  /// [`crate::cli`]\nlet x = crate::supervise::run(); // crate::commands\nlet y = wove_crate::other;\n";
     let found: Vec<String> = imports(source).into_iter().collect();
     assert_eq!(found, ["config", "runner", "supervise"]);
 }

@@ -430,6 +430,25 @@ def test_unknown_jobs(submit_bin: str, cluster: Namespace) -> None:
     assert json.loads(done.stdout)["result"] == "not_found"
 
 
+def test_a_flag_value_that_does_not_read_is_a_usage_error_that_names_it(submit_bin: str) -> None:
+    # Read as the flags are parsed, into their types: nothing is rendered, nothing is sent.
+    for flag, value, said in [
+        ("--image-pull-policy", "Sometimes", "Always, IfNotPresent or Never"),
+        ("--signing-secret", "wove-signing:", "NAME or NAME:KEY"),
+    ]:
+        done = run(submit_bin, "render", "--payload-file", "-", "--image", "i:1", flag, value, stdin=payload())
+        assert done.returncode == 2, done.stderr
+        assert flag in done.stderr and said in done.stderr, done.stderr
+        assert done.stdout == "", done.stdout
+    ok = render(submit_bin, "--image", "i:1", "--image-pull-policy", "IfNotPresent", "--signing-secret", "s:current",
+                stdin=payload())
+    job, _ = split(ok)
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    secret_ref = next(e for e in container["env"] if e["name"] == "WOVE_WORKER_SIGNING_SECRET")["valueFrom"]
+    assert secret_ref["secretKeyRef"]["name"] == "s" and secret_ref["secretKeyRef"]["key"] == "current"
+
+
 def test_an_unreachable_api_is_its_own_exit_code(submit_bin: str, tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(json.dumps({

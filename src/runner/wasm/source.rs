@@ -19,7 +19,7 @@ pub enum Fetched {
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// The client could not be made (the CA bundle).
-    #[error(transparent)]
+    #[error("cannot download the module")]
     Client(#[from] wove_deliver::client::CaBundleError),
     /// The download failed: the connection, TLS, a refused redirect, a timeout.
     #[error("cannot download the module")]

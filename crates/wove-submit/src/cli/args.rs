@@ -15,7 +15,8 @@ use super::{Failure, SubmitExit};
 #[derive(Debug, Args)]
 pub struct OutputArgs {
     /// Output format.
-    #[arg(long = "output", short = 'o', env = "WOVE_SUBMIT_OUTPUT", value_enum, default_value_t = Output::Text)]
+    #[arg(id = "output", long = "output", short = 'o', env = "WOVE_SUBMIT_OUTPUT", value_name = "OUTPUT", value_enum,
+          default_value_t = Output::Text)]
     pub format: Output,
 }
 
@@ -23,7 +24,7 @@ pub struct OutputArgs {
 #[derive(Debug, Args)]
 pub struct ApiTimeoutArgs {
     /// Seconds each API call may take.
-    #[arg(long = "api-timeout", env = "WOVE_SUBMIT_API_TIMEOUT", value_name = "SECS", value_parser = seconds,
+    #[arg(id = "api_timeout", long = "api-timeout", env = "WOVE_SUBMIT_API_TIMEOUT", value_name = "SECS", value_parser = seconds,
           default_value = shown_seconds(wove_submit::DEFAULT_API_TIMEOUT))]
     pub seconds: Duration,
 }

@@ -61,7 +61,7 @@ pub struct Manifest {
     /// deleting the Job deletes it.
     pub payload_secret: Option<Secret>,
     /// The payload's object when it travels by reference
-    /// ([`JobOptions::payload_store`]): upload it before submitting.
+    /// ([`super::JobOptions::payload_store`]): upload it before submitting.
     pub payload_object: Option<StoredObject>,
 }
 

@@ -91,6 +91,6 @@ fn describe_payload(e: &PayloadError) -> String {
 fn describe_sink(e: &SinkError) -> String {
     match e {
         SinkError::Url => "the payload's callback_url is not a valid URL".to_string(),
-        other => other.to_string(),
+        other => wove_proto::error_chain(other),
     }
 }
