@@ -138,7 +138,7 @@ impl PreparedExecutable {
 
         let reader = ReportReader::for_results_of(ctx.settings.limits.result_bytes);
         let reader = tokio::spawn(read_reports(read_end, reader, ctx.events.clone()));
-        let mut job = supervise::Job::new(command, &ctx.process_limits());
+        let mut job = supervise::Job::new(command, ctx.process_limits());
         job.stdin = Some(self.input);
         job.timeout = self.timeout;
         // Our copy of the write end must close once the child has its own, or

@@ -105,7 +105,7 @@ impl PreparedPython {
         let mut command = Command::new(&self.interpreter);
         command.arg("-c").arg(HELPER).arg(dir);
         ctx.settings.remove_secrets(&mut command);
-        let mut job = supervise::Job::new(command, &ctx.process_limits());
+        let mut job = supervise::Job::new(command, ctx.process_limits());
         job.timeout = self.timeout_seconds.map(Duration::from_secs_f64);
         let report = match supervise::run(&ctx.reaper, &ctx.signals, job).await {
             Ok(report) => report,

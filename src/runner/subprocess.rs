@@ -82,7 +82,7 @@ impl PreparedSubprocess {
             }
             command.current_dir(cwd);
         }
-        let mut job = supervise::Job::new(command, &ctx.process_limits());
+        let mut job = supervise::Job::new(command, ctx.process_limits());
         job.stdin = task.input.as_ref().map(|v| serde_json::to_vec(v).unwrap_or_default());
         job.timeout = task.timeout_seconds.map(Duration::from_secs_f64);
         let report = match supervise::run(&ctx.reaper, &ctx.signals, job).await {

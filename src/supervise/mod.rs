@@ -52,16 +52,8 @@ pub struct Job {
     pub stdin: Option<Vec<u8>>,
     /// Stop the child after this long.
     pub timeout: Option<Duration>,
-    /// Time between TERM and KILL after a timeout.
-    pub grace: Duration,
-    /// Time between TERM and KILL after a cancelling signal.
-    pub cancel_grace: Duration,
-    /// Bytes of each stream to keep at each end.
-    pub keep: usize,
-    /// Kill every leftover child of this process when the task ends (as init).
-    pub sweep_orphans: bool,
-    /// The memory cgroup the task runs in, to recognise an OOM kill.
-    pub memory_cgroup: Option<MemoryCgroup>,
+    /// How it is stopped, what is kept of its output, as whom it runs.
+    pub limits: Limits,
     /// Our copies of descriptors the child inherits (a pipe's write end):
     /// closed as soon as the child is spawned, so that pipe ends when the child does.
     pub close_after_spawn: Vec<std::os::fd::OwnedFd>,
@@ -87,22 +79,12 @@ pub struct Limits {
 
 impl Job {
     /// A job for `command` within `limits`.
-    pub fn new(mut command: Command, limits: &Limits) -> Self {
+    pub fn new(mut command: Command, limits: Limits) -> Self {
         if let Some(user) = limits.user {
             // As root, std also drops every supplementary group.
             command.uid(user.uid).gid(user.gid);
         }
-        Self {
-            command,
-            stdin: None,
-            timeout: None,
-            grace: limits.grace,
-            cancel_grace: limits.cancel_grace,
-            keep: limits.keep,
-            sweep_orphans: limits.sweep_orphans,
-            memory_cgroup: limits.memory_cgroup.clone(),
-            close_after_spawn: Vec::new(),
-        }
+        Self { command, stdin: None, timeout: None, limits, close_after_spawn: Vec::new() }
     }
 }
 
@@ -138,14 +120,14 @@ pub async fn run(reaper: &Reaper, signals: &Signals, mut job: Job) -> std::io::R
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    let oom = oom::OomWatch::start(job.memory_cgroup.as_ref());
+    let oom = oom::OomWatch::start(job.limits.memory_cgroup.as_ref());
     let spawned = reaper.spawn(&mut job.command);
     job.close_after_spawn.clear();
     let (mut child, mut exited) = spawned?;
     let group = Pid::from_raw(child.id() as i32);
     tracing::debug!(pid = group.as_raw(), "task process started");
 
-    let keep = job.keep;
+    let keep = job.limits.keep;
     let stdout_seen = Arc::new(Mutex::new(Captured::new(keep)));
     let stderr_seen = Arc::new(Mutex::new(Captured::new(keep)));
     let out_task = child.stdout.take().and_then(|s| pipe::Receiver::from_owned_fd(s.into()).ok()).map(|rx| {
@@ -165,7 +147,7 @@ pub async fn run(reaper: &Reaper, signals: &Signals, mut job: Job) -> std::io::R
         }
     }
 
-    let mut escalation = Escalation::new(Instant::now(), job.timeout, job.grace, job.cancel_grace);
+    let mut escalation = Escalation::new(Instant::now(), job.timeout, job.limits.grace, job.limits.cancel_grace);
     // A cancel that arrived before the child existed still counts.
     if let Some(sig) = signals.cancelled() {
         signal_all(group, escalation.on_signal(sig, Instant::now()));
@@ -197,7 +179,7 @@ pub async fn run(reaper: &Reaper, signals: &Signals, mut job: Job) -> std::io::R
     drop(child);
     let gone_by = Instant::now() + EMPTY_GROUP_WAIT;
     wait_group_empty(group, gone_by).await;
-    if job.sweep_orphans {
+    if job.limits.sweep_orphans {
         sweep_orphans(gone_by).await;
     }
 
