@@ -34,13 +34,11 @@ pub enum PodPhase {
 impl PodPhase {
     /// The phase a pod's status gives; a pod without one has just been made, and is pending.
     pub fn of(text: Option<&str>) -> Self {
-        match text {
-            None | Some("Pending") => Self::Pending,
-            Some("Running") => Self::Running,
-            Some("Succeeded") => Self::Succeeded,
-            Some("Failed") => Self::Failed,
-            Some(_) => Self::Unknown,
-        }
+        let Some(text) = text else { return Self::Pending };
+        [Self::Pending, Self::Running, Self::Succeeded, Self::Failed]
+            .into_iter()
+            .find(|phase| phase.as_str() == text)
+            .unwrap_or(Self::Unknown)
     }
 
     /// Whether its containers have started (running or ended).
@@ -316,6 +314,16 @@ fn pod_report(pod: &Pod) -> PodReport {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_pod_phase_reads_as_kubernetes_spells_it() {
+        for phase in [PodPhase::Pending, PodPhase::Running, PodPhase::Succeeded, PodPhase::Failed, PodPhase::Unknown] {
+            assert_eq!(PodPhase::of(Some(phase.as_str())), phase);
+            assert_eq!(serde_json::to_value(phase).unwrap(), phase.as_str());
+        }
+        assert_eq!(PodPhase::of(None), PodPhase::Pending, "a pod with no status yet has just been made");
+        assert_eq!(PodPhase::of(Some("running")), PodPhase::Unknown);
+    }
 
     fn job(status: serde_json::Value) -> Job {
         serde_json::from_value(json!({
