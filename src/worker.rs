@@ -169,7 +169,7 @@ impl Worker {
         match self.registry.prepare(&task.payload, &self.config.runner) {
             Ok(prepared) => Ok((reporter, prepared)),
             Err(refused) => {
-                let message = refused.to_string();
+                let message = error_chain(&refused);
                 tracing::error!("{message}");
                 let mut event = reporter.event(EventKind::TaskError);
                 event.error = Some(scrubbed(ErrorInfo::of(refused.kind(), message.clone())));

@@ -82,7 +82,7 @@ use crate::supervise::Reaper;
 
 /// Why a payload's task will not run, found before anything starts: the weave hears it as a
 /// `task_error` of [`PrepareError::kind`], and the exit code is 65.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PrepareError {
     /// The task is malformed, or names its runner in a way that is never looked up.
     #[error(transparent)]

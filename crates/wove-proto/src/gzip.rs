@@ -17,10 +17,7 @@ pub fn is_gzip(bytes: &[u8]) -> bool {
 pub fn inflate(bytes: &[u8], limit: usize) -> Result<Vec<u8>, PayloadError> {
     let mut out = Vec::new();
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    flate2::read::GzDecoder::new(bytes)
-        .take(cap)
-        .read_to_end(&mut out)
-        .map_err(|e| PayloadError::Gzip(e.to_string()))?;
+    flate2::read::GzDecoder::new(bytes).take(cap).read_to_end(&mut out).map_err(|e| PayloadError::Gzip(e.into()))?;
     if out.len() > limit {
         return Err(PayloadError::TooLarge { limit });
     }
@@ -46,7 +43,9 @@ mod tests {
         let packed = deflate(&text);
         assert!(is_gzip(&packed) && packed.len() < text.len() / 10);
         assert_eq!(inflate(&packed, text.len()).unwrap(), text);
-        assert_eq!(inflate(&packed, text.len() - 1).unwrap_err(), PayloadError::TooLarge { limit: text.len() - 1 });
+        assert!(
+            matches!(inflate(&packed, text.len() - 1), Err(PayloadError::TooLarge { limit }) if limit == text.len() - 1)
+        );
         let mut broken = packed.clone();
         broken.truncate(packed.len() / 2);
         assert!(matches!(inflate(&broken, 1 << 20), Err(PayloadError::Gzip(_))));
@@ -58,6 +57,6 @@ mod tests {
         // 64 MiB of zeros packs into about 64 KiB.
         let bomb = deflate(&vec![0u8; 64 << 20]);
         assert!(bomb.len() < 1 << 20);
-        assert_eq!(inflate(&bomb, 1 << 20).unwrap_err(), PayloadError::TooLarge { limit: 1 << 20 });
+        assert!(matches!(inflate(&bomb, 1 << 20), Err(PayloadError::TooLarge { limit: 1_048_576 })));
     }
 }

@@ -105,17 +105,20 @@ pub enum Form {
 }
 
 /// Why a payload could not be decoded. Each message names the field.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+///
+/// Clone (a runner's prepare error is kept beside the task), so the causes that are not Clone
+/// are shared. Not `PartialEq`: two parse errors are told apart by their variant and field.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PayloadError {
     /// The text is neither a JSON object nor valid base64.
-    #[error("payload is not valid base64: {0}")]
-    Base64(String),
+    #[error("payload is not valid base64")]
+    Base64(#[source] base64::DecodeError),
     /// The bytes are not UTF-8.
     #[error("payload is not UTF-8 text")]
     Utf8,
     /// The JSON does not parse at all.
-    #[error("payload is not valid JSON: {0}")]
-    Json(String),
+    #[error("payload is not valid JSON")]
+    Json(#[source] std::sync::Arc<serde_json::Error>),
     /// A key is missing, mistyped or out of range.
     #[error("payload field `{field}`: {problem}")]
     Field {
@@ -128,8 +131,8 @@ pub enum PayloadError {
     #[error("payload is empty")]
     Empty,
     /// The base64 holds gzip data that does not inflate.
-    #[error("payload is gzip-compressed but does not decompress: {0}")]
-    Gzip(String),
+    #[error("payload is gzip-compressed but does not decompress")]
+    Gzip(#[source] std::sync::Arc<std::io::Error>),
     /// The payload is larger than its limit ([`MAX_PAYLOAD_BYTES`] at most), as JSON.
     #[error("payload is larger than {limit} bytes of JSON")]
     TooLarge {
@@ -224,7 +227,7 @@ impl Payload {
             }
             // Syntax errors and field errors read differently.
             serde_json::error::Category::Data => PayloadError::field("(root)", e.to_string()),
-            _ => PayloadError::Json(e.to_string()),
+            _ => PayloadError::Json(e.into()),
         })?;
         if let Some(url) = head.callback_url.as_ref().and_then(serde_json::Value::as_str) {
             callback_url(url);
@@ -343,8 +346,7 @@ fn json_of(bytes: &[u8], limit: usize, json_text: bool) -> Result<std::borrow::C
     if compact.len() / 4 * 3 > limit.saturating_add(3) {
         return Err(too_large());
     }
-    let decoded =
-        base64::engine::general_purpose::STANDARD.decode(&compact).map_err(|e| PayloadError::Base64(e.to_string()))?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(&compact).map_err(PayloadError::Base64)?;
     if crate::gzip::is_gzip(&decoded) {
         return crate::gzip::inflate(&decoded, limit).map(Cow::Owned);
     }
@@ -452,13 +454,34 @@ mod tests {
     }
 
     #[test]
+    fn a_parse_error_keeps_its_cause_and_says_it_once() {
+        let cases = [
+            (
+                Payload::from_text("{\"version\":"),
+                "payload is not valid JSON: EOF while parsing a value at line 1 column 11",
+            ),
+            (Payload::from_text("not base64!"), "payload is not valid base64: Invalid symbol 33, offset 9."),
+        ];
+        for (read, said) in cases {
+            let e = read.unwrap_err();
+            assert!(std::error::Error::source(&e).is_some(), "{e:?}");
+            assert_eq!(crate::error_chain(&e), said);
+        }
+        let broken = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff, 1, 2, 3];
+        let e = Payload::from_bytes(&broken).unwrap_err();
+        let chain = crate::error_chain(&e);
+        assert!(chain.starts_with("payload is gzip-compressed but does not decompress: "), "{chain}");
+        assert!(chain.len() > "payload is gzip-compressed but does not decompress: ".len(), "{chain}");
+    }
+
+    #[test]
     fn files_may_hold_gzip_json_or_base64() {
         let p = decode(&wove_json()).unwrap();
         let json = serde_json::to_vec(&p).unwrap();
         assert_eq!(Payload::from_bytes(&crate::gzip::deflate(&json)).unwrap(), p);
         assert_eq!(Payload::from_bytes(&json).unwrap(), p);
         assert_eq!(Payload::from_bytes(p.to_base64_gzip().as_bytes()).unwrap(), p);
-        assert_eq!(Payload::from_bytes(b"\xff{"), Err(PayloadError::Utf8));
+        assert!(matches!(Payload::from_bytes(b"\xff{"), Err(PayloadError::Utf8)));
     }
 
     #[test]
@@ -466,14 +489,17 @@ mod tests {
         let p = decode(&wove_json()).unwrap();
         let json = serde_json::to_vec(&p).unwrap();
         let limit = json.len() - 1;
-        let too_large = Err(PayloadError::TooLarge { limit });
-        assert_eq!(Payload::from_bytes_within(&json, limit), too_large);
-        assert_eq!(Payload::from_bytes_within(p.to_base64().as_bytes(), limit), too_large);
-        assert_eq!(Payload::from_base64_within(&p.to_base64_gzip(), limit), too_large);
-        assert_eq!(Payload::from_bytes_within(&crate::gzip::deflate(&json), limit), too_large);
+        let too_large = |read: Result<Payload, PayloadError>| matches!(read, Err(PayloadError::TooLarge { limit: l }) if l == limit);
+        assert!(too_large(Payload::from_bytes_within(&json, limit)));
+        assert!(too_large(Payload::from_bytes_within(p.to_base64().as_bytes(), limit)));
+        assert!(too_large(Payload::from_base64_within(&p.to_base64_gzip(), limit)));
+        assert!(too_large(Payload::from_bytes_within(&crate::gzip::deflate(&json), limit)));
         assert_eq!(Payload::from_bytes_within(&json, json.len()).unwrap(), p);
         // Base64 far over the limit is refused before it is decoded.
-        assert_eq!(Payload::from_base64_within(&"QUFB".repeat(1000), 10), Err(PayloadError::TooLarge { limit: 10 }));
+        assert!(matches!(
+            Payload::from_base64_within(&"QUFB".repeat(1000), 10),
+            Err(PayloadError::TooLarge { limit: 10 })
+        ));
     }
 
     #[test]

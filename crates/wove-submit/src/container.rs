@@ -54,7 +54,7 @@ pub fn payload_mismatch(carried: Carried<'_>, sha256: Option<&str>) -> Option<St
     };
     // Never quoted: the payload holds the callback token.
     if let Err(e) = Payload::from_bytes(&bytes) {
-        return Some(format!("is not a payload ({e})"));
+        return Some(format!("is not a payload ({})", wove_proto::error_chain(&e)));
     }
     let Some(expected) = sha256 else {
         return Some("the job no longer says which payload it carries (its payload-sha256 was removed)".into());

@@ -206,7 +206,7 @@ impl Client {
         let unreadable = |why: String| ClientError::Unexpected(format!("cannot read the Job's payload back: {why}"));
         if let Some(var) = env.iter().find(|v| v.name == vars::PAYLOAD) {
             if let Some(value) = &var.value {
-                return Payload::from_text(value).map_err(|e| unreadable(e.to_string()));
+                return Payload::from_text(value).map_err(|e| unreadable(wove_proto::error_chain(&e)));
             }
             if let Some(key_ref) = var.value_from.as_ref().and_then(|f| f.secret_key_ref.as_ref()) {
                 return self.payload_in_secret(namespace, &key_ref.name, &key_ref.key).await;
@@ -244,8 +244,10 @@ impl Client {
             .and_then(|d| d.get(key))
             .map(|b| b.0.clone())
             .ok_or_else(|| ClientError::Unexpected(format!("the payload Secret {name} has no key {key}")))?;
-        Payload::from_bytes(&bytes)
-            .map_err(|e| ClientError::Unexpected(format!("the payload in Secret {name} does not decode: {e}")))
+        Payload::from_bytes(&bytes).map_err(|e| {
+            let why = wove_proto::error_chain(&e);
+            ClientError::Unexpected(format!("the payload in Secret {name} does not decode: {why}"))
+        })
     }
 }
 

@@ -85,7 +85,7 @@ impl Sender {
 }
 
 fn describe_payload(e: &PayloadError) -> String {
-    format!("the payload names no such task: {e}")
+    format!("the payload names no such task: {}", wove_proto::error_chain(e))
 }
 
 fn describe_sink(e: &SinkError) -> String {
