@@ -13,7 +13,7 @@ pub mod output;
 pub mod reaper;
 
 use std::os::unix::process::CommandExt as _;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +21,8 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::pipe;
+use tokio::sync::{broadcast, oneshot};
+use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 
 pub use child_exit::ChildExit;
@@ -113,53 +115,69 @@ pub struct Report {
 }
 
 /// Run `job` to completion under `signals`. Errors only when it cannot start.
+///
+/// Its stages: start it, stream its output, watch it until it exits (stopping it on a timeout
+/// or a signal), clear away what it left, and drain what it wrote.
 pub async fn run(reaper: &Reaper, signals: &Signals, mut job: Job) -> std::io::Result<Report> {
+    // Before the spawn, so that a signal in between is not missed.
     let mut forwarded = signals.subscribe();
-    job.command
-        .stdin(if job.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
     let oom = oom::OomWatch::start(job.limits.memory_cgroup.as_ref());
-    let spawned = reaper.spawn(&mut job.command);
-    job.close_after_spawn.clear();
-    let (mut child, mut exited) = spawned?;
+    let (mut child, exited) = start(reaper, &mut job)?;
     let group = Pid::from_raw(child.id() as i32);
     tracing::debug!(pid = group.as_raw(), "task process started");
-
-    let keep = job.limits.keep;
-    let stdout_seen = Arc::new(Mutex::new(Captured::new(keep)));
-    let stderr_seen = Arc::new(Mutex::new(Captured::new(keep)));
-    let out_task = child.stdout.take().and_then(|s| pipe::Receiver::from_owned_fd(s.into()).ok()).map(|rx| {
-        let seen = stdout_seen.clone();
-        tokio::spawn(output::pump(rx, tokio::io::stdout(), seen, crate::stdout::task_wrote))
-    });
-    let err_task = child.stderr.take().and_then(|s| pipe::Receiver::from_owned_fd(s.into()).ok()).map(|rx| {
-        let seen = stderr_seen.clone();
-        tokio::spawn(output::pump(rx, tokio::io::stderr(), seen, |_| {}))
-    });
-    if let (Some(bytes), Some(stdin)) = (job.stdin.take(), child.stdin.take()) {
-        if let Ok(mut tx) = pipe::Sender::from_owned_fd(stdin.into()) {
-            // A task that does not read its input closes the pipe early: not our error.
-            tokio::spawn(async move {
-                let _ = tx.write_all(&bytes).await;
-            });
-        }
-    }
+    let streams = Streams::attach(&mut child, job.stdin.take(), job.limits.keep);
 
     let mut escalation = Escalation::new(Instant::now(), job.timeout, job.limits.grace, job.limits.cancel_grace);
     // A cancel that arrived before the child existed still counts.
     if let Some(sig) = signals.cancelled() {
         signal_all(group, escalation.on_signal(sig, Instant::now()));
     }
+    let exit = watch(group, exited, &mut escalation, &mut forwarded, job.timeout).await;
+    // The task is over: whatever it left in its group goes with it, and we
+    // wait until the group is really gone before reporting.
+    signal_group(group, Signal::SIGKILL);
+    drop(child);
+    let gone_by = Instant::now() + EMPTY_GROUP_WAIT;
+    wait_group_empty(group, gone_by).await;
+    if job.limits.sweep_orphans {
+        sweep_orphans(gone_by).await;
+    }
+    let (stdout, stderr) = streams.drain().await;
+    // SIGKILL, or the 128 + 9 of a shell whose child got it: only then is an OOM kill the cause.
+    let killed = matches!(exit, ChildExit::Signaled(SIGKILL) | ChildExit::Exited(SHELL_SAW_SIGKILL));
+    let oom = if killed { oom.fired() } else { None };
+    Ok(Report { exit, stopped: escalation.stopped(), stdout, stderr, oom })
+}
+
+/// Spawn the child in a process group of its own, its stdio piped (stdin only when it has input).
+fn start(reaper: &Reaper, job: &mut Job) -> std::io::Result<(Child, oneshot::Receiver<ChildExit>)> {
+    job.command
+        .stdin(if job.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let spawned = reaper.spawn(&mut job.command);
+    job.close_after_spawn.clear();
+    spawned
+}
+
+/// Until the child exits: the escalation's TERM and KILL when they fall due, and each
+/// forwarded signal passed on to the group.
+async fn watch(
+    group: Pid,
+    mut exited: oneshot::Receiver<ChildExit>,
+    escalation: &mut Escalation,
+    forwarded: &mut broadcast::Receiver<Signal>,
+    timeout: Option<Duration>,
+) -> ChildExit {
     let far = Instant::now() + Duration::from_secs(86400 * 365);
-    let exit = loop {
+    loop {
         tokio::select! {
-            t = &mut exited => break t.unwrap_or(ChildExit::Signaled(Signal::SIGKILL as i32)),
+            t = &mut exited => return t.unwrap_or(ChildExit::Signaled(SIGKILL)),
             _ = sleep_until(escalation.next_wake().unwrap_or(far)) => {
                 let due = escalation.on_time(Instant::now());
                 if due.contains(&Signal::SIGTERM) {
-                    tracing::warn!(timeout = ?job.timeout, "task timed out; stopping it");
+                    tracing::warn!(?timeout, "task timed out; stopping it");
                 }
                 if due.contains(&Signal::SIGKILL) {
                     tracing::warn!("task still running after its grace period; killing its process group");
@@ -171,31 +189,53 @@ pub async fn run(reaper: &Reaper, signals: &Signals, mut job: Job) -> std::io::R
                 signal_all(group, escalation.on_signal(sig, Instant::now()));
             }
         }
-    };
-    let stopped = escalation.stopped();
-    // The task is over: whatever it left in its group goes with it, and we
-    // wait until the group is really gone before reporting.
-    signal_group(group, Signal::SIGKILL);
-    drop(child);
-    let gone_by = Instant::now() + EMPTY_GROUP_WAIT;
-    wait_group_empty(group, gone_by).await;
-    if job.limits.sweep_orphans {
-        sweep_orphans(gone_by).await;
+    }
+}
+
+/// The child's output, streamed through to ours and sampled, and its input fed to it.
+struct Streams {
+    pumps: [Option<JoinHandle<()>>; 2],
+    stdout: Arc<Mutex<Captured>>,
+    stderr: Arc<Mutex<Captured>>,
+}
+
+impl Streams {
+    fn attach(child: &mut Child, stdin: Option<Vec<u8>>, keep: usize) -> Self {
+        let stdout = Arc::new(Mutex::new(Captured::new(keep)));
+        let stderr = Arc::new(Mutex::new(Captured::new(keep)));
+        let out =
+            child.stdout.take().and_then(|s| pipe::Receiver::from_owned_fd(s.into()).ok()).map(|rx| {
+                tokio::spawn(output::pump(rx, tokio::io::stdout(), stdout.clone(), crate::stdout::task_wrote))
+            });
+        let err = child
+            .stderr
+            .take()
+            .and_then(|s| pipe::Receiver::from_owned_fd(s.into()).ok())
+            .map(|rx| tokio::spawn(output::pump(rx, tokio::io::stderr(), stderr.clone(), |_| {})));
+        if let (Some(bytes), Some(pipe)) = (stdin, child.stdin.take()) {
+            if let Ok(mut tx) = pipe::Sender::from_owned_fd(pipe.into()) {
+                // A task that does not read its input closes the pipe early: not our error.
+                tokio::spawn(async move {
+                    let _ = tx.write_all(&bytes).await;
+                });
+            }
+        }
+        Self { pumps: [out, err], stdout, stderr }
     }
 
-    let drain_until = Instant::now() + DRAIN_AFTER_EXIT;
-    for task in [out_task, err_task].into_iter().flatten() {
-        let abort = task.abort_handle();
-        if tokio::time::timeout_at(drain_until, task).await.is_err() {
-            abort.abort();
-            tracing::warn!("task output still open after the task exited; stopped reading it");
+    /// What each stream kept, after reading until it closes or [`DRAIN_AFTER_EXIT`] passes.
+    async fn drain(self) -> (Captured, Captured) {
+        let until = Instant::now() + DRAIN_AFTER_EXIT;
+        for pump in self.pumps.into_iter().flatten() {
+            let abort = pump.abort_handle();
+            if tokio::time::timeout_at(until, pump).await.is_err() {
+                abort.abort();
+                tracing::warn!("task output still open after the task exited; stopped reading it");
+            }
         }
+        let take = |seen: &Mutex<Captured>| std::mem::take(&mut *output::lock(seen));
+        (take(&self.stdout), take(&self.stderr))
     }
-    let take = |seen: Arc<Mutex<Captured>>| std::mem::take(&mut *output::lock(&seen));
-    // SIGKILL, or the 128 + 9 of a shell whose child got it: only then is an OOM kill the cause.
-    let killed = matches!(exit, ChildExit::Signaled(SIGKILL) | ChildExit::Exited(SHELL_SAW_SIGKILL));
-    let oom = if killed { oom.fired() } else { None };
-    Ok(Report { exit, stopped, stdout: take(stdout_seen), stderr: take(stderr_seen), oom })
 }
 
 /// Poll until no process is left in `group` (our reaper collects the dead).
