@@ -292,7 +292,7 @@ impl Cli {
             _ => PayloadSource::Missing,
         };
 
-        let defaults = RunnerSettings::detect();
+        // What a flag gives is never also read from the machine.
         Ok(Config {
             payload,
             max_payload_bytes: self.max_payload_bytes,
@@ -311,17 +311,20 @@ impl Cli {
                 python: self.python,
                 kill_grace: self.kill_grace,
                 output_keep: self.output_keep,
-                work_dir: self.work_dir.unwrap_or(defaults.work_dir),
-                scrub_env: defaults.scrub_env,
+                work_dir: self.work_dir.unwrap_or_else(RunnerSettings::detect_work_dir),
+                scrub_env: RunnerSettings::default().scrub_env,
                 adopt_orphans: true,
                 memory_cgroup: match &self.memory_cgroup {
                     Some(path) => Some(
                         crate::cgroup::MemoryCgroup::from_path(path)
                             .ok_or_else(|| ConfigError::MemoryCgroup(path.clone()))?,
                     ),
-                    None => defaults.memory_cgroup,
+                    None => RunnerSettings::detect_memory_cgroup(),
                 },
-                runner_path: self.runner_path.as_deref().map_or(defaults.runner_path, crate::config::split_path),
+                runner_path: self
+                    .runner_path
+                    .as_deref()
+                    .map_or_else(RunnerSettings::detect_runner_path, crate::config::split_path),
                 runner_timeout: self.runner_timeout,
                 task_user: match self.task_user {
                     Some(_) if !nix::unistd::geteuid().is_root() => return Err(ConfigError::TaskUserNeedsRoot),

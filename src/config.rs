@@ -323,11 +323,26 @@ impl RunnerSettings {
     /// `$TMPDIR` as the scratch directory. The one place the configuration reads anything.
     pub fn detect() -> Self {
         Self {
-            work_dir: std::env::temp_dir(),
-            memory_cgroup: crate::cgroup::MemoryCgroup::of_this_process(),
-            runner_path: split_path(&std::env::var("PATH").unwrap_or_default()),
+            work_dir: Self::detect_work_dir(),
+            memory_cgroup: Self::detect_memory_cgroup(),
+            runner_path: Self::detect_runner_path(),
             ..Self::default()
         }
+    }
+
+    /// `$TMPDIR`, or `/tmp`.
+    pub fn detect_work_dir() -> PathBuf {
+        std::env::temp_dir()
+    }
+
+    /// The memory cgroup this process is in, when there is one it can read.
+    pub fn detect_memory_cgroup() -> Option<crate::cgroup::MemoryCgroup> {
+        crate::cgroup::MemoryCgroup::of_this_process()
+    }
+
+    /// `PATH`, as the runner path.
+    pub fn detect_runner_path() -> Vec<PathBuf> {
+        split_path(&std::env::var("PATH").unwrap_or_default())
     }
 }
 
