@@ -12,6 +12,7 @@ use super::args::{
     OutputArgs, PayloadArgs, PayloadSourceArgs, ReportArgs, WaitingArgs,
 };
 use super::output::{self, Output, Stream};
+use super::overlay::{self, Given};
 use super::store::{self, StoreArgs};
 use super::{Failure, SubmitExit};
 
@@ -136,7 +137,7 @@ struct ConnectArgs {
     api_timeout: ApiTimeoutArgs,
 }
 
-/// Job options. Each overrides the same option from --options.
+/// Job options, laid over those of --options by one rule (cli/overlay.rs).
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Job")]
 struct JobArgs {
@@ -209,59 +210,33 @@ struct JobArgs {
 }
 
 impl JobArgs {
+    /// The options file, with every flag that was given laid over it (cli/overlay.rs).
     fn options(&self) -> Result<BatchOptions, Failure> {
-        let mut o = match &self.options_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| refused(format!("cannot read --options {}: {e}", path.display())))?;
-                serde_json::from_str(&text).map_err(|e| refused(format!("--options {}: {e}", path.display())))?
-            }
-            None => BatchOptions::default(),
-        };
-        set(&mut o.job_queue, self.job_queue.clone());
-        set(&mut o.job_definition, self.job_definition.clone());
-        set(&mut o.name_prefix, self.name_prefix.clone());
-        o.environment.extend(self.env.iter().cloned());
-        if !self.command.is_empty() {
-            o.command = Some(self.command.clone());
-        }
-        if self.vcpus.is_some() {
-            o.vcpus = self.vcpus.clone();
-        }
-        if self.memory_mib.is_some() {
-            o.memory_mib = self.memory_mib;
-        }
-        if self.gpus.is_some() {
-            o.gpus = self.gpus;
-        }
-        o.tags.extend(self.tag.iter().cloned());
-        o.propagate_tags |= self.propagate_tags;
-        o.parameters.extend(self.parameter.iter().cloned());
-        o.depends_on.extend(self.depends_on.iter().cloned());
-        if self.priority.is_some() {
-            o.scheduling_priority = self.priority;
-        }
-        if self.share_identifier.is_some() {
-            o.share_identifier = self.share_identifier.clone();
-        }
-        set(&mut o.attempts, self.attempts);
-        if self.attempt_duration.is_some() {
-            o.attempt_duration_seconds = self.attempt_duration;
-        }
-        if self.array_size.is_some() {
-            o.array_size = self.array_size;
-        }
-        if self.payload_path_in_container.is_some() {
-            o.payload_file = self.payload_path_in_container.clone();
-        }
-        if self.no_ecs_overrides_limit {
-            o.ecs_overrides_limit = false;
-        }
-        if let Some(extra) = &self.extra {
-            o.extra.extend(extra.clone());
-        }
-        self.store.apply(&mut o.payload_store)?;
-        Ok(o)
+        let mut given = Given::default();
+        given
+            .value("job_queue", self.job_queue.as_ref())
+            .value("job_definition", self.job_definition.as_ref())
+            .value("name_prefix", self.name_prefix.as_ref())
+            .items("environment", &self.env)
+            .items("command", &self.command)
+            .value("vcpus", self.vcpus.as_ref())
+            .value("memory_mib", self.memory_mib)
+            .value("gpus", self.gpus)
+            .entries("tags", &self.tag)
+            .switch("propagate_tags", self.propagate_tags, true)
+            .entries("parameters", &self.parameter)
+            .items("depends_on", &self.depends_on)
+            .value("scheduling_priority", self.priority)
+            .value("share_identifier", self.share_identifier.as_ref())
+            .value("attempts", self.attempts)
+            .value("attempt_duration_seconds", self.attempt_duration)
+            .value("array_size", self.array_size)
+            .value("payload_file", self.payload_path_in_container.as_ref())
+            .switch("ecs_overrides_limit", self.no_ecs_overrides_limit, false)
+            .value("extra", self.extra.as_ref());
+        let mut options: BatchOptions = overlay::options(self.options_file.as_deref(), given, &["command"])?;
+        self.store.apply(&mut options.payload_store)?;
+        Ok(options)
     }
 }
 
@@ -505,4 +480,89 @@ fn build(payload: &PayloadArgs, job: &JobArgs) -> Result<(batch::Plan, wove_prot
     set(&mut options.compression, payload.compression);
     let plan = batch::plan(&encoded, &options).map_err(refused)?;
     Ok((plan, encoded.payload().clone(), options.ecs_overrides_limit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use serde_json::json;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        job: JobArgs,
+    }
+
+    /// Every flag lands on its own option, by the overlay's one rule.
+    #[test]
+    fn each_flag_is_laid_over_the_options_file() {
+        let dependencies: Vec<Dependency> = vec!["j0".parse().unwrap(), "j1".parse().unwrap()];
+        let file = json!({
+            "job_queue": "file-queue", "environment": [["A", "1"]], "tags": {"t": "1"}, "command": ["from-file"],
+            "depends_on": [dependencies[0]],
+            "extra": {"retryStrategy": {"attempts": 2}, "timeout": {"attemptDurationSeconds": 5}},
+        });
+        let path = std::env::temp_dir().join(format!("wove-submit-batch-options-{}.json", std::process::id()));
+        std::fs::write(&path, file.to_string()).unwrap();
+        let flags = [
+            "--job-queue",
+            "q",
+            "--job-definition",
+            "d",
+            "--name-prefix",
+            "p",
+            "--env",
+            "B=2",
+            "--command",
+            "c",
+            "--vcpus",
+            "2",
+            "--memory-mib",
+            "512",
+            "--gpus",
+            "1",
+            "--tag",
+            "u=2",
+            "--propagate-tags",
+            "--parameter",
+            "k=v",
+            "--depends-on",
+            "j1",
+            "--priority",
+            "5",
+            "--share-identifier",
+            "s",
+            "--attempts",
+            "3",
+            "--attempt-duration",
+            "60",
+            "--array-size",
+            "4",
+            "--payload-path-in-container",
+            "/p",
+            "--no-ecs-overrides-limit",
+            "--extra",
+            r#"{"retryStrategy": {"evaluateOnExit": []}}"#,
+        ];
+        let argv = ["test", "--options", path.to_str().unwrap()].into_iter().chain(flags);
+        let options = Flags::try_parse_from(argv).unwrap().job.options();
+        std::fs::remove_file(&path).unwrap();
+        let given = serde_json::to_value(options.unwrap()).unwrap();
+        let want = json!({
+            "job_queue": "q", "job_definition": "d", "name_prefix": "p", "environment": [["A", "1"], ["B", "2"]],
+            "command": ["c"], "vcpus": "2", "memory_mib": 512, "gpus": 1, "tags": {"t": "1", "u": "2"},
+            "propagate_tags": true, "parameters": {"k": "v"}, "depends_on": dependencies,
+            "scheduling_priority": 5, "share_identifier": "s", "attempts": 3, "attempt_duration_seconds": 60,
+            "array_size": 4, "payload_file": "/p", "ecs_overrides_limit": false,
+            "extra": {"retryStrategy": {"attempts": 2, "evaluateOnExit": []}, "timeout": {"attemptDurationSeconds": 5}},
+        });
+        let serde_json::Value::Object(want) = want else { unreachable!() };
+        // Every option has a flag but those set elsewhere (--compression, the store's flags).
+        let without_flag: Vec<&String> = given.as_object().unwrap().keys().filter(|k| !want.contains_key(*k)).collect();
+        assert_eq!(without_flag, ["compression", "payload_store"]);
+        for (key, value) in want {
+            assert_eq!(given[&key], value, "{key}");
+        }
+    }
 }

@@ -1,16 +1,13 @@
 //! `wove-submit kubernetes render|submit|status|wait|logs|cancel`.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{
-    Affinity, ConfigMapEnvSource, EnvFromSource, EnvVar, ResourceRequirements, SecretEnvSource, Toleration, Volume,
-    VolumeMount,
+    Affinity, ConfigMapEnvSource, EnvFromSource, EnvVar, SecretEnvSource, Toleration, Volume, VolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use wove_submit::kubernetes::{
     self, Client, ClientError, Indexed, JobOptions, JobReport, LogNotice, PayloadPlacement, RenderError, Reported,
     Reporting, SigningSecret,
@@ -21,6 +18,7 @@ use super::args::{
     ApiTimeoutArgs, OutputArgs, PayloadArgs, PayloadSourceArgs, ReportArgs, WaitingArgs,
 };
 use super::output::{self, Output, RenderFormat, Stream};
+use super::overlay::{self, Given};
 use super::store::{self, StoreArgs};
 use super::{Failure, SubmitExit};
 
@@ -162,7 +160,7 @@ struct ConnectArgs {
     api_timeout: ApiTimeoutArgs,
 }
 
-/// Job options. Each overrides the same option from --options.
+/// Job options, laid over those of --options by one rule (cli/overlay.rs).
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Job")]
 struct JobArgs {
@@ -600,120 +598,71 @@ fn apply_patch(job: &mut Job, patch: &serde_json::Value) -> Result<(), String> {
 }
 
 impl JobArgs {
-    /// The options file, then every flag that was given on top of it.
+    /// The options file, with every flag that was given laid over it (cli/overlay.rs).
     fn options(&self) -> Result<JobOptions, Failure> {
-        let mut o = match &self.options_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| refused(format!("cannot read --options {}: {e}", path.display())))?;
-                serde_json::from_str(&text).map_err(|e| refused(format!("--options {}: {e}", path.display())))?
-            }
-            None => JobOptions::default(),
-        };
-        set(&mut o.image, self.image.clone());
-        set(&mut o.namespace, self.namespace.clone());
-        set(&mut o.name_prefix, self.name_prefix.clone());
-        if self.image_pull_policy.is_some() {
-            o.image_pull_policy = self.image_pull_policy;
-        }
-        o.image_pull_secrets.extend(self.image_pull_secret.iter().cloned());
-        if !self.command.is_empty() {
-            o.command = self.command.clone();
-        }
-        o.args.extend(self.args.iter().cloned());
-        o.env.extend(self.env.iter().map(|(name, value)| EnvVar {
-            name: name.clone(),
-            value: Some(value.clone()),
-            ..Default::default()
-        }));
-        o.env_from.extend(self.env_from_secret.iter().map(|name| EnvFromSource {
+        let env: Vec<EnvVar> = self
+            .env
+            .iter()
+            .map(|(name, value)| EnvVar { name: name.clone(), value: Some(value.clone()), ..Default::default() })
+            .collect();
+        let secrets = self.env_from_secret.iter().map(|name| EnvFromSource {
             secret_ref: Some(SecretEnvSource { name: name.clone(), optional: None }),
             ..Default::default()
-        }));
-        o.env_from.extend(self.env_from_configmap.iter().map(|name| EnvFromSource {
+        });
+        let configmaps = self.env_from_configmap.iter().map(|name| EnvFromSource {
             config_map_ref: Some(ConfigMapEnvSource { name: name.clone(), optional: None }),
             ..Default::default()
-        }));
-        self.resources(&mut o);
-        if self.service_account.is_some() {
-            o.service_account = self.service_account.clone();
-        }
-        o.node_selector.extend(self.node_selector.iter().cloned());
-        o.tolerations.extend(self.toleration.iter().flatten().cloned());
-        if self.affinity.is_some() {
-            o.affinity = self.affinity.clone();
-        }
-        if self.priority_class.is_some() {
-            o.priority_class = self.priority_class.clone();
-        }
-        o.volumes.extend(self.volume.iter().flatten().cloned());
-        o.volume_mounts.extend(self.volume_mount.iter().flatten().cloned());
-        o.labels.extend(self.label.iter().cloned());
-        o.annotations.extend(self.annotation.iter().cloned());
-        if self.run_as_user.is_some() {
-            o.security.run_as_user = self.run_as_user;
-        }
-        if self.run_as_group.is_some() {
-            o.security.run_as_group = self.run_as_group;
-        }
-        if self.allow_root {
-            o.security.run_as_non_root = false;
-        }
-        if self.read_only_root {
-            o.security.read_only_root_filesystem = true;
-        }
-        set(&mut o.backoff_limit, self.backoff_limit);
-        if self.active_deadline.is_some() {
-            o.active_deadline_seconds = self.active_deadline;
-        }
-        if self.ttl_after_finished.is_some() {
-            o.ttl_seconds_after_finished = self.ttl_after_finished;
-        }
-        set(&mut o.shutdown_budget_seconds, self.shutdown_budget);
-        if self.termination_grace.is_some() {
-            o.termination_grace_period_seconds = self.termination_grace;
-        }
-        if let Some(secret) = &self.signing_secret {
-            o.signing_secret = Some(SigningSecret { as_file: self.signing_secret_as_file, ..secret.clone() });
-        }
-        set(&mut o.payload_placement, self.payload_placement);
-        set(&mut o.inline_payload_max_bytes, self.inline_payload_max);
-        if let Some(completions) = self.completions {
-            o.indexed = Some(Indexed {
-                completions,
-                parallelism: self.parallelism,
-                backoff_limit_per_index: self.backoff_limit_per_index,
-                max_failed_indexes: self.max_failed_indexes,
-            });
-        }
-        if self.suspend {
-            o.suspend = true;
-        }
-        self.store.apply(&mut o.payload_store)?;
-        Ok(o)
-    }
-
-    fn resources(&self, o: &mut JobOptions) {
-        let quantity = |q: &Option<String>| q.clone().map(Quantity);
-        let requests = [("cpu", quantity(&self.cpu)), ("memory", quantity(&self.memory))];
-        let limits = [
-            ("cpu", quantity(&self.cpu_limit)),
-            ("memory", quantity(&self.memory_limit)),
-            ("nvidia.com/gpu", self.gpus.map(|n| Quantity(n.to_string()))),
-        ];
-        if requests.iter().chain(limits.iter()).all(|(_, q)| q.is_none()) {
-            return;
-        }
-        let resources = o.resources.get_or_insert_with(ResourceRequirements::default);
-        let put = |map: &mut Option<BTreeMap<String, Quantity>>, items: &[(&str, Option<Quantity>)]| {
-            for (name, q) in items {
-                if let Some(q) = q {
-                    map.get_or_insert_with(BTreeMap::new).insert((*name).to_string(), q.clone());
-                }
-            }
-        };
-        put(&mut resources.requests, &requests);
-        put(&mut resources.limits, &limits);
+        });
+        let signing =
+            self.signing_secret.clone().map(|secret| SigningSecret { as_file: self.signing_secret_as_file, ..secret });
+        let indexed = self.completions.map(|completions| Indexed {
+            completions,
+            parallelism: self.parallelism,
+            backoff_limit_per_index: self.backoff_limit_per_index,
+            max_failed_indexes: self.max_failed_indexes,
+        });
+        let mut given = Given::default();
+        given
+            .value("image", self.image.as_ref())
+            .value("namespace", self.namespace.as_ref())
+            .value("name_prefix", self.name_prefix.as_ref())
+            .value("image_pull_policy", self.image_pull_policy)
+            .items("image_pull_secrets", &self.image_pull_secret)
+            .items("command", &self.command)
+            .items("args", &self.args)
+            .items("env", env)
+            .items("env_from", secrets.chain(configmaps))
+            .value("resources.requests.cpu", self.cpu.as_ref())
+            .value("resources.requests.memory", self.memory.as_ref())
+            .value("resources.limits.cpu", self.cpu_limit.as_ref())
+            .value("resources.limits.memory", self.memory_limit.as_ref())
+            .value_at(&["resources", "limits", "nvidia.com/gpu"], self.gpus.map(|n| n.to_string()))
+            .value("service_account", self.service_account.as_ref())
+            .entries("node_selector", &self.node_selector)
+            .items("tolerations", self.toleration.iter().flatten())
+            .value("affinity", self.affinity.as_ref())
+            .value("priority_class", self.priority_class.as_ref())
+            .items("volumes", self.volume.iter().flatten())
+            .items("volume_mounts", self.volume_mount.iter().flatten())
+            .entries("labels", &self.label)
+            .entries("annotations", &self.annotation)
+            .value("security.run_as_user", self.run_as_user)
+            .value("security.run_as_group", self.run_as_group)
+            .switch("security.run_as_non_root", self.allow_root, false)
+            .switch("security.read_only_root_filesystem", self.read_only_root, true)
+            .value("backoff_limit", self.backoff_limit)
+            .value("active_deadline_seconds", self.active_deadline)
+            .value("ttl_seconds_after_finished", self.ttl_after_finished)
+            .value("shutdown_budget_seconds", self.shutdown_budget)
+            .value("termination_grace_period_seconds", self.termination_grace)
+            .value("signing_secret", signing)
+            .value("payload_placement", self.payload_placement)
+            .value("inline_payload_max_bytes", self.inline_payload_max)
+            .value("indexed", indexed)
+            .switch("suspend", self.suspend, true);
+        let mut options: JobOptions = overlay::options(self.options_file.as_deref(), given, &["command"])?;
+        self.store.apply(&mut options.payload_store)?;
+        Ok(options)
     }
 }
 
@@ -735,5 +684,149 @@ fn print_notice(notice: LogNotice<'_>) {
     match notice {
         LogNotice::Pod(pod) => eprintln!("==> pod {pod} <=="),
         LogNotice::Lost { error, .. } => eprintln!("wove-submit: {}", wove_submit::error_chain(&error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use serde_json::json;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        job: JobArgs,
+    }
+
+    fn options(file: serde_json::Value, flags: &[&str]) -> serde_json::Value {
+        static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("wove-submit-k8s-options-{}-{n}.json", std::process::id()));
+        std::fs::write(&path, file.to_string()).unwrap();
+        let argv = ["test", "--options", path.to_str().unwrap()].into_iter().chain(flags.iter().copied());
+        let options = Flags::try_parse_from(argv).unwrap().job.options();
+        std::fs::remove_file(&path).unwrap();
+        serde_json::to_value(options.unwrap()).unwrap()
+    }
+
+    /// Every flag lands on its own option, by the overlay's one rule.
+    #[test]
+    fn each_flag_is_laid_over_the_options_file() {
+        let file = json!({
+            "image": "file:1", "command": ["from-file"], "args": ["a"], "env": [{"name": "F", "value": "1"}],
+            "labels": {"f": "1"}, "security": {"run_as_user": 1, "run_as_group": 2},
+            "resources": {"requests": {"cpu": "100m"}}, "indexed": {"completions": 2, "parallelism": 1},
+        });
+        let given = options(
+            file,
+            &[
+                "--image",
+                "flag:2",
+                "--namespace",
+                "ns",
+                "--name-prefix",
+                "p",
+                "--image-pull-policy",
+                "Always",
+                "--image-pull-secret",
+                "reg",
+                "--command",
+                "c1",
+                "--command",
+                "c2",
+                "--arg",
+                "b",
+                "--env",
+                "G=2",
+                "--env-from-secret",
+                "s",
+                "--env-from-configmap",
+                "m",
+                "--memory",
+                "1Gi",
+                "--cpu-limit",
+                "2",
+                "--memory-limit",
+                "2Gi",
+                "--gpus",
+                "1",
+                "--service-account",
+                "sa",
+                "--node-selector",
+                "zone=a",
+                "--toleration",
+                r#"[{"key": "k", "operator": "Exists"}]"#,
+                "--affinity",
+                r#"{"nodeAffinity": {}}"#,
+                "--priority-class",
+                "high",
+                "--volume",
+                r#"[{"name": "v", "emptyDir": {}}]"#,
+                "--volume-mount",
+                r#"[{"name": "v", "mountPath": "/v"}]"#,
+                "--label",
+                "g=2",
+                "--annotation",
+                "a=b",
+                "--run-as-user",
+                "7",
+                "--allow-root",
+                "--read-only-root",
+                "--backoff-limit",
+                "3",
+                "--active-deadline",
+                "60",
+                "--ttl-after-finished",
+                "30",
+                "--shutdown-budget",
+                "20",
+                "--termination-grace",
+                "40",
+                "--signing-secret",
+                "sec:key",
+                "--signing-secret-as-file",
+                "--payload-placement",
+                "secret",
+                "--inline-payload-max",
+                "100",
+                "--completions",
+                "4",
+                "--suspend",
+            ],
+        );
+        let want = json!({
+            "image": "flag:2", "namespace": "ns", "name_prefix": "p", "image_pull_policy": "Always",
+            "image_pull_secrets": ["reg"], "command": ["c1", "c2"], "args": ["a", "b"],
+            "env": [{"name": "F", "value": "1"}, {"name": "G", "value": "2"}],
+            "env_from": [{"secretRef": {"name": "s"}}, {"configMapRef": {"name": "m"}}],
+            "resources": {"requests": {"cpu": "100m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi", "nvidia.com/gpu": "1"}},
+            "service_account": "sa", "node_selector": {"zone": "a"},
+            "tolerations": [{"key": "k", "operator": "Exists"}], "affinity": {"nodeAffinity": {}},
+            "priority_class": "high", "volumes": [{"name": "v", "emptyDir": {}}],
+            "volume_mounts": [{"name": "v", "mountPath": "/v"}], "labels": {"f": "1", "g": "2"},
+            "annotations": {"a": "b"},
+            "security": {"run_as_user": 7, "run_as_group": 2, "run_as_non_root": false, "read_only_root_filesystem": true},
+            "backoff_limit": 3, "active_deadline_seconds": 60, "ttl_seconds_after_finished": 30,
+            "shutdown_budget_seconds": 20, "termination_grace_period_seconds": 40,
+            "signing_secret": {"name": "sec", "key": "key", "as_file": true}, "payload_placement": "secret",
+            "inline_payload_max_bytes": 100,
+            "indexed": {"completions": 4, "parallelism": null, "backoff_limit_per_index": null, "max_failed_indexes": null},
+            "suspend": true,
+        });
+        let serde_json::Value::Object(want) = want else { unreachable!() };
+        // Every option has a flag but those set elsewhere (--compression, the store's flags).
+        let without_flag: Vec<&String> = given.as_object().unwrap().keys().filter(|k| !want.contains_key(*k)).collect();
+        assert_eq!(without_flag, ["compression", "payload_store"]);
+        for (key, value) in want {
+            assert_eq!(given[&key], value, "{key}");
+        }
+    }
+
+    #[test]
+    fn no_flags_leave_the_file_as_it_reads() {
+        let file = json!({"image": "file:1", "command": ["from-file"], "backoff_limit": 2});
+        let read: JobOptions = serde_json::from_value(file.clone()).unwrap();
+        assert_eq!(options(file, &[]), serde_json::to_value(read).unwrap());
     }
 }

@@ -7,6 +7,7 @@ mod batch;
 mod exit;
 mod kubernetes;
 mod output;
+mod overlay;
 mod shell;
 mod store;
 
