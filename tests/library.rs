@@ -42,6 +42,30 @@ impl Prepared for ShoutTask {
     }
 }
 
+/// A runner with a bug: it panics while it runs.
+struct Buggy;
+struct BuggyTask;
+
+impl Runner for Buggy {
+    fn name(&self) -> &str {
+        "buggy"
+    }
+    fn prepare(&self, _: &Payload, _: &RunnerSettings) -> Result<Box<dyn Prepared>, PayloadError> {
+        Ok(Box::new(BuggyTask))
+    }
+}
+
+impl Prepared for BuggyTask {
+    fn run(self: Box<Self>, _: Context) -> BoxFuture<'static, Finished> {
+        Box::pin(async move {
+            let index: Vec<u8> = Vec::new();
+            // Out of bounds: the kind of bug a runner has, not a deliberate `panic!`.
+            let value = index[std::hint::black_box(3)];
+            Outcome::Succeeded(TaskValue::Json(value.into())).into()
+        })
+    }
+}
+
 fn run_worker(task: serde_json::Value, rx: &Receiver) -> Exit {
     let mut config = Config::new(PayloadSource::Env(b64(&payload(&rx.url(TOKEN), task))));
     // This test process has children of its own (other tests' receivers are threads,
@@ -50,7 +74,7 @@ fn run_worker(task: serde_json::Value, rx: &Receiver) -> Exit {
     config.termination_log = None;
     config.delivery.budget = Duration::from_secs(10);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(Worker::new(config, Registry::builtin().register(Shout)).run())
+    rt.block_on(Worker::new(config, Registry::builtin().register(Shout).register(Buggy)).run())
 }
 
 #[test]
@@ -66,6 +90,20 @@ fn a_registered_runner_runs_like_a_builtin() {
     let rx = Receiver::start(vec![Reply::Status(204)]);
     assert_eq!(run_worker(serde_json::json!({"runner": "shout", "txt": "x"}), &rx), Exit::BadPayload);
     assert!(rx.of_type("task_error")[0].json()["error"]["message"].as_str().unwrap().contains("text"));
+}
+
+/// The promise `panic = "unwind"` buys (docs/building.md): a runner's panic is the task's
+/// failure, reported as the final event, never the end of the worker without one.
+#[test]
+fn a_runner_that_panics_is_reported_as_its_tasks_failure() {
+    let rx = Receiver::start(vec![Reply::Status(204)]);
+    assert_eq!(run_worker(serde_json::json!({"runner": "buggy"}), &rx), Exit::TaskFailed);
+    let errors = rx.of_type("task_error");
+    assert_eq!(errors.len(), 1);
+    let error = &errors[0].json()["error"];
+    assert_eq!(error["kind"], "WorkerPanic", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("panicked"), "{error}");
+    assert!(rx.of_type("task_result").is_empty());
 }
 
 #[test]
