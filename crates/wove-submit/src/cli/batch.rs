@@ -484,6 +484,7 @@ fn build(payload: &PayloadArgs, job: &JobArgs) -> Result<(batch::Plan, wove_prot
 
 #[cfg(test)]
 mod tests {
+    use super::super::overlay::testing::{assert_each_flag_landed, with_options_file};
     use super::*;
     use clap::Parser;
     use serde_json::json;
@@ -503,8 +504,6 @@ mod tests {
             "depends_on": [dependencies[0]],
             "extra": {"retryStrategy": {"attempts": 2}, "timeout": {"attemptDurationSeconds": 5}},
         });
-        let path = std::env::temp_dir().join(format!("wove-submit-batch-options-{}.json", std::process::id()));
-        std::fs::write(&path, file.to_string()).unwrap();
         let flags = [
             "--job-queue",
             "q",
@@ -545,9 +544,10 @@ mod tests {
             "--extra",
             r#"{"retryStrategy": {"evaluateOnExit": []}}"#,
         ];
-        let argv = ["test", "--options", path.to_str().unwrap()].into_iter().chain(flags);
-        let options = Flags::try_parse_from(argv).unwrap().job.options();
-        std::fs::remove_file(&path).unwrap();
+        let options = with_options_file(&file, |path| {
+            let argv = ["test", "--options", path.to_str().unwrap()].into_iter().chain(flags);
+            Flags::try_parse_from(argv).unwrap().job.options()
+        });
         let given = serde_json::to_value(options.unwrap()).unwrap();
         let want = json!({
             "job_queue": "q", "job_definition": "d", "name_prefix": "p", "environment": [["A", "1"], ["B", "2"]],
@@ -557,12 +557,7 @@ mod tests {
             "array_size": 4, "payload_file": "/p", "ecs_overrides_limit": false,
             "extra": {"retryStrategy": {"attempts": 2, "evaluateOnExit": []}, "timeout": {"attemptDurationSeconds": 5}},
         });
-        let serde_json::Value::Object(want) = want else { unreachable!() };
-        // Every option has a flag but those set elsewhere (--compression, the store's flags).
-        let without_flag: Vec<&String> = given.as_object().unwrap().keys().filter(|k| !want.contains_key(*k)).collect();
-        assert_eq!(without_flag, ["compression", "payload_store"]);
-        for (key, value) in want {
-            assert_eq!(given[&key], value, "{key}");
-        }
+        // Set by --compression and the store's flags, not by a job flag.
+        assert_each_flag_landed(&given, want, &["compression", "payload_store"]);
     }
 }

@@ -689,6 +689,7 @@ fn print_notice(notice: LogNotice<'_>) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::overlay::testing::{assert_each_flag_landed, with_options_file};
     use super::*;
     use clap::Parser;
     use serde_json::json;
@@ -700,13 +701,10 @@ mod tests {
     }
 
     fn options(file: serde_json::Value, flags: &[&str]) -> serde_json::Value {
-        static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("wove-submit-k8s-options-{}-{n}.json", std::process::id()));
-        std::fs::write(&path, file.to_string()).unwrap();
-        let argv = ["test", "--options", path.to_str().unwrap()].into_iter().chain(flags.iter().copied());
-        let options = Flags::try_parse_from(argv).unwrap().job.options();
-        std::fs::remove_file(&path).unwrap();
+        let options = with_options_file(&file, |path| {
+            let argv = ["test", "--options", path.to_str().unwrap()].into_iter().chain(flags.iter().copied());
+            Flags::try_parse_from(argv).unwrap().job.options()
+        });
         serde_json::to_value(options.unwrap()).unwrap()
     }
 
@@ -814,13 +812,8 @@ mod tests {
             "indexed": {"completions": 4, "parallelism": null, "backoff_limit_per_index": null, "max_failed_indexes": null},
             "suspend": true,
         });
-        let serde_json::Value::Object(want) = want else { unreachable!() };
-        // Every option has a flag but those set elsewhere (--compression, the store's flags).
-        let without_flag: Vec<&String> = given.as_object().unwrap().keys().filter(|k| !want.contains_key(*k)).collect();
-        assert_eq!(without_flag, ["compression", "payload_store"]);
-        for (key, value) in want {
-            assert_eq!(given[&key], value, "{key}");
-        }
+        // Set by --compression and the store's flags, not by a job flag.
+        assert_each_flag_landed(&given, want, &["compression", "payload_store"]);
     }
 
     #[test]

@@ -122,6 +122,37 @@ fn overlay(base: &mut Map<String, Value>, top: Value, whole: &[&str]) {
     }
 }
 
+/// What both backends' tests of their flags share.
+#[cfg(test)]
+pub mod testing {
+    use std::path::Path;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use serde_json::Value;
+
+    /// `read` given the path of an options file holding `file`; the file is removed after.
+    pub fn with_options_file<T>(file: &Value, read: impl FnOnce(&Path) -> T) -> T {
+        static FILES: AtomicUsize = AtomicUsize::new(0);
+        let n = FILES.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("wove-submit-options-{}-{n}.json", std::process::id()));
+        std::fs::write(&path, file.to_string()).unwrap();
+        let read = read(&path);
+        std::fs::remove_file(&path).unwrap();
+        read
+    }
+
+    /// Each key of `want` has its value in `given`, and the only options `want` leaves out are
+    /// `without_flag`, those no job flag sets (so that a new option without its flag fails).
+    pub fn assert_each_flag_landed(given: &Value, want: Value, without_flag: &[&str]) {
+        let Value::Object(want) = want else { panic!("want is not an object: {want}") };
+        let left_out: Vec<&String> = given.as_object().unwrap().keys().filter(|k| !want.contains_key(*k)).collect();
+        assert_eq!(left_out, without_flag);
+        for (key, value) in want {
+            assert_eq!(given[&key], value, "{key}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
