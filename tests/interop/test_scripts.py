@@ -1,0 +1,88 @@
+"""The project's own scripts on their failure paths, as CI meets them.
+
+`scripts/tools` refuses a tool it does not know before installing anything (exit 2), and
+scripts/test's background jobs (scripts/lib/background.sh): a failed job's log reaches stderr
+with what failed and the script stops (exit 1); a job that succeeds says nothing; `kill_tree`
+leaves no process of a job's tree behind.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BACKGROUND = REPO / "scripts" / "lib" / "background.sh"
+
+
+def bash(script: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", f"set -euo pipefail; source {BACKGROUND}\n{script}"], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_an_unknown_tool_is_refused_before_anything_is_installed(tmp_path):
+    # `deny` first: were names checked one by one while installing, it would be built (minutes,
+    # past the timeout) before the unknown name was seen.
+    out = subprocess.run([str(REPO / "scripts" / "tools"), "deny", "no-such-tool"], cwd=REPO,
+                         env={**os.environ, "WOVE_TOOLS_ROOT": str(tmp_path / "tools")},
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert "unknown tool no-such-tool" in out.stderr
+    assert out.stdout == ""
+    assert not (tmp_path / "tools").exists(), list((tmp_path / "tools").rglob("*"))
+
+
+def test_a_failed_background_job_prints_its_log_and_stops_the_script():
+    out = bash("""
+log=$(mktemp)
+(echo "the job's own words"; echo "its error line" >&2; exit 3) >"$log" 2>&1 &
+job=$!
+await "$job" "$log" "the sample build"
+echo "after the await"
+""")
+    assert out.returncode == 1, out
+    assert "the job's own words" in out.stderr and "its error line" in out.stderr
+    assert "test: the sample build failed" in out.stderr
+    assert "after the await" not in out.stdout
+
+
+def test_a_background_job_that_succeeds_says_nothing():
+    out = bash("""
+log=$(mktemp)
+(echo "quiet unless it fails") >"$log" 2>&1 &
+job=$!
+await "$job" "$log" "the sample build"
+echo "after the await"
+""")
+    assert out.returncode == 0, out
+    assert out.stdout == "after the await\n"
+    assert out.stderr == ""
+
+
+def running(marker: str) -> list:
+    # Anchored: the scripts that start them hold the marker in their own command lines too.
+    found = subprocess.run(["pgrep", "-f", f"^{marker}$"], capture_output=True, text=True)
+    return found.stdout.split()
+
+
+def test_kill_tree_ends_a_job_and_every_process_under_it():
+    marker = f"sleep 30{os.getpid() % 100:02d}.5"
+    # A job whose grandchildren are two levels down, as cargo's rustc is under scripts/build-static.
+    # Their output away from the pipes: a survivor must not hold the test's read open.
+    out = bash(f"""
+(bash -c '{marker} & {marker} & wait' & wait) >/dev/null 2>&1 &
+job=$!
+for _ in $(seq 100); do [[ $(pgrep -fc '^{marker}$') == 2 ]] && break; sleep 0.05; done
+[[ $(pgrep -fc '^{marker}$') == 2 ]] || {{ echo "the job did not start" >&2; exit 9; }}
+kill_tree "$job"
+""")
+    try:
+        assert out.returncode == 0, out
+        deadline = time.monotonic() + 10
+        while running(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert running(marker) == [], "a process of the job's tree outlived kill_tree"
+    finally:
+        subprocess.run(["pkill", "-f", f"^{marker}$"])
