@@ -18,7 +18,7 @@ use crate::deadline::Deadline;
 use crate::exit::{Exit, Verdict};
 use crate::payload_source::PayloadReadError;
 use crate::redact::redact_url;
-use crate::report::{DeliveryError, HttpSink, Reporter, Requests, Sink, SinkError};
+use crate::report::{ClientError, DeliveryError, HttpSink, Reporter, Requests, Sink, SinkError};
 use crate::runner::{Context, Finished, Outcome, Prepared, Registry, TaskEvents, TaskValue};
 use crate::signals::Signals;
 use crate::supervise::{ReapMode, Reaper};
@@ -153,8 +153,8 @@ impl Worker {
         let reporter = self.reporter(&task.payload, task.index).map_err(|e| {
             let verdict = match e {
                 SinkError::Url => Verdict::BAD_PAYLOAD,
-                SinkError::CaBundle(_) => Verdict::BAD_CONFIG,
-                SinkError::Client(_) => Verdict::INTERNAL,
+                SinkError::Setup(ClientError::CaBundle { .. }) => Verdict::BAD_CONFIG,
+                SinkError::Setup(ClientError::Tls(_)) | SinkError::Client(_) => Verdict::INTERNAL,
             };
             let message = match e {
                 SinkError::Url => "payload field `callback_url`: not a valid URL".to_string(),

@@ -110,6 +110,25 @@ fn tls_without_the_ca_fails_clearly_and_does_not_retry() {
     assert!(rx.requests().is_empty());
 }
 
+/// The roots are the bundled ones and `--ca-bundle`'s, in every flavour: a CA that only the
+/// machine's own store holds (where OpenSSL and rustls-native-certs look) is not trusted.
+#[test]
+fn the_machines_certificate_store_is_not_trusted() {
+    let (ca_pem, tls) = private_ca();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let rx = Receiver::start_tls(vec![Reply::Status(204)], tls);
+    let p = b64(&payload(&rx.tls_url(TOKEN), sh("true")));
+    let out = run(
+        worker().env("WOVE_BACKEND_PAYLOAD", p).env("SSL_CERT_FILE", &ca_file).env("SSL_CERT_DIR", dir.path()),
+        Duration::from_secs(30),
+    );
+    assert_eq!(code(&out), 78, "{}", stderr(&out));
+    assert!(stderr(&out).contains("not trusted"), "{}", stderr(&out));
+    assert!(rx.requests().is_empty());
+}
+
 #[test]
 fn a_bad_ca_bundle_is_a_configuration_error() {
     let dir = tempfile::tempdir().unwrap();

@@ -18,6 +18,7 @@ use rand::Rng as _;
 use wove_proto::env as vars;
 use wove_proto::{Event, EventKind, EventMeta, Payload};
 
+pub use wove_deliver::client::ClientError;
 pub use wove_deliver::{reply, retry, Delivered, DeliveryError, HttpSink, Requests, SinkError};
 
 /// How the worker names itself to the servers it talks to.

@@ -107,9 +107,9 @@ pub enum SinkError {
     /// The HTTP client failed to initialise (TLS roots, …).
     #[error("cannot build the HTTP client")]
     Client(#[source] reqwest::Error),
-    /// The CA bundle could not be read or holds no certificate.
+    /// The CA bundle could not be used, or TLS could not be set up.
     #[error(transparent)]
-    CaBundle(#[from] crate::client::CaBundleError),
+    Setup(#[from] crate::client::ClientError),
 }
 
 impl HttpSink {

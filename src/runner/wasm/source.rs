@@ -18,9 +18,9 @@ pub enum Fetched {
 /// Why a module could not be had. Each is the task's error `kind`.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    /// The client could not be made (the CA bundle).
+    /// The client could not be made (the CA bundle, TLS).
     #[error("cannot download the module")]
-    Client(#[from] wove_deliver::client::CaBundleError),
+    Client(#[from] wove_deliver::client::ClientError),
     /// The download failed: the connection, TLS, a refused redirect, a timeout.
     #[error("cannot download the module")]
     Download(#[source] reqwest::Error),
