@@ -112,3 +112,17 @@ fn the_static_binary_runs_a_payload_in_an_empty_rootfs() {
     }
     assert_ne!(results[0].json()["event_id"], results[1].json()["event_id"], "random event ids");
 }
+
+/// The size goal of the flavour the images ship (README "Flavours", BENCHMARKS.md "Binary
+/// size"): a dependency or a feature that pushes it past 20 MiB fails here, in the run that
+/// adds it, not in a later measurement.
+#[test]
+fn the_static_binary_is_within_the_default_flavours_size_goal() {
+    const GOAL: u64 = 20 * 1024 * 1024;
+    let Some(binary) = static_binary() else { return };
+    // The default flavour, not a smaller one passing for it: it lists the WebAssembly runner.
+    let out = run(Command::new(&binary).arg("runners"), Duration::from_secs(30));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("wasm"), "not the default flavour: {out:?}");
+    let size = std::fs::metadata(&binary).unwrap().len();
+    assert!(size <= GOAL, "{} is {size} bytes, past the default flavour's goal of {GOAL}", binary.display());
+}
