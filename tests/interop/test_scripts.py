@@ -3,7 +3,8 @@
 `scripts/tools` refuses a tool it does not know before installing anything (exit 2), and
 scripts/test's background jobs (scripts/lib/background.sh): a failed job's log reaches stderr
 with what failed and the script stops (exit 1); a job that succeeds says nothing; `kill_tree`
-leaves no process of a job's tree behind.
+leaves no process of a job's tree behind. And scripts/build-static's last step
+(scripts/lib/publish.sh): builds that publish the same output at once all succeed, and it is whole.
 """
 
 from __future__ import annotations
@@ -86,3 +87,23 @@ kill_tree "$job"
         assert running(marker) == [], "a process of the job's tree outlived kill_tree"
     finally:
         subprocess.run(["pkill", "-f", f"^{marker}$"])
+
+
+def test_outputs_published_at_once_to_one_path_all_land_whole(tmp_path):
+    # scripts/build-static's last step, as two builds of the same output end together.
+    src = tmp_path / "built"
+    src.write_bytes(os.urandom(1 << 20))
+    src.chmod(0o755)
+    dest = tmp_path / "flavours" / "submit" / "wove-submit"
+    out = bash(f"""
+source {REPO / "scripts" / "lib" / "publish.sh"}
+for i in $(seq 16); do publish {src} {dest} & done
+failed=0
+for job in $(jobs -p); do wait "$job" || failed=$((failed + 1)); done
+echo "failed=$failed"
+""")
+    assert out.returncode == 0, out
+    assert out.stdout.strip() == "failed=0", out.stderr
+    assert dest.read_bytes() == src.read_bytes()
+    assert os.access(dest, os.X_OK)
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["wove-submit"], "a temporary copy was left"
