@@ -8,8 +8,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::support::{
-    b64, code, payload, private_ca, processes_matching, processes_running, run, sh, start, stderr, wait_for, worker,
-    Receiver, Reply, Running, TOKEN,
+    b64, code, payload, private_ca, private_ca_file, processes_matching, processes_running, run, sh, start, stderr,
+    wait_for, worker, Receiver, Reply, Running, TOKEN,
 };
 
 /// A task slow enough that task_started is always answered first.
@@ -83,10 +83,8 @@ fn permanent_statuses_are_not_retried() {
 
 #[test]
 fn tls_with_a_private_ca_given_to_the_worker() {
-    let (ca_pem, tls) = private_ca();
     let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, ca_pem).unwrap();
+    let (ca_file, tls) = private_ca_file(dir.path());
     let rx = Receiver::start_tls(vec![Reply::Status(204)], tls);
     let p = b64(&payload(&rx.tls_url(TOKEN), sh("echo 7 > \"$WOVE_RESULT_FILE\"")));
     let out =
@@ -114,10 +112,8 @@ fn tls_without_the_ca_fails_clearly_and_does_not_retry() {
 /// machine's own store holds (where OpenSSL and rustls-native-certs look) is not trusted.
 #[test]
 fn the_machines_certificate_store_is_not_trusted() {
-    let (ca_pem, tls) = private_ca();
     let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, ca_pem).unwrap();
+    let (ca_file, tls) = private_ca_file(dir.path());
     let rx = Receiver::start_tls(vec![Reply::Status(204)], tls);
     let p = b64(&payload(&rx.tls_url(TOKEN), sh("true")));
     let out = run(

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
-use crate::support::{b64, code, payload, private_ca, run, stderr, worker, Receiver, Reply, TOKEN};
+use crate::support::{b64, code, payload, private_ca_file, run, stderr, worker, Receiver, Reply, TOKEN};
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(format!("{name}.wat"));
@@ -21,9 +21,7 @@ fn module_file(dir: &Path, name: &str) -> PathBuf {
 
 /// An https file server (private CA) answering with `body`, and the CA file the worker is given.
 fn https_files(dir: &Path, body: Vec<u8>) -> (Receiver, PathBuf) {
-    let (ca_pem, tls) = private_ca();
-    let ca_file = dir.join("ca.pem");
-    std::fs::write(&ca_file, ca_pem).unwrap();
+    let (ca_file, tls) = private_ca_file(dir);
     (Receiver::start_tls(vec![Reply::Body(body)], tls), ca_file)
 }
 
@@ -308,9 +306,7 @@ fn precompiled_modules_load_only_from_a_trusted_read_only_place() {
 #[test]
 fn a_stalled_module_download_ends_at_the_task_timeout_or_at_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca_pem, tls) = private_ca();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, ca_pem).unwrap();
+    let (ca_file, tls) = private_ca_file(dir.path());
     for (name, reply) in [
         // One byte every half second: it would take a minute.
         ("trickle", Reply::Trickle(fixture("echo"), Duration::from_millis(500))),
@@ -347,9 +343,7 @@ fn a_stalled_module_download_ends_at_the_task_timeout_or_at_sigterm() {
 fn a_module_download_never_follows_a_redirect_to_http() {
     let dir = tempfile::tempdir().unwrap();
     let plain = Receiver::start(vec![Reply::Body(fixture("echo"))]);
-    let (ca_pem, tls) = private_ca();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, ca_pem).unwrap();
+    let (ca_file, tls) = private_ca_file(dir.path());
     let redirect = Reply::WithHeaders(302, vec![("Location".into(), plain.url("m.wasm"))]);
     let files = Receiver::start_tls(vec![redirect], tls);
     let module = serde_json::json!({"url": {"url": files.tls_url("m.wasm"), "sha256": "00".repeat(32)}});

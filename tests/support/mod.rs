@@ -206,6 +206,15 @@ pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
+/// `private_ca`, with the CA written to `dir/ca.pem`: the file a test gives the worker as
+/// `--ca-bundle`, or plants where a certificate store would be.
+pub fn private_ca_file(dir: &std::path::Path) -> (std::path::PathBuf, std::sync::Arc<rustls::ServerConfig>) {
+    let (ca_pem, tls) = private_ca();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    (ca_file, tls)
+}
+
 /// A private CA and a server configuration whose certificate it issued for
 /// `localhost` and `wove-callback.test` (the name the image test puts in /etc/hosts).
 pub fn private_ca() -> (String, std::sync::Arc<rustls::ServerConfig>) {
