@@ -23,9 +23,13 @@ Cases:
                     reference, from a loopback http server and from moto's S3 server, checked
                     by its SHA-256: wall time and the worker's own peak RSS
   binary-size       each static, stripped flavour given in WOVE_BENCH_FLAVOURS
+  against           only with WOVE_BENCH_AGAINST: WOVE_WORKER_BIN beside another build of the
+                    worker (another libc, profile or flavour) on the subprocess, trivial Python
+                    and 50 MB Python cases: wall times and the worker's own peak RSS
 
 Environment: WOVE_WORKER_BIN (the worker to measure), WOVE_BENCH_FLAVOURS
-(`name=path,...` of static binaries to weigh), WOVE_BENCH_ONLY (a comma-separated list of the
+(`name=path,...` of static binaries to weigh), WOVE_BENCH_AGAINST (`label=path`: the build the
+`against` case compares with), WOVE_BENCH_ONLY (a comma-separated list of the
 cases above: only those run), WOVE_BENCH_QUICK=1 (one run, small sizes: a
 smoke check that every case still runs and is correct; its numbers mean nothing).
 """
@@ -277,6 +281,23 @@ def payload_refs(runs, row, payload, ours_cmd, expect, tmp):
         moto.wait(timeout=10)
 
 
+def against(runs, row, label, other, ours_cmd, contenders):
+    """The cases of `contenders` ({case: (env, measure, check)}) run by WOVE_WORKER_BIN and by
+    `other`, interleaved: the same payloads, so what differs is the build."""
+    for case, (env, measure, check) in contenders.items():
+        samples = interleaved(runs if measure is timed else max(1, min(runs, 5)), {
+            "wove-worker": (ours_cmd, env),
+            label: ([other], env),
+        }, measure, check)
+        ours, theirs = samples["wove-worker"], samples[label]
+        row(f"{case}, whole process, against {label}", ms(ours), f"{label}: {ms(theirs)}",
+            median(ours) / median(theirs), "", None, unstable(ours, theirs))
+        if measure is sampled:
+            oo, to = median(ours, 2), median(theirs, 2)
+            row(f"{case}, the worker's own peak RSS, against {label}", f"{oo:.0f} MiB", f"{label}: {to:.0f} MiB",
+                oo / to)
+
+
 def main():
     runs = 1 if QUICK else int(sys.argv[1]) if len(sys.argv) > 1 else 15
     worker = os.environ["WOVE_WORKER_BIN"]
@@ -289,7 +310,7 @@ def main():
     rows = []  # (case, ours, theirs, ratio, target, verdict)
 
     def row(case, ours, other, ratio, target="", met=None, shaky=False):
-        verdict = "" if met is None or QUICK else ("UNSTABLE: rerun" if shaky else "met" if met else "NOT MET")
+        verdict = "" if QUICK else "UNSTABLE: rerun" if shaky else "" if met is None else "met" if met else "NOT MET"
         rows.append((case, ours, other, f"{ratio:.2f}×", target, verdict))
 
     def payload(func, args=None, task=None):
@@ -389,6 +410,20 @@ def main():
         # --- payload-ref ---------------------------------------------------------------------
         if wanted("payload-ref"):
             payload_refs(runs, row, payload, ours_cmd, expect, tmp)
+
+        # --- against: another build of the worker --------------------------------------------
+        if wanted("against") and os.environ.get("WOVE_BENCH_AGAINST"):
+            label, other = os.environ["WOVE_BENCH_AGAINST"].split("=", 1)
+            mb = RESULT_BYTES / 1e6
+            against(runs, row, label, other, ours_cmd, {
+                "trivial subprocess task (`true`)": (
+                    env_with(payload(trivial, task={"runner": "subprocess", "program": "true"})),
+                    timed, expect("task_result")),
+                "trivial Wove Python task": (env_with(payload(trivial)), timed, expect("task_result")),
+                f"a Python task returning {mb:.0f} MB": (
+                    env_with(payload(large, {"size": RESULT_BYTES})), sampled,
+                    expect("task_result", RESULT_BYTES * 4 // 3)),
+            })
 
         # --- binary size -------------------------------------------------------------------
         if wanted("binary-size"):

@@ -107,3 +107,40 @@ echo "failed=$failed"
     assert dest.read_bytes() == src.read_bytes()
     assert os.access(dest, os.X_OK)
     assert sorted(p.name for p in dest.parent.iterdir()) == ["wove-submit"], "a temporary copy was left"
+
+
+def static_env(*args: str) -> subprocess.CompletedProcess:
+    """Source scripts/static-env with `args` in a shell of its own; print the target it chose and
+    every cargo and cc variable it exported."""
+    probe = 'source scripts/static-env "$@" || exit $?; echo "target=$target"; env | grep -E "^(CARGO_TARGET_|CC_|AR_)" || true'
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CARGO_TARGET_", "CC_", "AR_"))}
+    return subprocess.run(["bash", "-c", probe, "static-env", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_static_env_refuses_an_unknown_architecture_or_c_library():
+    for args, said in ((["x86_64", "glibc"], "unknown C library glibc (gnu, musl)"),
+                       (["riscv64"], "unknown architecture riscv64 (x86_64, aarch64)")):
+        out = static_env(*args)
+        assert out.returncode == 2, out
+        assert said in out.stderr
+        assert "target=" not in out.stdout
+
+
+def test_static_env_gives_each_target_its_own_flags():
+    # The variables' names are built from the triple: one misspelt would leave cargo building
+    # that target without +crt-static, RELR or ICF, and nothing would fail until its size grew.
+    for arch in ("x86_64", "aarch64"):
+        for libc in ("gnu", "musl"):
+            out = static_env(arch, libc)
+            assert out.returncode == 0, out.stderr
+            triple = f"{arch}-unknown-linux-{libc}"
+            lines = out.stdout.splitlines()
+            assert lines[0] == f"target={triple}"
+            exported = dict(line.split("=", 1) for line in lines[1:])
+            flags = exported.pop(f"CARGO_TARGET_{triple.replace('-', '_').upper()}_RUSTFLAGS")
+            for flag in ("+crt-static", "pack-relative-relocs", "--icf=all", 'getrandom_backend="linux_getrandom"'):
+                assert flag in flags, (triple, flags)
+            # Nothing for another target, and the C compiler (where one is set) for this one.
+            suffix = triple.replace("-", "_")
+            assert all(name.endswith((suffix, suffix.upper() + "_LINKER")) for name in exported), (triple, exported)
