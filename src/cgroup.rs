@@ -31,8 +31,9 @@ impl MemoryCgroup {
     /// and `/proc/self/mountinfo`: the v1 memory hierarchy if the controller is
     /// mounted there, else the v2 one.
     pub fn of_this_process() -> Option<Self> {
-        let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let text = |path, expected| String::from_utf8(crate::startup::read_proc(path, expected).ok()?).ok();
+        let cgroups = text("/proc/self/cgroup", 4096)?;
+        let mounts = text("/proc/self/mountinfo", 64 * 1024)?;
         locate(&cgroups, &mounts).filter(|c| c.counter_file().is_file())
     }
 

@@ -77,8 +77,8 @@ pub fn seal(secret_vars: &[&str], secret_arg: Option<&str>) {
     if let Some(arg) = secret_arg.filter(|a| !a.is_empty()) {
         regions.wipe_arg(arg);
     }
+    regions.wipe_env_values(secret_vars);
     for name in secret_vars {
-        regions.wipe_env_value(name);
         // SAFETY (edition 2024 makes this unsafe): called before the runtime
         // starts, while this is the only thread that reads the environment.
         std::env::remove_var(name);
@@ -95,7 +95,7 @@ struct Regions {
 
 impl Regions {
     fn of_this_process() -> Option<Self> {
-        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let stat = String::from_utf8(read_proc("/proc/self/stat", 1024).ok()?).ok()?;
         // Fields after the command name, which may hold spaces: `(comm) state ppid ...`.
         let rest = stat.rsplit_once(')')?.1;
         let fields: Vec<usize> = rest.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
@@ -110,11 +110,11 @@ impl Regions {
         self.wipe_matching(self.args, "/proc/self/cmdline", |entry| (entry == arg.as_bytes()).then_some(0));
     }
 
-    /// Zero the value of `NAME=value` (the name and `=` kept).
-    fn wipe_env_value(&self, name: &str) {
-        let prefix = format!("{name}=");
+    /// Zero the value of each `NAME=value` of `names` (the name and `=` kept), in one pass.
+    fn wipe_env_values(&self, names: &[&str]) {
+        let prefixes: Vec<String> = names.iter().map(|name| format!("{name}=")).collect();
         self.wipe_matching(self.env, "/proc/self/environ", |entry| {
-            entry.starts_with(prefix.as_bytes()).then_some(prefix.len())
+            prefixes.iter().find(|p| entry.starts_with(p.as_bytes())).map(|p| p.len())
         });
     }
 
@@ -123,7 +123,7 @@ impl Regions {
     fn wipe_matching(&self, (start, end): (usize, usize), shown_in: &str, keep: impl Fn(&[u8]) -> Option<usize>) {
         // Read through /proc rather than raw pointers: the kernel says what
         // the region holds, with no guess about its layout.
-        let Ok(copy) = std::fs::read(shown_in) else { return };
+        let Ok(copy) = read_proc(shown_in, end - start) else { return };
         let copy = &copy[..copy.len().min(end - start)];
         let mut offset = 0;
         for entry in copy.split(|&b| b == 0) {
@@ -141,6 +141,16 @@ impl Regions {
             offset += entry.len() + 1;
         }
     }
+}
+
+/// A `/proc` file in one `read`: a buffer of `expected` bytes (and one more, to see the end)
+/// given up front, where `std::fs::read` would start small and double, one system call each,
+/// and the kernel would render the file again up to the offset of each.
+pub(crate) fn read_proc(path: &str, expected: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(expected + 1);
+    std::fs::File::open(path)?.read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
 /// Unblock the handled signals on this thread and say which cancelling ones

@@ -265,12 +265,13 @@ async fn read_reports(read_end: OwnedFd, mut reader: ReportReader, events: super
     let Ok(mut pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(read_end) else {
         return reader.finish();
     };
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = Vec::with_capacity(crate::supervise::output::CHUNK);
     loop {
-        match pipe.read(&mut buf).await {
+        buf.clear();
+        match pipe.read_buf(&mut buf).await {
             Ok(0) | Err(_) => return reader.finish(),
-            Ok(n) => {
-                for message in reader.feed(&buf[..n]) {
+            Ok(_) => {
+                for message in reader.feed(&buf) {
                     match message {
                         Message::Heartbeat => events.heartbeat(),
                         Message::Progress(value) => events.progress(value),
