@@ -263,6 +263,9 @@ fn belongs_to(pod: &Pod, job: &Job) -> bool {
     by_label == name || by_owner
 }
 
+/// The reason a kubelet gives a container it could not find when its pod was terminated.
+const CONTAINER_NEVER_LOCATED: &str = "ContainerStatusUnknown";
+
 fn pod_report(pod: &Pod) -> PodReport {
     let status = pod.status.clone().unwrap_or_default();
     let container = status.container_statuses.iter().flatten().find(|c| c.name == CONTAINER);
@@ -272,6 +275,11 @@ fn pod_report(pod: &Pod) -> PodReport {
             .and_then(|s| s.terminated.as_ref())
             .or(c.last_state.as_ref().and_then(|s| s.terminated.as_ref()))
     });
+    // What a kubelet writes for a container it never ran (or lost) when the pod goes away:
+    // "terminated", exit code 137, reason ContainerStatusUnknown. No process exited, so it is
+    // no exit code of the worker's; a pod killed before its image pulled must not read as a
+    // worker killed by SIGKILL.
+    let exited = terminated.filter(|t| t.reason.as_deref() != Some(CONTAINER_NEVER_LOCATED));
     let waiting = container.and_then(|c| c.state.as_ref()).and_then(|s| s.waiting.as_ref());
     let unschedulable = status
         .conditions
@@ -279,8 +287,10 @@ fn pod_report(pod: &Pod) -> PodReport {
         .flatten()
         .find(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"));
 
-    let (reason, message) = if let Some(t) = terminated {
+    let (reason, message) = if let Some(t) = exited {
         (t.reason.clone(), None)
+    } else if let Some(t) = terminated {
+        (t.reason.clone(), t.message.clone())
     } else if let Some(w) = waiting {
         (w.reason.clone(), w.message.clone())
     } else if let Some(c) = unschedulable {
@@ -288,7 +298,7 @@ fn pod_report(pod: &Pod) -> PodReport {
     } else {
         (status.reason.clone(), status.message.clone())
     };
-    let termination_message = terminated.and_then(|t| t.message.as_deref()).filter(|m| !m.trim().is_empty()).map(|m| {
+    let termination_message = exited.and_then(|t| t.message.as_deref()).filter(|m| !m.trim().is_empty()).map(|m| {
         serde_json::from_str::<serde_json::Value>(m).unwrap_or_else(|_| serde_json::Value::String(m.to_string()))
     });
     let index = pod
@@ -304,8 +314,8 @@ fn pod_report(pod: &Pod) -> PodReport {
         index,
         reason,
         message,
-        exit_code: terminated.map(|t| t.exit_code),
-        exit_meaning: terminated.map(|t| wove_proto::exit::describe(t.exit_code)),
+        exit_code: exited.map(|t| t.exit_code),
+        exit_meaning: exited.map(|t| wove_proto::exit::describe(t.exit_code)),
         termination_message,
     }
 }
@@ -363,6 +373,26 @@ mod tests {
         assert!(r.exit_meaning.unwrap().contains("task failed"));
         assert_eq!(r.pods[0].termination_message.as_ref().unwrap()["error_kind"], "NonZeroExit");
         assert_eq!(r.run_id.as_deref(), Some("x:1"));
+    }
+
+    #[test]
+    fn a_container_the_kubelet_never_ran_has_no_exit_code() {
+        // A Job past its deadline while its image never pulled: the kubelet marks the container
+        // terminated with 137 as the pod goes. The worker did not run, let alone get SIGKILL.
+        let j = job(json!({"failed": 1, "conditions": [{"type": "Failed", "status": "True",
+            "reason": "DeadlineExceeded", "message": "Job was active longer than specified deadline"}]}));
+        let gone = json!({"phase": "Failed", "containerStatuses": [{"name": "wove", "image": "i", "imageID": "",
+            "ready": false, "restartCount": 0, "state": {"terminated": {"exitCode": 137,
+            "reason": "ContainerStatusUnknown", "message": "The container could not be located when the pod was terminated"}}}]});
+        let r = report(&j, &[pod("p", "2026-01-01T00:00:00Z", gone)]);
+        assert_eq!((r.phase, r.exit_code), (Phase::Failed, None));
+        assert_eq!(r.reason.as_deref(), Some("DeadlineExceeded"));
+        assert_eq!(r.pods[0].exit_code, None);
+        assert_eq!(r.pods[0].reason.as_deref(), Some("ContainerStatusUnknown"));
+        assert!(r.pods[0].message.as_deref().unwrap().contains("could not be located"));
+        // A container that did exit 137 still says so.
+        let killed = report(&j, &[pod("p", "2026-01-01T00:00:00Z", terminated(137, ""))]);
+        assert_eq!(killed.exit_code, Some(137));
     }
 
     #[test]
