@@ -263,8 +263,11 @@ fn belongs_to(pod: &Pod, job: &Job) -> bool {
     by_label == name || by_owner
 }
 
-/// The reason a kubelet gives a container it could not find when its pod was terminated.
-const CONTAINER_NEVER_LOCATED: &str = "ContainerStatusUnknown";
+/// Whether a container said to be terminated ran at all: a kubelet marks one it never ran (or
+/// lost) as terminated, exit code 137, reason `ContainerStatusUnknown`, when its pod goes.
+pub(super) fn ran(terminated: &ContainerStateTerminated) -> bool {
+    terminated.reason.as_deref() != Some("ContainerStatusUnknown")
+}
 
 fn pod_report(pod: &Pod) -> PodReport {
     let status = pod.status.clone().unwrap_or_default();
@@ -279,7 +282,7 @@ fn pod_report(pod: &Pod) -> PodReport {
     // "terminated", exit code 137, reason ContainerStatusUnknown. No process exited, so it is
     // no exit code of the worker's; a pod killed before its image pulled must not read as a
     // worker killed by SIGKILL.
-    let exited = terminated.filter(|t| t.reason.as_deref() != Some(CONTAINER_NEVER_LOCATED));
+    let exited = terminated.filter(|t| ran(t));
     let waiting = container.and_then(|c| c.state.as_ref()).and_then(|s| s.waiting.as_ref());
     let unschedulable = status
         .conditions

@@ -22,6 +22,7 @@ use serde_json::Value;
 use wove_proto::PlatformKind;
 
 use super::manifest::{CONTAINER, LABEL_JOB_NAME};
+use super::status::ran;
 use crate::indexes::parse_ranges;
 use crate::report::Unreported;
 
@@ -353,9 +354,10 @@ fn container_status(pod: &Pod) -> Option<&k8s_openapi::api::core::v1::ContainerS
     pod.status.as_ref()?.container_statuses.as_ref()?.iter().find(|c| c.name == CONTAINER)
 }
 
+/// How the container ended, if it ran: not the 137 a kubelet writes for one it never ran.
 fn terminated(pod: &Pod) -> Option<&ContainerStateTerminated> {
     let status = container_status(pod)?;
-    status.state.as_ref().and_then(|s| s.terminated.as_ref())
+    status.state.as_ref().and_then(|s| s.terminated.as_ref()).filter(|t| ran(t))
 }
 
 fn waiting(pod: &Pod) -> Option<&ContainerStateWaiting> {
@@ -364,7 +366,7 @@ fn waiting(pod: &Pod) -> Option<&ContainerStateWaiting> {
 
 fn container_started(pod: &Pod) -> bool {
     let state = container_status(pod).and_then(|c| c.state.as_ref());
-    state.is_some_and(|s| s.running.is_some() || s.terminated.is_some())
+    state.is_some_and(|s| s.running.is_some()) || terminated(pod).is_some()
 }
 
 fn unschedulable(pod: &Pod) -> Option<String> {
@@ -574,6 +576,13 @@ mod tests {
         assert_eq!(*only(&decide(&j, &[running], now(40), DAY)), Decision::Open, "its worker answers SIGTERM itself");
         let u = reported(&decide(&j, &[], now(40), DAY)).clone();
         assert!(u.message.contains("before any pod"), "{}", u.message);
+        // The same pod once the kubelet has marked the container it never ran as it went.
+        let mut gone = ended(137, "ContainerStatusUnknown", Some("The container could not be located"));
+        gone["phase"] = json!("Failed");
+        let u = reported(&decide(&j, &[pod("p", None, gone)], now(40), DAY)).clone();
+        assert_eq!(u.kind, PlatformKind::DeadlineExceeded);
+        assert!(u.message.contains("before the pod's container started"), "{}", u.message);
+        assert!(!u.details.contains_key("exit_code"), "{:?}", u.details);
     }
 
     #[test]
