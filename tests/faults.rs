@@ -227,18 +227,18 @@ fn a_task_that_forks_children_and_exits_leaves_nothing_behind() {
 #[test]
 fn orphans_are_adopted_and_reaped_while_the_task_runs() {
     let rx = Receiver::start(vec![Reply::Status(204)]);
+    // The subshell has exited, and its child been handed on, before `( … )` returns; the
+    // orphan is then killed, and must vanish (reaped), not linger as a zombie. Each wait is
+    // bounded and none depends on how fast a busy machine runs the script.
     let script = r#"
-count() { n=0; for f in /proc/[0-9]*/stat; do s=$(cat "$f" 2>/dev/null) || continue; set -- ${s##*) };
-  if [ "$1" = "$2" ] || { [ "$1" = Z ] && [ "$2" = "$PPID" ]; }; then :; fi; done; }
-adopted=0; zombies=0
-(sleep 0.6 &)
-sleep 0.3
-for d in /proc/[0-9]*; do
-  c=$(tr '\0' ' ' < "$d/cmdline" 2>/dev/null) || continue
-  case "$c" in "sleep 0.6 ") s=$(cat "$d/stat"); set -- ${s##*) }; [ "$2" = "$PPID" ] && adopted=$((adopted+1));; esac
-done
-sleep 1
-for f in /proc/[0-9]*/stat; do s=$(cat "$f" 2>/dev/null) || continue; set -- ${s##*) }; [ "$1" = Z ] && [ "$2" = "$PPID" ] && zombies=$((zombies+1)); done
+dir=$(dirname "$WOVE_RESULT_FILE")
+(sleep 3016 & echo $! > "$dir/orphan")
+orphan=$(cat "$dir/orphan")
+s=$(cat "/proc/$orphan/stat"); set -- ${s##*) }
+adopted=0; [ "$2" = "$PPID" ] && adopted=1
+kill "$orphan"
+i=0; while [ -e "/proc/$orphan" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+zombies=0; [ -e "/proc/$orphan" ] && zombies=1
 echo "[$adopted, $zombies]" > "$WOVE_RESULT_FILE"
 "#;
     let out =
