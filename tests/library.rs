@@ -106,6 +106,42 @@ fn a_runner_that_panics_is_reported_as_its_tasks_failure() {
     assert!(rx.of_type("task_result").is_empty());
 }
 
+/// The shipped binaries keep that promise: every profile scripts/build-static builds the
+/// worker with, and each it inherits from, unwinds, and nothing on its command line says
+/// otherwise. A `panic = "abort"` put in for size fails here.
+#[test]
+fn the_shipped_profiles_unwind_panics() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(format!("{root}/Cargo.toml")).unwrap();
+    let manifest: toml_edit::DocumentMut = text.parse().unwrap();
+    let build = std::fs::read_to_string(format!("{root}/scripts/build-static")).unwrap();
+    for shipped in ["static", "static-symbols"] {
+        assert!(build.contains(&format!("profile={shipped}")), "scripts/build-static no longer builds `{shipped}`");
+        let mut profile = shipped.to_string();
+        let mut read = Vec::new();
+        loop {
+            let table = manifest.get("profile").and_then(|p| p.get(&profile));
+            // Cargo's own release and dev profiles unwind unless a table says otherwise.
+            let Some(table) = table else {
+                assert!(matches!(profile.as_str(), "release" | "dev"), "no [profile.{profile}]");
+                break;
+            };
+            let panic = table.get("panic").and_then(|p| p.as_str());
+            assert!(matches!(panic, None | Some("unwind")), "[profile.{profile}] sets panic = {panic:?}");
+            read.push(profile.clone());
+            match table.get("inherits").and_then(|i| i.as_str()) {
+                Some(parent) => profile = parent.to_string(),
+                None => break,
+            }
+        }
+        assert!(read.len() >= 2, "{shipped} read no inherited profile: {read:?}");
+    }
+    for script in ["scripts/build-static", "scripts/static-env"] {
+        let text = std::fs::read_to_string(format!("{root}/{script}")).unwrap();
+        assert!(!text.contains("panic=abort") && !text.contains("_PANIC"), "{script} changes how panics end");
+    }
+}
+
 #[test]
 fn builtins_still_resolve_beside_a_custom_runner() {
     let registry = Registry::builtin().register(Shout);
