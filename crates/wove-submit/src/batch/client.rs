@@ -76,6 +76,15 @@ pub enum BatchError {
     /// The answer lacks what the next step needs.
     #[error("{0}")]
     Unexpected(String),
+    /// The payload a job carries does not decode.
+    #[error("the payload of job {job_id} does not decode")]
+    PayloadUnreadable {
+        /// The job.
+        job_id: String,
+        /// Why.
+        #[source]
+        source: wove_proto::PayloadError,
+    },
     /// No such job.
     #[error("no AWS Batch job with id {job_id}")]
     NotFound {

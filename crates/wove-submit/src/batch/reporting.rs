@@ -127,5 +127,34 @@ fn payload_of(job: &JobDescription) -> Result<Payload, BatchError> {
                 vars::PAYLOAD
             ))
         })?;
-    Payload::from_text(&value).map_err(|e| BatchError::Unexpected(format!("the job's payload does not decode: {e}")))
+    Payload::from_text(&value).map_err(|source| BatchError::PayloadUnreadable { job_id: job.job_id.clone(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::status::{Container, KeyValue};
+    use super::*;
+
+    fn carrying(value: &str) -> JobDescription {
+        let variable = KeyValue { name: Some(vars::PAYLOAD.into()), value: Some(value.into()) };
+        let container = Container { environment: vec![variable], ..Container::default() };
+        JobDescription { job_id: "j-1".into(), container: Some(container), ..JobDescription::default() }
+    }
+
+    #[test]
+    fn a_payload_that_does_not_decode_keeps_why_as_its_source() {
+        let err = payload_of(&carrying("%% not a payload %%")).unwrap_err();
+        let BatchError::PayloadUnreadable { job_id, source } = &err else { panic!("{err:?}") };
+        assert_eq!(job_id, "j-1");
+        let chain = crate::error_chain(&err);
+        assert!(chain.starts_with("the payload of job j-1 does not decode: "), "{chain}");
+        assert!(chain.ends_with(&crate::error_chain(source)), "the cause is printed once, last: {chain}");
+    }
+
+    #[test]
+    fn a_job_without_a_payload_says_so() {
+        let job = JobDescription { job_id: "j-2".into(), ..JobDescription::default() };
+        let err = payload_of(&job).unwrap_err();
+        assert!(matches!(err, BatchError::Unexpected(ref m) if m.contains("j-2")), "{err:?}");
+    }
 }

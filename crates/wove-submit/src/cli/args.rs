@@ -29,6 +29,26 @@ pub struct ApiTimeoutArgs {
     pub seconds: Duration,
 }
 
+/// `--wait`, as both platforms' `submit` take it.
+#[derive(Debug, Args)]
+pub struct WaitFlag {
+    /// Wait for the job to end and exit with the worker's exit code.
+    #[arg(id = "wait", long = "wait", env = "WOVE_SUBMIT_WAIT")]
+    pub on: bool,
+}
+
+/// What both platforms' `cleanup` take besides where the jobs went.
+#[derive(Debug, Args)]
+pub struct CleanupStoreArgs {
+    /// The store, s3://bucket[/prefix], as given to `submit`.
+    #[arg(long, env = "WOVE_SUBMIT_PAYLOAD_STORE", value_name = "S3_URL")]
+    pub payload_store: String,
+    /// Seconds an object whose job cannot be found must be old before it is deleted (its
+    /// submit may still be under way; AWS Batch forgets jobs days after they end).
+    #[arg(long, env = "WOVE_SUBMIT_CLEANUP_OLDER_THAN", default_value = "3600", value_name = "SECS", value_parser = seconds)]
+    pub older_than: Duration,
+}
+
 /// Largest payload file read: the worker's own default bound (--max-payload-bytes), which a payload
 /// store can carry; larger is refused at once.
 pub const MAX_PAYLOAD_READ: u64 = 64 * 1024 * 1024;

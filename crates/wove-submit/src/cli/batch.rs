@@ -8,8 +8,8 @@ use wove_submit::batch::reporting::{Reported, Reporting};
 use wove_submit::batch::{self, BatchClient, BatchError, BatchOptions, BatchReport, Dependency};
 
 use super::args::{
-    block_on, key_value, read_payload, refused, reported_exit, seconds, set, stop_on_stdin_eof, ApiTimeoutArgs,
-    OutputArgs, PayloadArgs, PayloadSourceArgs, ReportArgs, WaitingArgs,
+    block_on, key_value, read_payload, refused, reported_exit, set, stop_on_stdin_eof, ApiTimeoutArgs,
+    CleanupStoreArgs, OutputArgs, PayloadArgs, PayloadSourceArgs, ReportArgs, WaitFlag, WaitingArgs,
 };
 use super::output::{self, Output, Stream};
 use super::overlay::{self, Given};
@@ -65,9 +65,8 @@ pub struct SubmitArgs {
     job: JobArgs,
     #[command(flatten)]
     connect: ConnectArgs,
-    /// Wait for the job to end and exit with the worker's exit code.
-    #[arg(long, env = "WOVE_SUBMIT_WAIT")]
-    wait: bool,
+    #[command(flatten)]
+    wait: WaitFlag,
     #[command(flatten)]
     waiting: WaitingArgs,
     #[command(flatten)]
@@ -110,16 +109,11 @@ pub struct CancelArgs {
 
 #[derive(Debug, Args)]
 pub struct CleanupArgs {
-    /// The store, s3://bucket[/prefix], as given to `submit`.
-    #[arg(long, env = "WOVE_SUBMIT_PAYLOAD_STORE", value_name = "S3_URL")]
-    payload_store: String,
+    #[command(flatten)]
+    store: CleanupStoreArgs,
     /// The queue the jobs were submitted to.
     #[arg(long, env = "WOVE_SUBMIT_JOB_QUEUE")]
     job_queue: String,
-    /// Seconds an object whose job cannot be found must be old before it is
-    /// deleted (its submit may still be under way; Batch forgets jobs days after they end).
-    #[arg(long, env = "WOVE_SUBMIT_CLEANUP_OLDER_THAN", default_value = "3600", value_name = "SECS", value_parser = seconds)]
-    older_than: Duration,
     #[command(flatten)]
     connect: ConnectArgs,
 }
@@ -260,7 +254,7 @@ async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
     match command {
         Remote::Submit(args) => {
             let (mut plan, payload, ecs_limit) = build(&args.payload, &args.job)?;
-            let sender = if args.wait { args.reporting.sender()? } else { None };
+            let sender = if args.wait.on { args.reporting.sender()? } else { None };
             let store = match &plan.upload {
                 Some(object) => {
                     let store = store::client(args.connect.api_timeout.seconds).await;
@@ -273,8 +267,8 @@ async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
             };
             let client = connect(&args.connect).await.poll_interval(args.waiting.poll);
             let submitted = client.submit(&plan.request).await.map_err(client_failure)?;
-            output::print_batch_submitted(&submitted, args.output.format, args.wait);
-            if !args.wait {
+            output::print_batch_submitted(&submitted, args.output.format, args.wait.on);
+            if !args.wait.on {
                 return Ok(SubmitExit::Success);
             }
             let object = plan.request.payload_object().map(str::to_string);
@@ -393,7 +387,7 @@ async fn linger_and_release(client: &BatchClient, last: &BatchReport, api_timeou
 /// `batch cleanup`: each object of the store whose jobs are all over, or
 /// that no job of its name claims and is older than --older-than, is deleted.
 async fn cleanup(args: &CleanupArgs) -> Result<SubmitExit, Failure> {
-    let at = wove_submit::store::StoreUrl::parse(&args.payload_store).map_err(refused)?;
+    let at = wove_submit::store::StoreUrl::parse(&args.store.payload_store).map_err(refused)?;
     let store = store::client(args.connect.api_timeout.seconds).await;
     let client = connect(&args.connect).await;
     let listed = store.list(&at.bucket, &at.prefix).await.map_err(|e| Failure::new(SubmitExit::Api, e))?;
@@ -407,7 +401,7 @@ async fn cleanup(args: &CleanupArgs) -> Result<SubmitExit, Failure> {
         let jobs = client.jobs_named(&args.job_queue, job_name).await.map_err(client_failure)?;
         let verdict = if jobs.is_empty() {
             let age = object.last_modified.and_then(|t| now.duration_since(t).ok()).unwrap_or_default();
-            (age >= args.older_than).then(|| format!("no job {job_name} in {}", args.job_queue))
+            (age >= args.store.older_than).then(|| format!("no job {job_name} in {}", args.job_queue))
         } else if jobs.iter().all(|j| j.status.phase().is_final()) {
             Some(format!("job {job_name} is over"))
         } else {

@@ -15,7 +15,7 @@ use wove_submit::kubernetes::{
 
 use super::args::{
     block_on, json_list, json_one, key_value, read_payload, refused, reported_exit, seconds, set, stop_on_stdin_eof,
-    ApiTimeoutArgs, OutputArgs, PayloadArgs, PayloadSourceArgs, ReportArgs, WaitingArgs,
+    ApiTimeoutArgs, CleanupStoreArgs, OutputArgs, PayloadArgs, PayloadSourceArgs, ReportArgs, WaitFlag, WaitingArgs,
 };
 use super::output::{self, Output, RenderFormat, Stream};
 use super::overlay::{self, Given};
@@ -77,9 +77,8 @@ pub struct SubmitArgs {
     job: JobArgs,
     #[command(flatten)]
     connect: ConnectArgs,
-    /// Wait for the Job to end and exit with the worker's exit code.
-    #[arg(long, env = "WOVE_SUBMIT_WAIT")]
-    wait: bool,
+    #[command(flatten)]
+    wait: WaitFlag,
     /// With --wait: stream the worker's log to stdout while waiting.
     #[arg(long, env = "WOVE_SUBMIT_LOGS", requires = "wait")]
     logs: bool,
@@ -95,27 +94,28 @@ pub struct SubmitArgs {
 pub struct NamedArgs {
     /// The Job's name (as `submit` printed it).
     name: String,
-    /// The Job's namespace.
-    #[arg(long, short = 'n', env = "WOVE_SUBMIT_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArgs,
     #[command(flatten)]
     connect: ConnectArgs,
     #[command(flatten)]
     output: OutputArgs,
 }
 
+/// `--namespace` of a Job that is there already (or of the Jobs `cleanup` looks among).
 #[derive(Debug, Args)]
-pub struct CleanupArgs {
-    /// The store, s3://bucket[/prefix], as given to `submit`.
-    #[arg(long, env = "WOVE_SUBMIT_PAYLOAD_STORE", value_name = "S3_URL")]
-    payload_store: String,
-    /// The namespace the Jobs were submitted to.
+pub struct NamespaceArgs {
+    /// The Job's namespace.
     #[arg(long, short = 'n', env = "WOVE_SUBMIT_NAMESPACE", default_value = "default")]
     namespace: String,
-    /// Seconds an object whose Job is gone must be old before it is deleted
-    /// (its submit may still be under way).
-    #[arg(long, env = "WOVE_SUBMIT_CLEANUP_OLDER_THAN", default_value = "3600", value_name = "SECS", value_parser = seconds)]
-    older_than: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    #[command(flatten)]
+    store: CleanupStoreArgs,
+    #[command(flatten)]
+    ns: NamespaceArgs,
     #[command(flatten)]
     connect: ConnectArgs,
 }
@@ -137,9 +137,8 @@ pub struct WaitArgs {
 pub struct LogsArgs {
     /// The Job's name.
     name: String,
-    /// The Job's namespace.
-    #[arg(long, short = 'n', env = "WOVE_SUBMIT_NAMESPACE", default_value = "default")]
-    namespace: String,
+    #[command(flatten)]
+    ns: NamespaceArgs,
     #[command(flatten)]
     connect: ConnectArgs,
     /// Stop following after this many seconds [default: until the Job ends].
@@ -324,14 +323,14 @@ async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
         Remote::Submit(args) => submit(*args).await,
         Remote::Status(args) => {
             let client = connect(&args.connect).await?;
-            let report = client.status(&args.namespace, &args.name).await.map_err(client_failure)?;
+            let report = client.status(&args.ns.namespace, &args.name).await.map_err(client_failure)?;
             output::print_report(&report, args.output.format, Stream::Stdout);
             Ok(SubmitExit::Success)
         }
         Remote::Wait(args) => {
             let sender = args.reporting.sender()?;
             let client = connect(&args.named.connect).await?.poll_interval(args.waiting.poll);
-            let (namespace, name, timeout) = (&args.named.namespace, &args.named.name, args.waiting.timeout);
+            let (namespace, name, timeout) = (&args.named.ns.namespace, &args.named.name, args.waiting.timeout);
             let payload = match (&sender, args.payload.is_given()) {
                 (Some(_), true) => Some(read_payload(&args.payload)?.payload().clone()),
                 // A payload by reference is not in the Job to be read back: it is in the store.
@@ -366,7 +365,7 @@ async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
         Remote::Logs(args) => {
             let client = connect(&args.connect).await?;
             let mut stdout = tokio::io::stdout();
-            let follow = client.logs(&args.namespace, &args.name, &mut stdout, print_notice);
+            let follow = client.logs(&args.ns.namespace, &args.name, &mut stdout, print_notice);
             match args.timeout {
                 None => follow.await.map_err(client_failure)?,
                 Some(limit) => match tokio::time::timeout(limit, follow).await {
@@ -384,9 +383,9 @@ async fn remote(command: Remote) -> Result<SubmitExit, Failure> {
         Remote::Cancel(args) => {
             let client = connect(&args.connect).await?;
             // Read before the Job goes: which object it reads, if any.
-            let object = client.status(&args.namespace, &args.name).await.ok().and_then(|r| r.payload_object);
-            let result = client.cancel(&args.namespace, &args.name).await.map_err(client_failure)?;
-            output::print_cancelled(&args.namespace, &args.name, result, args.output.format);
+            let object = client.status(&args.ns.namespace, &args.name).await.ok().and_then(|r| r.payload_object);
+            let result = client.cancel(&args.ns.namespace, &args.name).await.map_err(client_failure)?;
+            output::print_cancelled(&args.ns.namespace, &args.name, result, args.output.format);
             if object.is_some() {
                 // The Job is deleted: no pod will start again to read it.
                 store::release(&store::client(args.connect.api_timeout.seconds).await, object.as_deref()).await;
@@ -425,7 +424,7 @@ async fn after_reported(client: &Client, reported: &Reported, api_timeout: Durat
 /// `kubernetes cleanup`: each object of the store whose Job is over, or
 /// gone and older than --older-than, is deleted.
 async fn cleanup(args: &CleanupArgs) -> Result<SubmitExit, Failure> {
-    let at = wove_submit::store::StoreUrl::parse(&args.payload_store).map_err(refused)?;
+    let at = wove_submit::store::StoreUrl::parse(&args.store.payload_store).map_err(refused)?;
     let store = store::client(args.connect.api_timeout.seconds).await;
     let client = connect(&args.connect).await?;
     let listed = store.list(&at.bucket, &at.prefix).await.map_err(|e| Failure::new(SubmitExit::Api, e))?;
@@ -436,12 +435,12 @@ async fn cleanup(args: &CleanupArgs) -> Result<SubmitExit, Failure> {
             println!("kept {url}: not an object of this store's layout");
             continue;
         };
-        let verdict = match client.status(&args.namespace, job_name).await {
+        let verdict = match client.status(&args.ns.namespace, job_name).await {
             Ok(report) if report.phase.is_final() => Some(format!("Job {job_name} is over")),
             Ok(_) => None,
             Err(ClientError::NotFound { .. }) => {
                 let age = object.last_modified.and_then(|t| now.duration_since(t).ok()).unwrap_or_default();
-                (age >= args.older_than).then(|| format!("no Job {job_name} in {}", args.namespace))
+                (age >= args.store.older_than).then(|| format!("no Job {job_name} in {}", args.ns.namespace))
             }
             Err(e) => return Err(client_failure(e)),
         };
@@ -458,7 +457,7 @@ async fn cleanup(args: &CleanupArgs) -> Result<SubmitExit, Failure> {
 
 async fn submit(args: SubmitArgs) -> Result<SubmitExit, Failure> {
     let (mut manifest, payload) = build(&args.payload, &args.job)?;
-    let sender = if args.wait { args.reporting.sender()? } else { None };
+    let sender = if args.wait.on { args.reporting.sender()? } else { None };
     if let Some(object) = manifest.payload_object.clone() {
         let store = store::client(args.connect.api_timeout.seconds).await;
         if let Some(url) = store::upload(&store, &object).await? {
@@ -468,8 +467,8 @@ async fn submit(args: SubmitArgs) -> Result<SubmitExit, Failure> {
     let client = connect(&args.connect).await?.poll_interval(args.waiting.poll);
     let submitted = client.submit(&manifest).await.map_err(client_failure)?;
     let to = if args.logs { Stream::Stderr } else { Stream::Stdout };
-    output::print_submitted(&manifest, &submitted, args.output.format, args.wait, to);
-    if !args.wait {
+    output::print_submitted(&manifest, &submitted, args.output.format, args.wait.on, to);
+    if !args.wait.on {
         return Ok(SubmitExit::Success);
     }
     let (namespace, name) = (manifest.namespace(), manifest.name());

@@ -99,6 +99,15 @@ pub enum ClientError {
     /// The API server's answer lacks what the next step needs.
     #[error("{0}")]
     Unexpected(String),
+    /// The payload a Job carries does not decode.
+    #[error("the payload in {whence} does not decode")]
+    PayloadUnreadable {
+        /// Where it was read from: the Job's environment, or its Secret.
+        whence: String,
+        /// Why.
+        #[source]
+        source: wove_proto::PayloadError,
+    },
     /// Reading a pod's log stream failed.
     #[error("cannot read the log of pod {pod}")]
     LogRead {

@@ -203,10 +203,12 @@ impl Client {
             .and_then(|s| s.template.spec.as_ref())
             .and_then(|p| p.containers.iter().find(|c| c.name == CONTAINER));
         let env = container.and_then(|c| c.env.clone()).unwrap_or_default();
-        let unreadable = |why: String| ClientError::Unexpected(format!("cannot read the Job's payload back: {why}"));
         if let Some(var) = env.iter().find(|v| v.name == vars::PAYLOAD) {
             if let Some(value) = &var.value {
-                return Payload::from_text(value).map_err(|e| unreadable(wove_proto::error_chain(&e)));
+                return Payload::from_text(value).map_err(|source| ClientError::PayloadUnreadable {
+                    whence: format!("the environment of Job {}", job.metadata.name.as_deref().unwrap_or_default()),
+                    source,
+                });
             }
             if let Some(key_ref) = var.value_from.as_ref().and_then(|f| f.secret_key_ref.as_ref()) {
                 return self.payload_in_secret(namespace, &key_ref.name, &key_ref.key).await;
@@ -232,7 +234,10 @@ impl Client {
                 }
             }
         }
-        Err(unreadable(format!("its container `{CONTAINER}` carries no {} the submitter put there", vars::PAYLOAD)))
+        Err(ClientError::Unexpected(format!(
+            "cannot read the Job's payload back: its container `{CONTAINER}` carries no {} the submitter put there",
+            vars::PAYLOAD
+        )))
     }
 
     async fn payload_in_secret(&self, namespace: &str, name: &str, key: &str) -> Result<Payload, ClientError> {
@@ -244,10 +249,8 @@ impl Client {
             .and_then(|d| d.get(key))
             .map(|b| b.0.clone())
             .ok_or_else(|| ClientError::Unexpected(format!("the payload Secret {name} has no key {key}")))?;
-        Payload::from_bytes(&bytes).map_err(|e| {
-            let why = wove_proto::error_chain(&e);
-            ClientError::Unexpected(format!("the payload in Secret {name} does not decode: {why}"))
-        })
+        Payload::from_bytes(&bytes)
+            .map_err(|source| ClientError::PayloadUnreadable { whence: format!("Secret {name}"), source })
     }
 }
 
