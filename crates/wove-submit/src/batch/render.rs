@@ -263,53 +263,30 @@ pub fn check(request: &SubmitJobRequest) -> Vec<String> {
 
 fn build(payload: &EncodedPayload, options: &BatchOptions) -> Result<Plan, BatchRenderError> {
     validate(options)?;
+    let request = request(payload, options)?;
+    carry_payload(request, payload, options)
+}
+
+/// The request before the payload goes in: its name, environment, resources, tags and the
+/// options passed through as they are.
+fn request(payload: &EncodedPayload, options: &BatchOptions) -> Result<SubmitJobRequest, BatchRenderError> {
     let p = payload.payload();
     let job_name = naming::object_name_within(&options.name_prefix, &p.run_id, &p.task_id, MAX_JOB_NAME)
         .map_err(|e| option("name_prefix", e.to_string()))?;
-
-    let mut environment: Vec<KeyValuePair> = options
-        .environment
-        .iter()
-        .map(|(name, value)| KeyValuePair { name: name.clone(), value: value.clone() })
-        .collect();
     let array_size = array_size_for(payload, options)?;
-    if p.is_many() && array_size.is_none() {
-        // One task: no array, no AWS_BATCH_JOB_ARRAY_INDEX; the worker is told its index.
-        environment.push(KeyValuePair { name: vars::INDEX.into(), value: "0".into() });
-    }
-    let mut resource_requirements = Vec::new();
-    let mut resource = |kind: &str, value: Option<String>| {
-        if let Some(value) = value {
-            resource_requirements.push(ResourceRequirement { kind: kind.into(), value });
-        }
-    };
-    resource("VCPU", options.vcpus.clone());
-    resource("MEMORY", options.memory_mib.map(|m| m.to_string()));
-    resource("GPU", options.gpus.map(|g| g.to_string()));
-
-    let mut tags = options.tags.clone();
-    tags.insert(TAG_RUN_ID.into(), tag_value(&p.run_id));
-    if !p.task_id.is_empty() {
-        tags.insert(TAG_TASK_ID.into(), tag_value(&p.task_id));
-    }
-    if p.is_many() {
-        tags.insert(TAG_TASKS.into(), p.task_count().to_string());
-    }
-    tags.insert(TAG_PAYLOAD_SHA256.into(), payload.sha256().into());
-
-    let mut request = SubmitJobRequest {
+    Ok(SubmitJobRequest {
         job_name,
         job_queue: options.job_queue.clone(),
         job_definition: options.job_definition.clone(),
         container_overrides: ContainerOverrides {
-            environment,
+            environment: environment(payload, options, array_size),
             command: options.command.clone(),
-            resource_requirements,
+            resource_requirements: resources(options),
         },
         retry_strategy: retry_strategy(options.attempts),
         timeout: options.attempt_duration_seconds.map(|s| JobTimeout { attempt_duration_seconds: s }),
         array_properties: array_size.map(|size| ArrayProperties { size }),
-        tags,
+        tags: tags(payload, options),
         propagate_tags: options.propagate_tags,
         parameters: options.parameters.clone(),
         depends_on: options
@@ -320,7 +297,58 @@ fn build(payload: &EncodedPayload, options: &BatchOptions) -> Result<Plan, Batch
         scheduling_priority_override: options.scheduling_priority,
         share_identifier: options.share_identifier.clone(),
         extra: options.extra.clone(),
-    };
+    })
+}
+
+/// The options' environment, and the index of a single task of a fan-out run without an array.
+fn environment(payload: &EncodedPayload, options: &BatchOptions, array_size: Option<i32>) -> Vec<KeyValuePair> {
+    let mut environment: Vec<KeyValuePair> = options
+        .environment
+        .iter()
+        .map(|(name, value)| KeyValuePair { name: name.clone(), value: value.clone() })
+        .collect();
+    if payload.payload().is_many() && array_size.is_none() {
+        // One task: no array, no AWS_BATCH_JOB_ARRAY_INDEX; the worker is told its index.
+        environment.push(KeyValuePair { name: vars::INDEX.into(), value: "0".into() });
+    }
+    environment
+}
+
+/// vCPUs, memory and GPUs, as far as the options name them.
+fn resources(options: &BatchOptions) -> Vec<ResourceRequirement> {
+    let given = [
+        ("VCPU", options.vcpus.clone()),
+        ("MEMORY", options.memory_mib.map(|m| m.to_string())),
+        ("GPU", options.gpus.map(|g| g.to_string())),
+    ];
+    given
+        .into_iter()
+        .filter_map(|(kind, value)| value.map(|value| ResourceRequirement { kind: kind.into(), value }))
+        .collect()
+}
+
+/// The options' tags, and ours: run, task, task count and payload digest.
+fn tags(payload: &EncodedPayload, options: &BatchOptions) -> BTreeMap<String, String> {
+    let p = payload.payload();
+    let mut tags = options.tags.clone();
+    tags.insert(TAG_RUN_ID.into(), tag_value(&p.run_id));
+    if !p.task_id.is_empty() {
+        tags.insert(TAG_TASK_ID.into(), tag_value(&p.task_id));
+    }
+    if p.is_many() {
+        tags.insert(TAG_TASKS.into(), p.task_count().to_string());
+    }
+    tags.insert(TAG_PAYLOAD_SHA256.into(), payload.sha256().into());
+    tags
+}
+
+/// The payload in the request: as a file the job definition mounts, inline (compressed when
+/// that is what fits), or by reference to the store when it is always used or nothing else fits.
+fn carry_payload(
+    mut request: SubmitJobRequest,
+    payload: &EncodedPayload,
+    options: &BatchOptions,
+) -> Result<Plan, BatchRenderError> {
     if let Some(path) = &options.payload_file {
         request
             .container_overrides
