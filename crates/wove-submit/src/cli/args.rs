@@ -44,7 +44,7 @@ pub struct CleanupStoreArgs {
     #[arg(long, env = "WOVE_SUBMIT_PAYLOAD_STORE", value_name = "S3_URL")]
     pub payload_store: String,
     /// Seconds an object whose job cannot be found must be old before it is deleted (its
-    /// submit may still be under way; AWS Batch forgets jobs days after they end).
+    /// submit may still be under way).
     #[arg(long, env = "WOVE_SUBMIT_CLEANUP_OLDER_THAN", default_value = "3600", value_name = "SECS", value_parser = seconds)]
     pub older_than: Duration,
 }

@@ -105,7 +105,7 @@ pub struct NamedArgs {
 /// `--namespace` of a Job that is there already (or of the Jobs `cleanup` looks among).
 #[derive(Debug, Args)]
 pub struct NamespaceArgs {
-    /// The Job's namespace.
+    /// The namespace of the Job (cleanup: of the Jobs submitted with the store).
     #[arg(long, short = 'n', env = "WOVE_SUBMIT_NAMESPACE", default_value = "default")]
     namespace: String,
 }

@@ -258,7 +258,13 @@ fn decide_task(
             Some((why, _)) => (disrupted_kind(&why), why),
             None => (job_kind(&reason), reason),
         };
-        let text = format!("{} before the pod's container started", job_failure_text(cx, kind, &message));
+        // A container the kubelet lost track of may have run: say only what is known.
+        let when = if lost_track(pod) {
+            "with the pod's container in no known state (the kubelet lost track of it: ContainerStatusUnknown)"
+        } else {
+            "before the pod's container started"
+        };
+        let text = format!("{} {when}", job_failure_text(cx, kind, &message));
         return report(kind, reason, text, Some(pod));
     }
     Decision::Open
@@ -362,6 +368,12 @@ fn terminated(pod: &Pod) -> Option<&ContainerStateTerminated> {
 
 fn waiting(pod: &Pod) -> Option<&ContainerStateWaiting> {
     container_status(pod)?.state.as_ref()?.waiting.as_ref()
+}
+
+/// Whether the container is marked terminated only because the kubelet could not find it.
+fn lost_track(pod: &Pod) -> bool {
+    let state = container_status(pod).and_then(|c| c.state.as_ref());
+    state.and_then(|s| s.terminated.as_ref()).is_some_and(|t| !ran(t))
 }
 
 fn container_started(pod: &Pod) -> bool {
@@ -581,7 +593,8 @@ mod tests {
         gone["phase"] = json!("Failed");
         let u = reported(&decide(&j, &[pod("p", None, gone)], now(40), DAY)).clone();
         assert_eq!(u.kind, PlatformKind::DeadlineExceeded);
-        assert!(u.message.contains("before the pod's container started"), "{}", u.message);
+        assert!(u.message.contains("the kubelet lost track of it"), "{}", u.message);
+        assert!(!u.message.contains("started"), "it may have run: {}", u.message);
         assert!(!u.details.contains_key("exit_code"), "{:?}", u.details);
     }
 
