@@ -27,6 +27,8 @@ pub fn worker() -> Command {
 /// task cannot fill a pipe and stall it).
 pub struct Running {
     pid: nix::unistd::Pid,
+    /// The name the kernel gives the process once its program is exec'd (its first 15 bytes).
+    comm: String,
     reader: std::thread::JoinHandle<Output>,
     started: Instant,
 }
@@ -42,9 +44,16 @@ pub fn start_discarding_stdout(cmd: &mut Command) -> Running {
 }
 
 fn start_with_stdout(cmd: &mut Command, stdout: Stdio) -> Running {
+    let program = std::path::Path::new(cmd.get_program()).file_name().unwrap_or_default();
+    let comm: String = program.to_string_lossy().chars().take(15).collect();
     let child = cmd.stdout(stdout).stderr(Stdio::piped()).spawn().expect("start worker");
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    Running { pid, reader: std::thread::spawn(move || child.wait_with_output().unwrap()), started: Instant::now() }
+    Running {
+        pid,
+        comm,
+        reader: std::thread::spawn(move || child.wait_with_output().unwrap()),
+        started: Instant::now(),
+    }
 }
 
 impl Running {
@@ -72,15 +81,25 @@ impl Running {
     /// (VmHWM, in KiB) while it runs.
     pub fn finish_measuring_memory(self, limit: Duration) -> (Output, u64) {
         let status = format!("/proc/{}/status", self.pid);
-        let mut peak_kib = 0;
+        let mut peak_kib = None;
         while !self.reader.is_finished() && self.started.elapsed() <= limit {
             let text = std::fs::read_to_string(&status).unwrap_or_default();
-            if let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:")) {
-                peak_kib = peak_kib.max(line.split_whitespace().nth(1).and_then(|k| k.parse().ok()).unwrap_or(0));
+            // `spawn` can return (posix_spawn's vfork) before the kernel has given the child
+            // its own memory: a sample then is this test process's, a gigabyte when the tests
+            // beside it hold large payloads. The name changes after the memory does.
+            let execd = text.lines().find_map(|l| l.strip_prefix("Name:")).is_some_and(|n| n.trim() == self.comm);
+            if let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:")).filter(|_| execd) {
+                let kib = line.split_whitespace().nth(1).and_then(|k| k.parse().ok()).unwrap_or(0);
+                peak_kib = Some(peak_kib.unwrap_or(0).max(kib));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            // Often at first, so that a worker that ends within milliseconds is still sampled.
+            let early = self.started.elapsed() < Duration::from_millis(200);
+            std::thread::sleep(Duration::from_millis(if early { 1 } else { 20 }));
         }
-        (self.finish(limit), peak_kib)
+        let out = self.finish(limit);
+        // No sample, no bound shown: fail rather than pass on nothing.
+        let peak_kib = peak_kib.unwrap_or_else(|| panic!("the worker ended before its memory was sampled: {out:?}"));
+        (out, peak_kib)
     }
 
     /// Wait for it to exit, at most `limit`; past that it is killed and the
