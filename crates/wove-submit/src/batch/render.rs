@@ -559,67 +559,27 @@ pub fn is_job_name(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// The options a job cannot be submitted with, the first found: each group
+/// of checks below is one part of the `SubmitJob` request.
 fn validate(o: &BatchOptions) -> Result<(), BatchRenderError> {
+    validate_placement(o)?;
+    validate_container(o)?;
+    validate_payload(o)?;
+    validate_limits(o)?;
+    validate_tags(o)
+}
+
+/// Where the job goes: its queue, its definition, what it waits for, and no field the submitter sets.
+fn validate_placement(o: &BatchOptions) -> Result<(), BatchRenderError> {
     if o.job_queue.trim().is_empty() {
         return Err(option("job_queue", "is required"));
     }
     if o.job_definition.trim().is_empty() {
         return Err(option("job_definition", "is required"));
     }
-    for (name, _) in &o.environment {
-        if name.starts_with("AWS_BATCH") {
-            return Err(option("environment", format!("{name}: names starting AWS_BATCH are AWS Batch's own")));
-        }
-        if [vars::PAYLOAD, vars::PAYLOAD_FILE, vars::PAYLOAD_URL, vars::PAYLOAD_SHA256, vars::PAYLOAD_SIZE, vars::INDEX]
-            .contains(&name.as_str())
-        {
-            return Err(option("environment", format!("{name} is set by the submitter")));
-        }
-        if name.is_empty() || name.contains('=') {
-            return Err(option("environment", format!("{name:?} is not a variable name")));
-        }
-    }
-    if o.command.as_ref().is_some_and(|c| c.is_empty()) {
-        return Err(option("command", "must name a program when given"));
-    }
-    if let Some(store) = &o.payload_store {
-        store.location().map_err(|e| option("payload_store", e.to_string()))?;
-        if o.payload_file.is_some() {
-            return Err(option("payload_store", "and `payload_file` both say where the payload is: give one"));
-        }
-    }
-    if !(1..=10).contains(&o.attempts) {
-        return Err(option("attempts", "must be 1 to 10"));
-    }
-    if o.attempt_duration_seconds.is_some_and(|s| s < 60) {
-        return Err(option("attempt_duration_seconds", "must be at least 60 (AWS Batch's minimum)"));
-    }
-    if o.array_size.is_some_and(|n| !(2..=MAX_ARRAY_SIZE).contains(&n)) {
-        return Err(option("array_size", "must be 2 to 10000"));
-    }
-    if o.scheduling_priority.is_some_and(|p| !(0..=9999).contains(&p)) {
-        return Err(option("scheduling_priority", "must be 0 to 9999"));
-    }
-    if o.tags.len() > 47 {
-        return Err(option("tags", "at most 47 (50 with the submitter's three)"));
-    }
-    for (key, value) in &o.tags {
-        if key.starts_with("aws:") || key.starts_with("wove:") || key.is_empty() || key.len() > 128 || value.len() > 256
-        {
-            return Err(option(
-                "tags",
-                format!("{key:?}: keys 1 to 128 characters, not aws: or wove:, values at most 256"),
-            ));
-        }
-    }
     for dependency in &o.depends_on {
         if dependency.kind.as_deref().is_some_and(|k| k != "N_TO_N" && k != "SEQUENTIAL") {
             return Err(option("depends_on", format!("{:?} is not N_TO_N or SEQUENTIAL", dependency.kind)));
-        }
-    }
-    if let Some(path) = &o.payload_file {
-        if !path.starts_with('/') {
-            return Err(option("payload_file", "must be an absolute path in the container"));
         }
     }
     const OWN: [&str; 12] = [
@@ -638,6 +598,77 @@ fn validate(o: &BatchOptions) -> Result<(), BatchRenderError> {
     ];
     if let Some(key) = o.extra.keys().find(|k| OWN.contains(&k.as_str()) || k.as_str() == "shareIdentifier") {
         return Err(option("extra", format!("{key} has an option of its own")));
+    }
+    Ok(())
+}
+
+/// The container's overrides: a program when one is given, and variables that are neither Batch's nor ours.
+fn validate_container(o: &BatchOptions) -> Result<(), BatchRenderError> {
+    for (name, _) in &o.environment {
+        if name.starts_with("AWS_BATCH") {
+            return Err(option("environment", format!("{name}: names starting AWS_BATCH are AWS Batch's own")));
+        }
+        if [vars::PAYLOAD, vars::PAYLOAD_FILE, vars::PAYLOAD_URL, vars::PAYLOAD_SHA256, vars::PAYLOAD_SIZE, vars::INDEX]
+            .contains(&name.as_str())
+        {
+            return Err(option("environment", format!("{name} is set by the submitter")));
+        }
+        if name.is_empty() || name.contains('=') {
+            return Err(option("environment", format!("{name:?} is not a variable name")));
+        }
+    }
+    if o.command.as_ref().is_some_and(|c| c.is_empty()) {
+        return Err(option("command", "must name a program when given"));
+    }
+    Ok(())
+}
+
+/// How the payload reaches the container: one place, a store that can be reached, a path that is absolute.
+fn validate_payload(o: &BatchOptions) -> Result<(), BatchRenderError> {
+    if let Some(store) = &o.payload_store {
+        store.location().map_err(|e| option("payload_store", e.to_string()))?;
+        if o.payload_file.is_some() {
+            return Err(option("payload_store", "and `payload_file` both say where the payload is: give one"));
+        }
+    }
+    if let Some(path) = &o.payload_file {
+        if !path.starts_with('/') {
+            return Err(option("payload_file", "must be an absolute path in the container"));
+        }
+    }
+    Ok(())
+}
+
+/// Attempts, their duration, the array's size and the priority, within AWS Batch's bounds.
+fn validate_limits(o: &BatchOptions) -> Result<(), BatchRenderError> {
+    if !(1..=10).contains(&o.attempts) {
+        return Err(option("attempts", "must be 1 to 10"));
+    }
+    if o.attempt_duration_seconds.is_some_and(|s| s < 60) {
+        return Err(option("attempt_duration_seconds", "must be at least 60 (AWS Batch's minimum)"));
+    }
+    if o.array_size.is_some_and(|n| !(2..=MAX_ARRAY_SIZE).contains(&n)) {
+        return Err(option("array_size", "must be 2 to 10000"));
+    }
+    if o.scheduling_priority.is_some_and(|p| !(0..=9999).contains(&p)) {
+        return Err(option("scheduling_priority", "must be 0 to 9999"));
+    }
+    Ok(())
+}
+
+/// The caller's tags: room for the submitter's three, and none in the reserved prefixes.
+fn validate_tags(o: &BatchOptions) -> Result<(), BatchRenderError> {
+    if o.tags.len() > 47 {
+        return Err(option("tags", "at most 47 (50 with the submitter's three)"));
+    }
+    for (key, value) in &o.tags {
+        if key.starts_with("aws:") || key.starts_with("wove:") || key.is_empty() || key.len() > 128 || value.len() > 256
+        {
+            return Err(option(
+                "tags",
+                format!("{key:?}: keys 1 to 128 characters, not aws: or wove:, values at most 256"),
+            ));
+        }
     }
     Ok(())
 }

@@ -517,60 +517,85 @@ const OWN_LABELS: [&str; 4] = [LABEL_APP_NAME, LABEL_MANAGED_BY, LABEL_RUN, LABE
 const OWN_ANNOTATIONS: [&str; 5] =
     [ANNOTATION_RUN_ID, ANNOTATION_TASK_ID, ANNOTATION_PAYLOAD_SHA256, ANNOTATION_TASKS, ANNOTATION_PAYLOAD_OBJECT];
 
+/// The options a Job cannot be rendered from, the first found: each group
+/// of checks below is one part of the Job.
 fn validate_options(o: &JobOptions) -> Result<(), RenderError> {
-    fn err(option: &'static str, problem: impl Into<String>) -> RenderError {
-        RenderError::option(option, problem)
+    validate_container(o)?;
+    validate_metadata(o)?;
+    validate_lifetime(o)?;
+    validate_payload(o)?;
+    match &o.indexed {
+        Some(indexed) => validate_indexed(indexed),
+        None => Ok(()),
     }
+}
+
+fn invalid(option: &'static str, problem: impl Into<String>) -> RenderError {
+    RenderError::option(option, problem)
+}
+
+/// The container: an image and a program, and no name the submitter sets itself.
+fn validate_container(o: &JobOptions) -> Result<(), RenderError> {
     if o.image.trim().is_empty() {
-        return Err(err("image", "is required"));
-    }
-    if !naming::is_dns1123_label(&o.namespace) {
-        return Err(err("namespace", format!("{:?} is not a DNS-1123 label", o.namespace)));
+        return Err(invalid("image", "is required"));
     }
     if o.command.is_empty() || o.command[0].is_empty() {
-        return Err(err("command", "must name a program"));
-    }
-    if let Some(store) = &o.payload_store {
-        store.location().map_err(|e| err("payload_store", e.to_string()))?;
+        return Err(invalid("command", "must name a program"));
     }
     if let Some(var) = o.env.iter().find(|v| OWN_ENV.contains(&v.name.as_str())) {
-        return Err(err("env", format!("{} is set by the submitter (see the payload and signing options)", var.name)));
+        return Err(invalid(
+            "env",
+            format!("{} is set by the submitter (see the payload and signing options)", var.name),
+        ));
     }
     if let Some(v) = o.volumes.iter().find(|v| OWN_VOLUMES.contains(&v.name.as_str())) {
-        return Err(err("volumes", format!("the volume name {:?} is the submitter's own", v.name)));
+        return Err(invalid("volumes", format!("the volume name {:?} is the submitter's own", v.name)));
+    }
+    Ok(())
+}
+
+/// Where the Job goes and what it is labelled with: valid names, none of the submitter's own.
+fn validate_metadata(o: &JobOptions) -> Result<(), RenderError> {
+    if !naming::is_dns1123_label(&o.namespace) {
+        return Err(invalid("namespace", format!("{:?} is not a DNS-1123 label", o.namespace)));
     }
     for (key, value) in &o.labels {
         if OWN_LABELS.contains(&key.as_str()) {
-            return Err(err("labels", format!("{key} is set by the submitter")));
+            return Err(invalid("labels", format!("{key} is set by the submitter")));
         }
         if !naming::is_qualified_key(key) || !naming::is_label_value(value) {
-            return Err(err("labels", format!("{key}={value:?} is not a valid label")));
+            return Err(invalid("labels", format!("{key}={value:?} is not a valid label")));
         }
     }
     for key in o.annotations.keys() {
         if OWN_ANNOTATIONS.contains(&key.as_str()) {
-            return Err(err("annotations", format!("{key} is set by the submitter")));
+            return Err(invalid("annotations", format!("{key} is set by the submitter")));
         }
         if !naming::is_qualified_key(key) {
-            return Err(err("annotations", format!("{key:?} is not a valid annotation key")));
+            return Err(invalid("annotations", format!("{key:?} is not a valid annotation key")));
         }
     }
+    Ok(())
+}
+
+/// Retries, deadlines and the time the worker is given to stop.
+fn validate_lifetime(o: &JobOptions) -> Result<(), RenderError> {
     if o.backoff_limit < 0 {
-        return Err(err("backoff_limit", "must not be negative"));
+        return Err(invalid("backoff_limit", "must not be negative"));
     }
     if o.active_deadline_seconds.is_some_and(|s| s <= 0) {
-        return Err(err("active_deadline_seconds", "must be positive"));
+        return Err(invalid("active_deadline_seconds", "must be positive"));
     }
     if o.ttl_seconds_after_finished.is_some_and(|s| s < 0) {
-        return Err(err("ttl_seconds_after_finished", "must not be negative"));
+        return Err(invalid("ttl_seconds_after_finished", "must not be negative"));
     }
     if o.shutdown_budget_seconds == 0 || o.shutdown_budget_seconds > 86_400 {
-        return Err(err("shutdown_budget_seconds", "must be 1 to 86400 seconds"));
+        return Err(invalid("shutdown_budget_seconds", "must be 1 to 86400 seconds"));
     }
     if let Some(grace) = o.termination_grace_period_seconds {
         let minimum = o.minimum_grace_period_seconds();
         if grace < minimum {
-            return Err(err(
+            return Err(invalid(
                 "termination_grace_period_seconds",
                 format!(
                     "{grace} s would kill the worker before its {} s shutdown budget ends; use at least {minimum}",
@@ -579,36 +604,50 @@ fn validate_options(o: &JobOptions) -> Result<(), RenderError> {
             ));
         }
     }
+    Ok(())
+}
+
+/// How the payload and the signing secret reach the container.
+fn validate_payload(o: &JobOptions) -> Result<(), RenderError> {
+    if let Some(store) = &o.payload_store {
+        store.location().map_err(|e| invalid("payload_store", e.to_string()))?;
+    }
     let env_room = MAX_ENV_STRING - vars::PAYLOAD.len() - 2;
     if o.inline_payload_max_bytes > env_room {
-        return Err(err("inline_payload_max_bytes", format!("must be at most {env_room} (one environment string)")));
+        return Err(invalid(
+            "inline_payload_max_bytes",
+            format!("must be at most {env_room} (one environment string)"),
+        ));
     }
     if let Some(signing) = &o.signing_secret {
         if !naming::is_dns1123_subdomain(&signing.name) || signing.key.is_empty() {
-            return Err(err(
+            return Err(invalid(
                 "signing_secret",
                 format!("{:?}/{:?} is not a Secret name and key", signing.name, signing.key),
             ));
         }
     }
-    if let Some(indexed) = &o.indexed {
-        // 0 stands for "one per task" of a many-task payload, checked in indexed_for.
-        if indexed.completions < 0 {
-            return Err(err("indexed.completions", "must be at least 1"));
+    Ok(())
+}
+
+/// An Indexed Job's completions, parallelism and per-index retries.
+fn validate_indexed(indexed: &Indexed) -> Result<(), RenderError> {
+    // 0 stands for "one per task" of a many-task payload, checked in indexed_for.
+    if indexed.completions < 0 {
+        return Err(invalid("indexed.completions", "must be at least 1"));
+    }
+    if indexed.parallelism.is_some_and(|p| p < 1) {
+        return Err(invalid("indexed.parallelism", "must be at least 1"));
+    }
+    if indexed.backoff_limit_per_index.is_some_and(|b| b < 0) {
+        return Err(invalid("indexed.backoff_limit_per_index", "must not be negative"));
+    }
+    if let Some(max) = indexed.max_failed_indexes {
+        if indexed.backoff_limit_per_index.is_none() {
+            return Err(invalid("indexed.max_failed_indexes", "needs backoff_limit_per_index"));
         }
-        if indexed.parallelism.is_some_and(|p| p < 1) {
-            return Err(err("indexed.parallelism", "must be at least 1"));
-        }
-        if indexed.backoff_limit_per_index.is_some_and(|b| b < 0) {
-            return Err(err("indexed.backoff_limit_per_index", "must not be negative"));
-        }
-        if let Some(max) = indexed.max_failed_indexes {
-            if indexed.backoff_limit_per_index.is_none() {
-                return Err(err("indexed.max_failed_indexes", "needs backoff_limit_per_index"));
-            }
-            if max < 0 || (indexed.completions > 0 && max > indexed.completions) {
-                return Err(err("indexed.max_failed_indexes", "must be 0 to completions"));
-            }
+        if max < 0 || (indexed.completions > 0 && max > indexed.completions) {
+            return Err(invalid("indexed.max_failed_indexes", "must be 0 to completions"));
         }
     }
     Ok(())

@@ -158,57 +158,58 @@ struct Context<'a> {
     deadline: Option<i64>,
 }
 
-fn decide_task(
-    cx: &Context<'_>,
+/// One task as its decision is made: what every stage of `decide_task` reads.
+struct Task<'a> {
+    cx: &'a Context<'a>,
     index: Option<usize>,
-    attempts: &[&Pod],
+    /// The Job controller has given up on it: no attempt follows.
     finally_failed: bool,
-    now: Timestamp,
-    pending_timeout: Duration,
-) -> Decision {
-    let last = attempts.iter().copied().max_by(|a, b| {
-        (a.metadata.creation_timestamp.as_ref(), a.metadata.name.as_ref())
-            .cmp(&(b.metadata.creation_timestamp.as_ref(), b.metadata.name.as_ref()))
-    });
-    let report = |kind: PlatformKind, reason: String, message: String, pod: Option<&Pod>| {
+}
+
+impl Task<'_> {
+    /// The report of this task, with the Job's and, when known, the pod's whereabouts.
+    fn report(&self, kind: PlatformKind, reason: String, message: String, pod: Option<&Pod>) -> Unreported {
         let mut details = BTreeMap::new();
-        details.insert("namespace".to_string(), Value::from(cx.namespace));
-        details.insert("job".to_string(), Value::from(cx.job));
+        details.insert("namespace".to_string(), Value::from(self.cx.namespace));
+        details.insert("job".to_string(), Value::from(self.cx.job));
         if let Some(pod) = pod {
             details.insert("pod".to_string(), Value::from(pod.metadata.name.clone().unwrap_or_default()));
             if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) {
                 details.insert("node".to_string(), Value::from(node));
             }
         }
-        Decision::Report(Unreported { index, kind, reason, message, details })
-    };
+        Unreported { index: self.index, kind, reason, message, details }
+    }
 
-    let Some(pod) = last else {
-        if let (true, Some((reason, message))) = (finally_failed, &cx.failure) {
-            let text = format!("the Job failed ({reason}: {message}) before any pod of this task was created");
-            return report(job_kind(reason), reason.clone(), text, None);
+    /// No pod of this task was ever seen.
+    fn without_pods(&self) -> Decision {
+        match (self.finally_failed, &self.cx.failure) {
+            (true, Some((reason, message))) => {
+                let text = format!("the Job failed ({reason}: {message}) before any pod of this task was created");
+                Decision::Report(self.report(job_kind(reason), reason.clone(), text, None))
+            }
+            _ => Decision::Open,
         }
-        return Decision::Open;
-    };
+    }
 
-    if let Some(terminated) = terminated(pod) {
+    /// Its latest container ended: settled if its worker said it delivered, else reported once no attempt follows.
+    fn ended(&self, pod: &Pod, terminated: &ContainerStateTerminated) -> Decision {
         let summary = summary(terminated);
         if summary.as_ref().and_then(|s| s.get("delivered")).and_then(Value::as_bool) == Some(true) {
             return Decision::Settled;
         }
-        if !finally_failed {
+        if !self.finally_failed {
             // The Job controller runs it again (or is deciding to): the next attempt may report.
             return Decision::Open;
         }
-        let (kind, reason, message) = ended_early(cx, pod, terminated, summary.as_ref());
-        let mut decision = report(kind, reason, message, Some(pod));
-        if let Decision::Report(u) = &mut decision {
-            u.details.insert("exit_code".to_string(), Value::from(terminated.exit_code));
-        }
-        return decision;
+        let (kind, reason, message) = ended_early(self.cx, pod, terminated, summary.as_ref());
+        let mut report = self.report(kind, reason, message, Some(pod));
+        report.details.insert("exit_code".to_string(), Value::from(terminated.exit_code));
+        Decision::Report(report)
     }
 
-    if let Some(waiting) = waiting(pod) {
+    /// Its container waits for what no retry brings: an image that cannot be pulled, a missing Secret.
+    fn stuck(&self, pod: &Pod, waiting: &ContainerStateWaiting) -> Option<Decision> {
         let reason = waiting.reason.as_deref().unwrap_or_default();
         let said = waiting.message.clone().unwrap_or_else(|| reason.to_string());
         if PULL_REASONS.contains(&reason) {
@@ -217,43 +218,45 @@ fn decide_task(
                 "the node cannot pull image {image}: {said}. Check the image's name and tag, that the node can \
                  reach its registry, and for a private registry --image-pull-secret"
             );
-            let mut decision = report(PlatformKind::ImagePullFailed, reason.to_string(), message, Some(pod));
-            if let Decision::Report(u) = &mut decision {
-                u.details.insert("image".to_string(), Value::from(image));
-            }
-            return decision;
+            let mut report = self.report(PlatformKind::ImagePullFailed, reason.to_string(), message, Some(pod));
+            report.details.insert("image".to_string(), Value::from(image));
+            return Some(Decision::Report(report));
         }
         if CONFIG_REASONS.contains(&reason) {
             let message = format!(
                 "the container cannot be set up: {said}. Create it (or the key) in namespace {}, or fix the name \
                  given with --signing-secret, --env-from-secret or --env-from-configmap",
-                cx.namespace
+                self.cx.namespace
             );
-            return report(PlatformKind::ContainerConfigError, reason.to_string(), message, Some(pod));
+            return Some(Decision::Report(self.report(
+                PlatformKind::ContainerConfigError,
+                reason.to_string(),
+                message,
+                Some(pod),
+            )));
         }
+        None
     }
 
-    if container_started(pod) {
-        // Its worker is running (or being stopped): it reports, even to SIGTERM.
-        return Decision::Open;
-    }
-
-    if let Some(unschedulable) = unschedulable(pod) {
+    /// Its pod has waited for a node for the whole pending timeout.
+    fn unplaceable(&self, pod: &Pod, now: Timestamp, pending_timeout: Duration) -> Option<Decision> {
+        let unschedulable = unschedulable(pod)?;
         let waited = pod.metadata.creation_timestamp.as_ref().map(|t| pending_for(t, now)).unwrap_or_default();
-        if waited >= pending_timeout.as_secs_f64() {
-            let message = format!(
-                "no node can run the pod: still unscheduled after {} s (--pending-timeout): {}. Ask for less \
-                 (--cpu, --memory, --gpus), or check --node-selector, --toleration and the cluster's capacity",
-                waited.round(),
-                unschedulable
-            );
-            return report(PlatformKind::Unschedulable, "Unschedulable".into(), message, Some(pod));
+        if waited < pending_timeout.as_secs_f64() {
+            return None;
         }
+        let message = format!(
+            "no node can run the pod: still unscheduled after {} s (--pending-timeout): {unschedulable}. Ask for \
+             less (--cpu, --memory, --gpus), or check --node-selector, --toleration and the cluster's capacity",
+            waited.round(),
+        );
+        Some(Decision::Report(self.report(PlatformKind::Unschedulable, "Unschedulable".into(), message, Some(pod))))
     }
 
-    if finally_failed {
-        // The Job ended while this pod had not started: its worker never ran.
-        let (reason, message) = cx.failure.clone().unwrap_or_else(|| ("BackoffLimitExceeded".into(), String::new()));
+    /// The Job ended while this pod had not started: its worker never ran.
+    fn never_ran(&self, pod: &Pod) -> Decision {
+        let (reason, message) =
+            self.cx.failure.clone().unwrap_or_else(|| ("BackoffLimitExceeded".into(), String::new()));
         let (kind, reason) = match disruption(pod) {
             Some((why, _)) => (disrupted_kind(&why), why),
             None => (job_kind(&reason), reason),
@@ -264,8 +267,45 @@ fn decide_task(
         } else {
             "before the pod's container started"
         };
-        let text = format!("{} {when}", job_failure_text(cx, kind, &message));
-        return report(kind, reason, text, Some(pod));
+        let text = format!("{} {when}", job_failure_text(self.cx, kind, &message));
+        Decision::Report(self.report(kind, reason, text, Some(pod)))
+    }
+}
+
+/// One task's decision, from the latest of its attempts: each stage decides
+/// or passes it on, from the furthest a container can get (ended) back to
+/// the earliest (a pod no node takes).
+fn decide_task(
+    cx: &Context<'_>,
+    index: Option<usize>,
+    attempts: &[&Pod],
+    finally_failed: bool,
+    now: Timestamp,
+    pending_timeout: Duration,
+) -> Decision {
+    let task = Task { cx, index, finally_failed };
+    let latest = attempts.iter().copied().max_by(|a, b| {
+        (a.metadata.creation_timestamp.as_ref(), a.metadata.name.as_ref())
+            .cmp(&(b.metadata.creation_timestamp.as_ref(), b.metadata.name.as_ref()))
+    });
+    let Some(pod) = latest else {
+        return task.without_pods();
+    };
+    if let Some(terminated) = terminated(pod) {
+        return task.ended(pod, terminated);
+    }
+    if let Some(decision) = waiting(pod).and_then(|w| task.stuck(pod, w)) {
+        return decision;
+    }
+    if container_started(pod) {
+        // Its worker is running (or being stopped): it reports, even to SIGTERM.
+        return Decision::Open;
+    }
+    if let Some(decision) = task.unplaceable(pod, now, pending_timeout) {
+        return decision;
+    }
+    if finally_failed {
+        return task.never_ran(pod);
     }
     Decision::Open
 }
