@@ -5,8 +5,9 @@ that says how to fix it. The no-wasm flavour: held to its size goal, running a s
 and refusing a WebAssembly one with an event that names the runners it has. Every run reports
 to a real loopback receiver.
 
-scripts/test also runs the signature and payload-reference suites with this binary as
-WOVE_WORKER_BIN (a libc of its own: its HTTP, TLS, signing and S3 client are its own build).
+scripts/test also runs the signature and payload-reference suites with the wasm-runtime binary
+as WOVE_WORKER_BIN (a libc of its own: its HTTP, TLS, signing and S3 client are its own build),
+and the signature suite with the no-wasm one (its own build of HTTP, TLS and signing).
 
 Needs WOVE_TEST_WASM_RUNTIME_BIN (the stripped wasm-runtime flavour), WOVE_WORKER_STATIC_BIN
 (the default flavour, which precompiles) and WOVE_TEST_NO_WASM_BIN (the stripped no-wasm

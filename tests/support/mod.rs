@@ -90,7 +90,7 @@ impl Running {
             let execd = text.lines().find_map(|l| l.strip_prefix("Name:")).is_some_and(|n| n.trim() == self.comm);
             if let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:")).filter(|_| execd) {
                 let kib = line.split_whitespace().nth(1).and_then(|k| k.parse().ok()).unwrap_or(0);
-                peak_kib = Some(peak_kib.unwrap_or(0).max(kib));
+                peak_kib = peak_kib.max(Some(kib));
             }
             // Often at first, so that a worker that ends within milliseconds is still sampled.
             let early = self.started.elapsed() < Duration::from_millis(200);
